@@ -1,0 +1,163 @@
+"""Bound policies: who sets the homophily threshold (DESIGN §2).
+
+* ``declared`` — each agent's own declared bounds (γ̂ᵢˣ, γ̂ᵢʷ);
+* ``quantile:q`` — everyone gets γˣ = the q-quantile of all pairwise declared
+  distances ‖X̂_i − X̂_j‖_F (i < j), and γʷ likewise for W. The paper's experiments use
+  Q1, Q2, Q3 and the maximum (q = 0.25, 0.5, 0.75, 1);
+* ``fixed:gX,gW`` — everyone gets the given bounds.
+
+The quantile setter is an attack surface: declarations move the quantiles.
+
+Quantiles follow :func:`numpy.quantile`'s default (linear interpolation between
+order statistics) over the multiset of all n(n−1)/2 pairwise distances. Identical
+declarations are counted with their multiplicity, which makes the quantile exact
+and cheap on survey data with few distinct value systems; when even the distinct
+pairs are too many, the quantile is estimated from a seeded uniform sample of pairs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .model import Population
+
+#: Above this many distinct pairs the quantile is estimated from a sample of pairs.
+MAX_EXACT_PAIRS = 4_000_000
+#: Size of that sample.
+SAMPLE_PAIRS = 2_000_000
+
+_FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf"
+
+
+@dataclass(frozen=True)
+class BoundPolicy:
+    """A parsed bound policy; build it with :meth:`parse`.
+
+    Attributes
+    ----------
+    kind : {"declared", "quantile", "fixed"}
+    q : float or None
+        Quantile level for ``quantile``.
+    gamma_x, gamma_w : float or None
+        Bounds for ``fixed``.
+    """
+
+    kind: str
+    q: float | None = None
+    gamma_x: float | None = None
+    gamma_w: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str | BoundPolicy) -> BoundPolicy:
+        """Parse ``declared``, ``quantile:q`` or ``fixed:gX,gW``."""
+        if isinstance(spec, BoundPolicy):
+            return spec
+        fix = "use 'declared', 'quantile:Q' with Q in [0, 1], or 'fixed:GX,GW' with GX, GW >= 0"
+        if not isinstance(spec, str):
+            raise InputError("bounds", f"expected a string, got {type(spec).__name__}", fix)
+        text = spec.strip().lower()
+        if text == "declared":
+            return cls("declared")
+        m = re.fullmatch(rf"quantile:({_FLOAT})", text)
+        if m:
+            q = float(m.group(1))
+            if not 0.0 <= q <= 1.0:
+                raise InputError("bounds", f"quantile level {q} is outside [0, 1]", fix)
+            return cls("quantile", q=q)
+        m = re.fullmatch(rf"fixed:({_FLOAT}),({_FLOAT})", text)
+        if m:
+            gx, gw = float(m.group(1)), float(m.group(2))
+            if gx < 0 or gw < 0:
+                raise InputError("bounds", f"negative bound in {spec!r}", fix)
+            return cls("fixed", gamma_x=gx, gamma_w=gw)
+        raise InputError("bounds", f"cannot parse {spec!r}", fix)
+
+    def __str__(self) -> str:
+        if self.kind == "quantile":
+            return f"quantile:{self.q:g}"
+        if self.kind == "fixed":
+            return f"fixed:{self.gamma_x:g},{self.gamma_w:g}"
+        return "declared"
+
+
+def pairwise_distance_quantile(points: np.ndarray, q: float, *,
+                               max_exact_pairs: int = MAX_EXACT_PAIRS,
+                               sample_pairs: int = SAMPLE_PAIRS,
+                               random_state: int = 0) -> float:
+    """q-quantile of the Euclidean distances over all pairs i < j of rows of ``points``.
+
+    Equal to ``np.quantile(pdist(points), q)``, computed on distinct rows weighted by
+    multiplicity. When the distinct rows have more than ``max_exact_pairs`` pairs, the
+    quantile of ``sample_pairs`` uniformly drawn pairs (seeded) is returned instead.
+    """
+    n = points.shape[0]
+    if n < 2:
+        return 0.0
+    uniq, counts = np.unique(points, axis=0, return_counts=True)
+    u = uniq.shape[0]
+    total = n * (n - 1) // 2
+    rank = q * (total - 1)
+    if u * (u - 1) // 2 > max_exact_pairs:
+        rng = np.random.default_rng(random_state)
+        i = rng.integers(0, n, sample_pairs)
+        j = rng.integers(0, n - 1, sample_pairs)
+        j = j + (j >= i)  # uniform over j != i
+        d = np.sqrt(((points[i] - points[j]) ** 2).sum(axis=1))
+        return float(np.quantile(d, q))
+    iu, ju = np.triu_indices(u, k=1)
+    d = np.sqrt(((uniq[iu] - uniq[ju]) ** 2).sum(axis=1))
+    mult = counts[iu].astype(float) * counts[ju]
+    zero_pairs = float((counts * (counts - 1) // 2).sum())
+    values = np.concatenate([[0.0], d])
+    weights = np.concatenate([[zero_pairs], mult])
+    order = np.argsort(values, kind="stable")
+    values, weights = values[order], weights[order]
+    cum = np.cumsum(weights)  # number of pairs with value <= values[t]
+
+    def order_statistic(r: int) -> float:  # r-th smallest, 0-based
+        return float(values[np.searchsorted(cum, r + 1)])
+
+    lo = int(np.floor(rank))
+    frac = rank - lo
+    a = order_statistic(lo)
+    if frac == 0.0:
+        return a
+    b = order_statistic(min(lo + 1, total - 1))
+    return a + frac * (b - a)
+
+
+def resolve_bounds(population: Population, bounds: str | BoundPolicy = "declared", *,
+                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-agent bounds (γˣ, γʷ) under a bound policy.
+
+    Parameters
+    ----------
+    population : Population
+        The declarations.
+    bounds : str or BoundPolicy
+        ``declared``, ``quantile:q`` or ``fixed:gX,gW``.
+    random_state : int
+        Seed for the sampled quantile on very large populations.
+
+    Returns
+    -------
+    gamma_x, gamma_w : ndarray, shape (n,)
+    """
+    policy = BoundPolicy.parse(bounds)
+    n = population.n
+    if policy.kind == "declared":
+        if not population.has_bounds:
+            raise InputError("bounds", f"population {population.name!r} declares no bounds",
+                             "pass bounds='quantile:0.5' or 'fixed:GX,GW', or give the "
+                             "population gamma_x and gamma_w")
+        return np.array(population.gamma_x), np.array(population.gamma_w)
+    if policy.kind == "fixed":
+        return np.full(n, policy.gamma_x), np.full(n, policy.gamma_w)
+    gx = pairwise_distance_quantile(population.X.reshape(n, -1), policy.q,
+                                    random_state=random_state)
+    gw = pairwise_distance_quantile(population.W, policy.q, random_state=random_state)
+    return np.full(n, gx), np.full(n, gw)

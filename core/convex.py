@@ -1,0 +1,187 @@
+"""Centralised convex solve of one group's problem (the exact oracle's engine).
+
+For a group C of agents with declared value systems v_i = (X_i, W_i), weights w_i and
+bounds γ_i, the mechanism's agreement is (DESIGN §3.2)
+
+    x* = argmax_{x ∈ ∩_{i∈C} F_i}  Σ_{i∈C} w_i u_i(x),
+
+a convex program over x = (X, W) with one second-order-cone constraint per bound,
+X ∈ [−1, 1]^{k×m} and W ∈ Δ^m. With the quadratic utility it is a QP with SOC
+constraints (the projection of the weighted mean onto the intersection); with the
+linear utility, a weighted geometric median under the same constraints (SOCP with
+one epigraph variable per agent). Both are handed to Clarabel, an interior-point
+conic solver (Goulart & Chen 2024), which also certifies infeasibility (∩F_i = ∅).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import clarabel
+import numpy as np
+from scipy import sparse
+
+from .geometry import D_W, diameter_x, project_box, project_simplex
+
+_SOLVED = {"Solved", "AlmostSolved"}
+
+
+@dataclass(frozen=True)
+class GroupSolution:
+    """Outcome of one group solve.
+
+    Attributes
+    ----------
+    X : ndarray, shape (k, m) or None
+        Agreement judgements (None when infeasible).
+    W : ndarray, shape (m,) or None
+        Agreement value weights.
+    feasible : bool
+        Whether a point of ∩F_i was found (within ``tol`` of every bound).
+    status : str
+        Clarabel's status.
+    max_violation : float
+        Largest excess of ‖X − X_i‖ over γᵢˣ (or W over γᵢʷ) at the returned point.
+    """
+
+    X: np.ndarray | None
+    W: np.ndarray | None
+    feasible: bool
+    status: str
+    max_violation: float
+
+
+def _settings() -> clarabel.DefaultSettings:
+    s = clarabel.DefaultSettings()
+    s.verbose = False
+    s.tol_gap_abs = 1e-11
+    s.tol_gap_rel = 1e-11
+    s.tol_feas = 1e-11
+    s.tol_infeas_abs = 1e-10
+    s.tol_infeas_rel = 1e-10
+    s.tol_ktratio = 1e-9
+    s.max_iter = 200
+    return s
+
+
+def _unique_constraints(centers: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    finite = np.isfinite(radii)
+    stacked = np.concatenate([centers[finite], radii[finite, None]], axis=1)
+    if stacked.shape[0] == 0:
+        return centers[:0], radii[:0]
+    uniq = np.unique(stacked, axis=0)
+    return uniq[:, :-1], uniq[:, -1]
+
+
+def _ball_block(centers: np.ndarray, radii: np.ndarray, offset: int, n_var: int
+                ) -> tuple[sparse.csc_matrix, np.ndarray, list[int]]:
+    """Rows of A z + s = b with s ∈ SOC: s = (γ_i, c_i − z[offset:offset+d])."""
+    p, d = centers.shape
+    rows = (np.arange(p)[:, None] * (d + 1) + 1 + np.arange(d)[None, :]).ravel()
+    cols = np.tile(offset + np.arange(d), p)
+    A = sparse.csc_matrix((np.ones(p * d), (rows, cols)), shape=(p * (d + 1), n_var))
+    b = np.concatenate([radii[:, None], centers], axis=1).ravel()
+    return A, b, [d + 1] * p
+
+
+def solve_group(X_members: np.ndarray, W_members: np.ndarray, weights: np.ndarray,
+                gamma_x: np.ndarray | None, gamma_w: np.ndarray | None,
+                utility: str = "quadratic", inflate: float = 0.0,
+                tol: float = 1e-6) -> GroupSolution:
+    """Maximise the group's weighted utility over the intersection of acceptable sets.
+
+    Parameters
+    ----------
+    X_members : ndarray, shape (p, k, m)
+    W_members : ndarray, shape (p, m)
+    weights : ndarray, shape (p,)
+    gamma_x, gamma_w : ndarray, shape (p,), or None for unbounded agents
+    utility : {"quadratic", "linear"}
+    inflate : float
+        Added to every bound (use the acceptance tolerance to decide feasibility
+        robustly when the intersection is a single point).
+    tol : float
+        A returned point counts as feasible if it violates no bound by more than this.
+
+    Returns
+    -------
+    GroupSolution
+    """
+    p, k, m = X_members.shape
+    dx = k * m
+    Xf = X_members.reshape(p, dx)
+    wsum = float(weights.sum())
+    Dx2, Dw2 = diameter_x(k, m) ** 2, D_W**2
+    linear = utility == "linear"
+    n_var = dx + m + (p if linear else 0)
+
+    blocks_A: list[sparse.spmatrix] = []
+    blocks_b: list[np.ndarray] = []
+    cones: list = []
+    # simplex: sum(W) = 1, W >= 0 ; box: -1 <= X <= 1
+    blocks_A.append(sparse.csc_matrix((np.ones(m), (np.zeros(m, int), dx + np.arange(m))),
+                                      shape=(1, n_var)))
+    blocks_b.append(np.ones(1))
+    cones.append(clarabel.ZeroConeT(1))
+    eye_x = sparse.eye(dx, n_var, format="csc")
+    eye_w = sparse.eye(m, n_var, k=dx, format="csc")
+    blocks_A += [eye_x, -eye_x, -eye_w]
+    blocks_b += [np.ones(dx), np.ones(dx), np.zeros(m)]
+    cones.append(clarabel.NonnegativeConeT(2 * dx + m))
+
+    if gamma_x is not None:
+        for centers, radii, offset in ((Xf, gamma_x, 0), (W_members, gamma_w, dx)):
+            c, r = _unique_constraints(centers, np.asarray(radii, float) + inflate)
+            if c.shape[0]:
+                A, b, dims = _ball_block(c, r, offset, n_var)
+                blocks_A.append(A)
+                blocks_b.append(b)
+                cones += [clarabel.SecondOrderConeT(d) for d in dims]
+
+    if linear:
+        # t_i >= ‖((X - X_i)/(√2 D_X), (W - W_i)/(√2 D_W))‖ ; minimise Σ w_i t_i / Σw
+        sx, sw = 1.0 / np.sqrt(2 * Dx2), 1.0 / np.sqrt(2 * Dw2)
+        d = dx + m
+        rows_t = np.arange(p) * (d + 1)
+        rows_v = (np.arange(p)[:, None] * (d + 1) + 1 + np.arange(d)[None, :]).ravel()
+        scale = np.concatenate([np.full(dx, sx), np.full(m, sw)])
+        A = sparse.csc_matrix(
+            (np.concatenate([-np.ones(p), np.tile(scale, p)]),
+             (np.concatenate([rows_t, rows_v]),
+              np.concatenate([dx + m + np.arange(p), np.tile(np.arange(d), p)]))),
+            shape=(p * (d + 1), n_var))
+        b = np.concatenate([np.zeros((p, 1)),
+                            np.concatenate([Xf, W_members], axis=1) * scale], axis=1).ravel()
+        blocks_A.append(A)
+        blocks_b.append(b)
+        cones += [clarabel.SecondOrderConeT(d + 1)] * p
+        P = sparse.csc_matrix((n_var, n_var))
+        q = np.concatenate([np.zeros(dx + m), weights / wsum])
+    else:
+        # Σ w_i δ_i² / Σw = ½ z'Pz + q'z + const
+        P = sparse.diags(np.concatenate([np.full(dx, 1.0 / Dx2), np.full(m, 1.0 / Dw2)]),
+                         format="csc")
+        xbar = weights @ Xf / wsum
+        wbar = weights @ W_members / wsum
+        q = -np.concatenate([xbar / Dx2, wbar / Dw2])
+
+    A = sparse.vstack(blocks_A, format="csc")
+    b = np.concatenate(blocks_b)
+    solver = clarabel.DefaultSolver(sparse.triu(P, format="csc"), q, A, b, cones, _settings())
+    sol = solver.solve()
+    status = str(sol.status).split(".")[-1]
+    z = np.asarray(sol.x, dtype=float)
+    if z.size < dx + m or not np.isfinite(z[: dx + m]).all():
+        return GroupSolution(None, None, False, status, float("inf"))
+    X = project_box(z[:dx])
+    W = project_simplex(z[dx:dx + m])
+    if gamma_x is None:
+        viol = 0.0
+    else:
+        vx = np.sqrt(((Xf - X) ** 2).sum(axis=1)) - gamma_x
+        vw = np.sqrt(((W_members - W) ** 2).sum(axis=1)) - gamma_w
+        viol = float(max(vx.max(), vw.max(), 0.0))
+    feasible = viol <= tol and (status in _SOLVED or "Infeasible" not in status)
+    if not feasible:
+        return GroupSolution(None, None, False, status, viol)
+    return GroupSolution(X.reshape(k, m), W, True, status, viol)

@@ -1,0 +1,212 @@
+"""Distances, utilities and exact projections onto acceptable sets (DESIGN §2–3).
+
+Notation: a value system is (X, W) with X ∈ [−1, 1]^{k×m}, W ∈ Δ^m. Distances are
+the Frobenius norm ‖X − X'‖_F and the Euclidean norm ‖W − W'‖₂; the *normalised
+squared distance* is
+
+    δ(x, y)² = ½ (‖X − Y‖²_F / D_X² + ‖W − W'‖²₂ / D_W²),  D_X = 2√(km),  D_W = √2,
+
+so δ ∈ [0, 1] (D_X and D_W are the diameters of [−1, 1]^{k×m} and Δ^m). Utilities:
+
+* ``quadratic`` (default): u(x) = 1 − δ(x, v)²; a group's optimum is a projected mean;
+* ``linear``: u(x) = 1 − δ(x, v); a group's optimum is a projected geometric median.
+
+All functions broadcast over leading axes, so they work on one value system or on
+arrays of them; X arrays have shape (..., k, m) and W arrays (..., m).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .errors import InputError
+
+UTILITIES = ("quadratic", "linear")
+
+#: Agent i accepts x iff x ∈ F_i up to this slack on each norm (DESIGN §2).
+ACCEPT_TOL = 1e-6
+
+#: Diameter of the simplex Δ^m in the Euclidean norm.
+D_W = float(np.sqrt(2.0))
+
+
+def check_utility(utility: str) -> str:
+    """Return ``utility`` if it names a known utility, else raise :class:`InputError`."""
+    if utility not in UTILITIES:
+        raise InputError("utility", f"unknown utility {utility!r}",
+                         f"use one of {', '.join(UTILITIES)}")
+    return utility
+
+
+def diameter_x(k: int, m: int) -> float:
+    """D_X = 2√(km), the Frobenius diameter of [−1, 1]^{k×m}."""
+    return 2.0 * float(np.sqrt(k * m))
+
+
+def sq_dist_x(XA: np.ndarray, XB: np.ndarray) -> np.ndarray:
+    """‖XA − XB‖²_F over the last two axes."""
+    d = np.asarray(XA) - np.asarray(XB)
+    return np.einsum("...ij,...ij->...", d, d)
+
+
+def sq_dist_w(WA: np.ndarray, WB: np.ndarray) -> np.ndarray:
+    """‖WA − WB‖²₂ over the last axis."""
+    d = np.asarray(WA) - np.asarray(WB)
+    return np.einsum("...i,...i->...", d, d)
+
+
+def normalised_sq_distance(XA: np.ndarray, WA: np.ndarray,
+                           XB: np.ndarray, WB: np.ndarray) -> np.ndarray:
+    """δ² = ½(‖XA − XB‖²_F / D_X² + ‖WA − WB‖² / D_W²) ∈ [0, 1]."""
+    k, m = np.shape(XA)[-2:]
+    return 0.5 * (sq_dist_x(XA, XB) / diameter_x(k, m) ** 2 + sq_dist_w(WA, WB) / D_W**2)
+
+
+def normalised_distance(XA: np.ndarray, WA: np.ndarray,
+                        XB: np.ndarray, WB: np.ndarray) -> np.ndarray:
+    """δ(x, y) ∈ [0, 1], see :func:`normalised_sq_distance`."""
+    return np.sqrt(normalised_sq_distance(XA, WA, XB, WB))
+
+
+def utility(X: np.ndarray, W: np.ndarray, X_ref: np.ndarray, W_ref: np.ndarray,
+            kind: str = "quadratic") -> np.ndarray:
+    """Utility of agreement (X, W) for agents whose value systems are (X_ref, W_ref).
+
+    ``quadratic``: 1 − δ²; ``linear``: 1 − δ. Unweighted: multiply by the agents'
+    weights for weighted welfare.
+    """
+    d2 = normalised_sq_distance(X, W, X_ref, W_ref)
+    return 1.0 - (d2 if check_utility(kind) == "quadratic" else np.sqrt(d2))
+
+
+# ----------------------------------------------------------------- projections
+def project_box(Y: np.ndarray) -> np.ndarray:
+    """Projection onto [−1, 1]^d (coordinate-wise clipping)."""
+    return np.clip(Y, -1.0, 1.0)
+
+
+def project_simplex(Y: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row onto the probability simplex.
+
+    Sort-based algorithm (Held, Wolfe & Crowder 1974; Duchi et al. 2008):
+    Π_Δ(y) = max(y − θ, 0) with θ chosen so the result sums to one.
+    """
+    Y = np.asarray(Y, dtype=float)
+    m = Y.shape[-1]
+    u = -np.sort(-Y, axis=-1)
+    css = np.cumsum(u, axis=-1) - 1.0
+    ind = np.arange(1, m + 1)
+    cond = u - css / ind > 0
+    rho = m - 1 - np.argmax(cond[..., ::-1], axis=-1)
+    theta = np.take_along_axis(css, rho[..., None], axis=-1) / (rho[..., None] + 1.0)
+    return np.maximum(Y - theta, 0.0)
+
+
+def _project_ball_and_set(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray,
+                          base: Callable[[np.ndarray], np.ndarray],
+                          iterations: int = 60) -> np.ndarray:
+    """Projection of rows of Y onto {x ∈ S : ‖x − c‖ ≤ γ} with c ∈ S.
+
+    KKT: the minimiser of ½‖x − y‖² + ½μ(‖x − c‖² − γ²) over the convex set S is
+    Π_S((y + μc)/(1 + μ)) (the objective is an isotropic quadratic), and the dual
+    derivative ‖x(μ) − c‖² − γ² is non-increasing in μ. With s = 1/(1 + μ) ∈ (0, 1],
+    x(s) = Π_S(c + s(y − c)) and φ(s) = ‖x(s) − c‖ − γ is non-decreasing with
+    φ(0) = −γ ≤ 0, so its root is bracketed in [0, 1]. The root is found by the
+    Illinois variant of regula falsi (Dowell & Jarratt 1971), which is exact in one
+    step when S does not bind (φ is then linear in s) and superlinear otherwise;
+    the feasible end of the bracket (or the root,
+    to within 1e-13) is returned.
+    """
+    Y = np.asarray(Y, dtype=float)
+    C = np.asarray(C, dtype=float)
+    gamma = np.broadcast_to(np.asarray(gamma, dtype=float), Y.shape[:-1])
+    X = base(Y)
+    dist = np.sqrt(sq_dist_w(X, C))
+    out = np.flatnonzero((dist > gamma).ravel())
+    if out.size == 0:
+        return X
+    shape = Y.shape
+    d = shape[-1]
+    V = Y.reshape(-1, d)[out]
+    Co = np.broadcast_to(C, shape).reshape(-1, d)[out]
+    V = V - Co
+    g = gamma.reshape(-1)[out]
+    lo, f_lo = np.zeros(out.size), -g  # feasible end
+    hi, f_hi = np.ones(out.size), dist.reshape(-1)[out] - g  # infeasible end
+    side = np.zeros(out.size, dtype=np.int8)
+    active = np.arange(out.size)
+    for _ in range(iterations):
+        a = active
+        s = (lo[a] * f_hi[a] - hi[a] * f_lo[a]) / (f_hi[a] - f_lo[a])
+        s = np.clip(s, lo[a], hi[a])
+        f = np.sqrt(sq_dist_w(base(Co[a] + s[:, None] * V[a]), Co[a])) - g[a]
+        feas = f <= 0
+        # Illinois: halve the stale end's value when the same end moves twice
+        lo[a] = np.where(feas, s, lo[a])
+        hi[a] = np.where(feas, hi[a], s)
+        f_lo[a] = np.where(feas, f, np.where(side[a] == -1, 0.5 * f_lo[a], f_lo[a]))
+        f_hi[a] = np.where(feas, np.where(side[a] == 1, 0.5 * f_hi[a], f_hi[a]), f)
+        side[a] = np.where(feas, 1, -1)
+        root = np.abs(f) <= 1e-13 * (1.0 + g[a])
+        lo[a[root]] = s[root]  # a root reached from the infeasible side is kept too
+        done = root | (hi[a] - lo[a] <= 1e-15)
+        active = a[~done]
+        if active.size == 0:
+            break
+    X = X.reshape(-1, d)
+    X[out] = base(Co + lo[:, None] * V)
+    return X.reshape(shape)
+
+
+def project_ball_box(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """Projection of rows of Y onto {x ∈ [−1, 1]^d : ‖x − c‖ ≤ γ} (c in the box).
+
+    Closed form up to one scalar: clip((y + μc)/(1 + μ), −1, 1), μ ≥ 0 by bisection
+    (DESIGN §3).
+    """
+    return _project_ball_and_set(Y, C, gamma, project_box)
+
+
+def project_ball_simplex(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """Projection of rows of Y onto {w ∈ Δ^m : ‖w − c‖ ≤ γ} (c on the simplex).
+
+    Π_Δ((y + μc)/(1 + μ)), μ ≥ 0 by bisection (DESIGN §3).
+    """
+    return _project_ball_and_set(Y, C, gamma, project_simplex)
+
+
+def project_acceptable(X: np.ndarray, W: np.ndarray, X_center: np.ndarray,
+                       W_center: np.ndarray, gamma_x: np.ndarray | None,
+                       gamma_w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Project each agent's point (X_i, W_i) onto its acceptable set F_i.
+
+    F_i is a product set, so the X part and the W part are projected separately.
+    ``gamma_x = None`` means no bound (projection onto the box / simplex only).
+    """
+    n = X.shape[0]
+    Xf = X.reshape(n, -1)
+    Cf = X_center.reshape(n, -1)
+    if gamma_x is None:
+        Xp, Wp = project_box(Xf), project_simplex(W)
+    else:
+        Xp = project_ball_box(Xf, Cf, gamma_x)
+        Wp = project_ball_simplex(W, W_center, gamma_w)
+    return Xp.reshape(X.shape), Wp
+
+
+def accepts(X: np.ndarray, W: np.ndarray, X_center: np.ndarray, W_center: np.ndarray,
+            gamma_x: np.ndarray | None, gamma_w: np.ndarray | None,
+            tol: float = ACCEPT_TOL) -> np.ndarray:
+    """Whether agents with centres (X_center, W_center) and bounds accept (X, W).
+
+    Broadcasts: ``X`` may be one agreement (k, m) or one per agent (n, k, m).
+    Membership in the box / simplex is not re-checked (agreements are produced
+    inside them).
+    """
+    if gamma_x is None:
+        return np.ones(np.shape(X_center)[0], dtype=bool)
+    dx = np.sqrt(sq_dist_x(X, X_center))
+    dw = np.sqrt(sq_dist_w(W, W_center))
+    return (dx <= gamma_x + tol) & (dw <= gamma_w + tol)

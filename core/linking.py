@@ -1,0 +1,246 @@
+"""Link rules: how the dynamic homophily network settles into groups (DESIGN §3.3).
+
+``merge`` (default) — *feasible agglomeration*. Start from singletons (every agent
+is its own group and its declaration is a point of its own acceptable set). Visit
+the edges of the initial homophily network closest first (by δ, ties by index);
+for an edge joining two different groups A and B, link them — merge the groups —
+iff the union's acceptable sets still intersect, ∩_{i∈A∪B} F_i ≠ ∅ (a convex
+feasibility check).
+
+*Termination and validity.* Each accepted link merges two groups, so there are at
+most n − 1 merges, and every edge is visited once: the rule settles after at most
+|E| checks, whatever the data (the prototype's free re-linking never did). Every
+group has a common acceptable point at every step (valid by construction). If A ∪ B
+is infeasible then so is every A' ∪ B' with A' ⊇ A, B' ⊇ B (intersections only
+shrink), so a rejected pair never becomes mergeable later: the final partition is
+*maximal* — no two groups joined by a homophily edge can merge. Link changes are the
+accepted merges and the rejected (cut) candidate links, reported in :class:`LinkLog`.
+
+The feasibility check runs three tests, cheapest first: (1) the segment between the
+two groups' known common points (each constraint ‖x(t) − c_i‖ ≤ γ_i is a quadratic
+in t, so the feasible t form an interval) — success proves feasibility; (2) two
+members whose balls are disjoint, ‖c_i − c_j‖ > γ_i + γ_j — proves infeasibility;
+(3) an exact conic solve (:func:`~pluralguard.core.convex.solve_group`).
+
+``static`` — the initial homophily components, never cut. Kept to reproduce the
+prototype's finding that those components need not have a common acceptable point;
+such groups are reported as not having reached consensus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .convex import solve_group
+from .errors import InputError
+from .geometry import ACCEPT_TOL
+from .network import Edges
+
+LINK_RULES = ("merge", "static")
+
+#: Largest |A|·|B| for which the pairwise disjoint-ball test is tried.
+PAIRWISE_TEST_MAX = 2_000_000
+
+
+def check_link_rule(rule: str) -> str:
+    """Return ``rule`` if known, else raise :class:`InputError`."""
+    if rule not in LINK_RULES:
+        raise InputError("link_rule", f"unknown link rule {rule!r}",
+                         f"use one of {', '.join(LINK_RULES)}")
+    return rule
+
+
+@dataclass(frozen=True)
+class LinkLog:
+    """What the link rule did.
+
+    Attributes
+    ----------
+    rule : str
+    candidate_edges : int
+        Edges of the initial homophily network.
+    merges : int
+        Links accepted (groups merged).
+    rejected : int
+        Candidate links cut because the union had no common acceptable point.
+    exact_checks : int
+        Feasibility checks that needed a conic solve.
+    """
+
+    rule: str
+    candidate_edges: int
+    merges: int
+    rejected: int
+    exact_checks: int
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Groups produced by a link rule.
+
+    Attributes
+    ----------
+    labels : ndarray of int, shape (n,)
+        Group of each agent, numbered in order of each group's smallest member.
+    tree : ndarray of int, shape (n_links, 2)
+        Links of the final network used for message passing: a spanning forest of
+        the groups (the accepted merges; the candidate edges for ``static``).
+    log : LinkLog
+    """
+
+    labels: np.ndarray
+    tree: np.ndarray
+    log: LinkLog
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.labels.max()) + 1 if self.labels.size else 0
+
+
+def canonical_labels(labels: np.ndarray) -> np.ndarray:
+    """Renumber groups 0, 1, … in order of their smallest member index."""
+    uniq, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(uniq.size)
+    return rank[inverse.ravel()]
+
+
+def static_partition(edges: Edges) -> Partition:
+    """Connected components of the initial homophily network."""
+    n = edges.n
+    graph = coo_matrix((np.ones(len(edges)), (edges.i, edges.j)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    tree = np.stack([edges.i, edges.j], axis=1)
+    log = LinkLog("static", len(edges), 0, 0, 0)
+    return Partition(canonical_labels(labels), tree, log)
+
+
+def _segment_point(p0: np.ndarray, p1: np.ndarray, centers: np.ndarray,
+                   radii: np.ndarray) -> tuple[float, float]:
+    """Interval [lo, hi] ⊆ [0, 1] of t with ‖p0 + t(p1 − p0) − c_i‖ ≤ r_i for all i."""
+    delta = p1 - p0
+    a = float(delta @ delta)
+    off = p0[None, :] - centers
+    b = off @ delta
+    c = np.einsum("ij,ij->i", off, off) - radii * radii
+    finite = np.isfinite(radii)
+    b, c = b[finite], c[finite]
+    if a <= 1e-300:
+        return (0.0, 1.0) if (c <= 0).all() else (1.0, 0.0)
+    disc = b * b - a * c
+    if (disc < 0).any():
+        return 1.0, 0.0
+    root = np.sqrt(disc)
+    lo = max(0.0, float(((-b - root) / a).max(initial=-np.inf)))
+    hi = min(1.0, float(((-b + root) / a).min(initial=np.inf)))
+    return lo, hi
+
+
+class _Merger:
+    """State of the feasible agglomeration (union–find with group data)."""
+
+    def __init__(self, Xf: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
+                 weights: np.ndarray, k: int, m: int, tol: float) -> None:
+        n = Xf.shape[0]
+        self.Xf, self.W, self.k, self.m = Xf, W, k, m
+        self.rx, self.rw = gx + tol, gw + tol
+        self.weights, self.tol = weights, tol
+        self.parent = np.arange(n)
+        self.members: dict[int, np.ndarray] = {i: np.array([i]) for i in range(n)}
+        self.wx: dict[int, np.ndarray] = {i: Xf[i] for i in range(n)}
+        self.ww: dict[int, np.ndarray] = {i: W[i] for i in range(n)}
+        self.failed: dict[int, set[int]] = {}
+        self.exact_checks = 0
+
+    def find(self, i: int) -> int:
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:
+            self.parent[i], i = root, self.parent[i]
+        return root
+
+    def _feasible(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray] | None:
+        idx = np.concatenate([self.members[a], self.members[b]])
+        lo_x, hi_x = _segment_point(self.wx[a], self.wx[b], self.Xf[idx], self.rx[idx])
+        lo_w, hi_w = _segment_point(self.ww[a], self.ww[b], self.W[idx], self.rw[idx])
+        lo, hi = max(lo_x, lo_w), min(hi_x, hi_w)
+        if lo <= hi:
+            t = 0.5 * (lo + hi)
+            return (self.wx[a] + t * (self.wx[b] - self.wx[a]),
+                    self.ww[a] + t * (self.ww[b] - self.ww[a]))
+        ma, mb = self.members[a], self.members[b]
+        if ma.size * mb.size <= PAIRWISE_TEST_MAX:
+            for centers, radii in ((self.Xf, self.rx), (self.W, self.rw)):
+                gap = (np.sqrt(((centers[ma][:, None, :] - centers[mb][None, :, :]) ** 2)
+                               .sum(-1)) - radii[ma][:, None] - radii[mb][None, :])
+                if (gap > 0).any():
+                    return None
+        self.exact_checks += 1
+        sol = solve_group(self.Xf[idx].reshape(-1, self.k, self.m), self.W[idx],
+                          self.weights[idx], self.rx[idx] - self.tol,
+                          self.rw[idx] - self.tol, inflate=self.tol, tol=self.tol)
+        if not sol.feasible:
+            return None
+        return sol.X.ravel(), sol.W
+
+    def try_merge(self, i: int, j: int) -> bool | None:
+        """Merge the groups of i and j if feasible; None if already together/known."""
+        a, b = self.find(i), self.find(j)
+        if a == b or b in self.failed.get(a, ()):
+            return None
+        witness = self._feasible(a, b)
+        if witness is None:
+            self.failed.setdefault(a, set()).add(b)
+            self.failed.setdefault(b, set()).add(a)
+            return False
+        if self.members[a].size < self.members[b].size:
+            a, b = b, a
+        self.parent[b] = a
+        self.members[a] = np.concatenate([self.members.pop(a), self.members.pop(b)])
+        self.wx[a], self.ww[a] = witness
+        del self.wx[b], self.ww[b]
+        fb = self.failed.pop(b, set())
+        fa = self.failed.setdefault(a, set())
+        for c in fb:
+            other = self.failed[c]
+            other.discard(b)
+            other.add(a)
+            fa.add(c)
+        return True
+
+
+def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: np.ndarray,
+                    weights: np.ndarray, edges: Edges, tol: float = ACCEPT_TOL) -> Partition:
+    """Feasible agglomeration along the homophily edges, closest first (module doc).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, k, m)
+    W : ndarray, shape (n, m)
+    gamma_x, gamma_w : ndarray, shape (n,)
+    weights : ndarray, shape (n,)
+    edges : Edges
+        Candidate links, sorted closest first.
+    tol : float
+        Acceptance tolerance added to every bound.
+    """
+    n, k, m = X.shape
+    merger = _Merger(X.reshape(n, -1), W, np.asarray(gamma_x, float),
+                     np.asarray(gamma_w, float), weights, k, m, tol)
+    tree: list[tuple[int, int]] = []
+    rejected = 0
+    for i, j in zip(edges.i.tolist(), edges.j.tolist(), strict=True):
+        outcome = merger.try_merge(i, j)
+        if outcome:
+            tree.append((i, j))
+        elif outcome is False:
+            rejected += 1
+    roots = np.fromiter((merger.find(i) for i in range(n)), dtype=np.int64, count=n)
+    log = LinkLog("merge", len(edges), len(tree), rejected, merger.exact_checks)
+    tree_arr = np.array(tree, dtype=np.int64).reshape(-1, 2)
+    return Partition(canonical_labels(roots), tree_arr, log)

@@ -1,0 +1,323 @@
+"""The reference agreement solver (DESIGN §3): ``solve_agreements``.
+
+Pipeline:
+
+1. **Bounds** in force from the bound policy (``declared``, ``quantile:q``,
+   ``fixed:gX,gW``).
+2. **Reduction.** Agents with identical declarations (value system and bounds) are
+   merged into one agent carrying the sum of their weights. This is exact — the
+   group problem only sees the weighted sum of utilities and each distinct
+   acceptable set once — and makes survey data with few distinct answers cheap.
+   It is skipped with a social graph or a message hook (both are per identity).
+3. **Homophily network** on the declarations, then the **link rule**
+   (:mod:`~pluralguard.core.linking`), which settles by construction into maximal
+   groups that each have a common acceptable point.
+4. **Optimisation within groups** by one of three methods with the same fixed point:
+
+   * ``exact`` (default, the fast path) — a centralised conic solve per group
+     (:func:`~pluralguard.core.convex.solve_group`);
+   * ``dual`` — projected dual gradient by message passing;
+   * ``dgd`` — projected decentralised gradient by message passing
+     (:mod:`~pluralguard.core.message_passing`).
+
+5. **Read-out**: labels, agreements, overlapping membership (every agreement in each
+   agent's F_i), utilities, convergence and residuals.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+from scipy import sparse
+
+from .bounds import BoundPolicy, resolve_bounds
+from .convex import solve_group
+from .errors import InputError
+from .geometry import (
+    ACCEPT_TOL,
+    check_utility,
+    project_acceptable,
+    sq_dist_w,
+)
+from .geometry import (
+    utility as utility_fn,
+)
+from .linking import Partition, canonical_labels, check_link_rule, merge_partition, static_partition
+from .message_passing import (
+    METHODS,
+    MessageHook,
+    consensus_residual,
+    run_dgd,
+    run_dual,
+)
+from .model import Population
+from .network import Edges, homophily_edges
+from .result import AgreementResult
+
+#: Default iteration caps for the message-passing methods.
+MAX_ITER = {"dual": 20_000, "dgd": 20_000}
+#: Message passing uses every in-group link up to this many links in all.
+MAX_LINKS = 2_000_000
+#: Otherwise each agent keeps this many nearest in-group links (plus a spanning forest).
+SPARSE_NEIGHBORS = 16
+#: Default consensus tolerances (normalised distance δ) for the message-passing methods.
+TOL = {"dual": 1e-8, "dgd": 2e-4}
+
+
+def acceptance_matrix(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
+                      gamma_w: np.ndarray, AX: np.ndarray, AW: np.ndarray,
+                      tol: float = ACCEPT_TOL, block: int = 2_000_000) -> sparse.csr_matrix:
+    """Boolean (n, G) matrix: agent i (centre X_i, W_i, bounds γ_i) accepts agreement g."""
+    n, G = X.shape[0], AX.shape[0]
+    Xf, Af = X.reshape(n, -1), AX.reshape(G, -1)
+    rows, cols = [], []
+    step = max(1, block // max(G, 1))
+    a2 = np.einsum("ij,ij->i", Af, Af)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        dx2 = np.einsum("ij,ij->i", Xf[s:e], Xf[s:e])[:, None] + a2[None, :] - 2 * Xf[s:e] @ Af.T
+        dw2 = sq_dist_w(W[s:e, None, :], AW[None, :, :])
+        ok = (np.sqrt(np.maximum(dx2, 0)) <= gamma_x[s:e, None] + tol) & \
+             (np.sqrt(dw2) <= gamma_w[s:e, None] + tol)
+        r, c = np.nonzero(ok)
+        rows.append(r + s)
+        cols.append(c)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    return sparse.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n, G))
+
+
+def _communication_graph(partition: Partition, edges: Edges,
+                         neighbors: int | None) -> np.ndarray:
+    """Links for message passing: a spanning forest of the groups plus in-group links.
+
+    ``neighbors=None`` keeps every in-group candidate link while there are at most
+    :data:`MAX_LINKS` of them, else each agent's :data:`SPARSE_NEIGHBORS` nearest; an
+    integer keeps each agent's that many nearest in-group links.
+    """
+    same = partition.labels[edges.i] == partition.labels[edges.j]
+    ei, ej = edges.i[same], edges.j[same]  # already sorted closest first
+    if neighbors is None:
+        neighbors = ei.size if ei.size <= MAX_LINKS else SPARSE_NEIGHBORS
+    keep = np.zeros(ei.size, dtype=bool)
+    if neighbors > 0 and ei.size:
+        for ends in (ei, ej):
+            order = np.argsort(ends, kind="stable")
+            sorted_ends = ends[order]
+            starts = np.searchsorted(sorted_ends, sorted_ends, side="left")
+            rank = np.arange(ends.size) - starts
+            keep[order[rank < neighbors]] = True
+    extra = np.stack([ei[keep], ej[keep]], axis=1)
+    if partition.log.rule == "static" and ei.size:
+        # spanning forest of the components (by δ; a tiny offset keeps zero-length links)
+        g = sparse.coo_matrix((edges.distance[same] + 1e-12, (ei, ej)),
+                              shape=(edges.n, edges.n))
+        forest = sparse.csgraph.minimum_spanning_tree(g).tocoo()
+        tree = np.stack([forest.row, forest.col], axis=1)
+    else:
+        tree = partition.tree
+    both = np.concatenate([tree, extra]).reshape(-1, 2)
+    both = np.sort(both, axis=1)
+    return np.unique(both, axis=0)
+
+
+def _exact(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray, wts: np.ndarray,
+           labels: np.ndarray, utility: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                      np.ndarray, np.ndarray]:
+    """Per-group conic solve; infeasible groups keep their members' projected mean."""
+    _, k, m = X.shape
+    G = int(labels.max()) + 1
+    AX, AW = np.empty((G, k, m)), np.empty((G, m))
+    ok = np.ones(G, dtype=bool)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(G + 1))
+    for g in range(G):
+        idx = order[bounds[g]:bounds[g + 1]]
+        if idx.size == 1:
+            AX[g], AW[g] = X[idx[0]], W[idx[0]]
+            continue
+        sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility)
+        if not sol.feasible:  # a single-point intersection: retry within the tolerance
+            sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility,
+                              inflate=ACCEPT_TOL)
+        if sol.feasible:
+            AX[g], AW[g] = sol.X, sol.W
+        else:
+            ok[g] = False
+            AX[g] = wts[idx] @ X[idx].reshape(idx.size, -1) / wts[idx].sum()
+            AW[g] = wts[idx] @ W[idx] / wts[idx].sum()
+    # members' estimates: the agreement where they accept it, their own projection otherwise
+    EX, EW = project_acceptable(AX[labels], AW[labels], X, W, gx, gw)
+    return AX, AW, ok, EX, EW
+
+
+def _check_args(population: Population, method: str, utility: str, link_rule: str,
+                hook: MessageHook | None, neighbors: int | None, tol: float | None,
+                max_iter: int | None) -> None:
+    if not isinstance(population, Population):
+        raise InputError("population", f"expected a Population, got {type(population).__name__}",
+                         "build one with pluralguard.core.Population or load a dataset")
+    if method not in METHODS:
+        raise InputError("method", f"unknown method {method!r}",
+                         f"use one of {', '.join(METHODS)}")
+    check_utility(utility)
+    check_link_rule(link_rule)
+    if method == "dual" and utility == "linear":
+        raise InputError("method", "'dual' needs the strongly concave quadratic utility",
+                         "use method='dgd' or 'exact' with utility='linear'")
+    if hook is not None and method == "exact":
+        raise InputError("hook", "message hooks need a message-passing method",
+                         "use method='dual' or 'dgd' to observe or deviate from messages")
+    if neighbors is not None and (not isinstance(neighbors, int | np.integer)
+                                  or neighbors < 0):
+        raise InputError("neighbors", f"expected a non-negative integer, got {neighbors!r}",
+                         "pass e.g. neighbors=16, or None for every in-group link")
+    if tol is not None and not tol > 0:
+        raise InputError("tol", f"must be positive, got {tol!r}", "pass e.g. tol=1e-8")
+    if max_iter is not None and (not isinstance(max_iter, int | np.integer) or max_iter < 1):
+        raise InputError("max_iter", f"expected a positive integer, got {max_iter!r}",
+                         "pass e.g. max_iter=20000")
+
+
+def solve_agreements(population: Population, bounds: str | BoundPolicy = "declared",
+                     method: str = "exact", utility: str = "quadratic", *,
+                     link_rule: str = "merge", social_graph: nx.Graph | None = None,
+                     tol: float | None = None, max_iter: int | None = None,
+                     step: float | None = None, neighbors: int | None = None,
+                     hook: MessageHook | None = None, record_history: bool = False,
+                     deduplicate: bool = True, random_state: int = 0) -> AgreementResult:
+    """Form value agreements among a population by homophily and decentralised optimisation.
+
+    Implements the mechanism of Hernández-Sánchez et al., *Decentralized Value Systems
+    Agreements* (AAMAS 2026, arXiv:2603.25811) as fixed in DESIGN §3: agents whose
+    declarations are mutually acceptable link; each group C of the settled network
+    agrees on
+
+        x_C = argmax_{x ∈ ∩_{i∈C} F_i} Σ_{i∈C} w_i u_i(x).
+
+    Parameters
+    ----------
+    population : Population
+        Declared value systems (and bounds for ``bounds='declared'``).
+    bounds : str or BoundPolicy
+        ``declared``, ``quantile:q`` (q ∈ [0, 1]) or ``fixed:gX,gW``.
+    method : {"exact", "dual", "dgd"}
+        ``exact``: per-group conic solve (fast path); ``dual``: projected dual gradient;
+        ``dgd``: projected decentralised gradient. Same fixed point.
+    utility : {"quadratic", "linear"}
+        u = 1 − δ² or u = 1 − δ.
+    link_rule : {"merge", "static"}
+        How the dynamic network settles (:mod:`~pluralguard.core.linking`).
+    social_graph : networkx.Graph, optional
+        Only pairs adjacent in it may link.
+    tol : float, optional
+        Consensus tolerance on δ for message passing (default 1e-8 dual, 2e-4 dgd).
+    max_iter : int, optional
+        Iteration cap for message passing (default 20,000).
+    step : float, optional
+        Step constant (dual: fraction of the safe step, < 2; dgd: η₀).
+    neighbors : int, optional
+        In-group links per agent for message passing, beyond a spanning forest;
+        default every in-group link (each agent's 16 nearest beyond 2M links).
+    hook : callable, optional
+        ``hook(IterationState) -> {agent: (X, W)} | None``: observe each iteration and
+        replace chosen agents' messages (protocol deviation). Message passing only.
+    record_history : bool
+        Keep per-check residuals and estimates.
+    deduplicate : bool
+        Merge identical declarations into weighted agents (exact; see module doc).
+    random_state : int
+        Seed of the sampled quantile on very large populations.
+
+    Returns
+    -------
+    AgreementResult
+
+    Raises
+    ------
+    InputError
+        On invalid arguments; the message names the argument and the fix.
+
+    Examples
+    --------
+    >>> from pluralguard.core import datasets, solve_agreements
+    >>> res = solve_agreements(datasets.load("evs2017"), bounds="quantile:0.5")
+    >>> res.n_groups >= 1
+    True
+    """
+    _check_args(population, method, utility, link_rule, hook, neighbors, tol, max_iter)
+    policy = BoundPolicy.parse(bounds)
+    gx, gw = resolve_bounds(population, policy, random_state=random_state)
+    n = population.n
+
+    if deduplicate and social_graph is None and hook is None:
+        key = np.concatenate([population.X.reshape(n, -1), population.W, gx[:, None],
+                              gw[:, None]], axis=1)
+        _, index, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        wsum = np.bincount(inverse, weights=population.weight)
+        reduced = population.subset(index).replace(gamma_x=gx[index], gamma_w=gw[index],
+                                                   weights=wsum)
+    else:
+        index, inverse = np.arange(n), np.arange(n)
+        reduced = population.replace(gamma_x=gx, gamma_w=gw, weights=population.weight)
+
+    X, W, wts = reduced.X, reduced.W, reduced.weight
+    rgx, rgw = reduced.gamma_x, reduced.gamma_w
+    edges = homophily_edges(reduced, rgx, rgw, social_graph=social_graph)
+    if link_rule == "merge":
+        partition = merge_partition(X, W, rgx, rgw, wts, edges)
+    else:
+        partition = static_partition(edges)
+    labels = partition.labels
+    G = partition.n_groups
+    network = _communication_graph(partition, edges, neighbors)
+
+    history: list[dict] = []
+    if method == "exact":
+        AX, AW, ok, EX, EW = _exact(X, W, rgx, rgw, wts, labels, utility)
+        n_iter, stalled = 0, np.zeros(G, dtype=bool)
+    else:
+        run = run_dual if method == "dual" else run_dgd
+        kwargs = {"utility": utility} if method == "dgd" else {}
+        out = run(X, W, rgx, rgw, wts, labels, network, tol=tol or TOL[method],
+                  max_iter=max_iter or MAX_ITER[method], step=step, hook=hook,
+                  record_history=record_history, **kwargs)
+        EX, EW, n_iter, stalled, history = out.X, out.W, out.n_iter, out.group_stalled, \
+            out.history
+        counts = np.bincount(labels, minlength=G)
+        AX = np.zeros((G, *X.shape[1:]))
+        AW = np.zeros((G, W.shape[1]))
+        np.add.at(AX, labels, EX)
+        np.add.at(AW, labels, EW)
+        AX /= counts[:, None, None]
+        AW /= counts[:, None]
+        # every estimate lies in its own F_i, so at consensus the mean is within the
+        # residual of every member's set
+        ok = out.group_done
+    residual = consensus_residual(EX, EW, labels, AX, AW)
+    consensus = ok & ~stalled
+
+    # back to the full population, groups renumbered by smallest original member
+    full = canonical_labels(labels[inverse])
+    perm = np.empty(G, dtype=np.int64)
+    perm[full] = labels[inverse]  # new group id -> reduced group id
+    membership = acceptance_matrix(X, W, rgx, rgw, AX[perm], AW[perm])[inverse]
+    AX, AW = AX[perm], AW[perm]
+    consensus, residual = consensus[perm], residual[perm]
+    EXf, EWf = EX[inverse], EW[inverse]
+    utilities = utility_fn(AX[full], AW[full], population.X, population.W, utility)
+
+    n_bad = int((~consensus).sum())
+    if n_bad == 0:
+        message = f"{G} groups, all reached consensus"
+    else:
+        message = f"{n_bad} of {G} groups did not reach consensus"
+    if method != "exact" and n_iter >= (max_iter or MAX_ITER[method]):
+        message += f"; stopped at the iteration cap ({n_iter})"
+    network_full = index[network] if network.size else network
+    return AgreementResult(
+        labels=full, X=AX, W=AW, consensus=consensus, residual=residual,
+        membership=membership.tocsr(), utilities=utilities, estimates_X=EXf, estimates_W=EWf,
+        gamma_x=gx, gamma_w=gw, converged=bool(consensus.all()), n_iter=int(n_iter),
+        method=method, utility=utility, bounds=str(policy), link_rule=link_rule,
+        links=partition.log, network=network_full, message=message, history=history)
