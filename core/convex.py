@@ -11,15 +11,31 @@ constraints (the projection of the weighted mean onto the intersection); with th
 linear utility, a weighted geometric median under the same constraints (SOCP with
 one epigraph variable per agent). Both are handed to Clarabel, an interior-point
 conic solver (Goulart & Chen 2024), which also certifies infeasibility (∩F_i = ∅).
+
+Interior-point solutions approach a boundary only as √μ where strict complementarity
+fails — e.g. a judgement sitting exactly at ±1 with a zero multiplier, common in
+clipped survey data. Quadratic-utility solutions are therefore *polished*: the
+problem separates into an X block and a W block, each the projection of the weighted
+mean c onto ∩_i B(a_i, r_i) ∩ S (S the box or the simplex), whose dual over the
+balls only,
+
+    g(λ) = min_{x∈S} ½‖x − c‖² + ½ Σ_i λ_i (‖x − a_i‖² − r_i²),
+    x(λ) = Π_S((c + Σ λ_i a_i) / (1 + Σ λ_i)),  ∂g/∂λ_i = ½(‖x(λ) − a_i‖² − r_i²),
+
+is maximised over λ ≥ 0 by L-BFGS-B. S is handled by its exact projection, so the
+degenerate boundary costs nothing; the polished point is kept when it is at least as
+feasible as the interior-point one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import clarabel
 import numpy as np
 from scipy import sparse
+from scipy.optimize import minimize
 
 from .geometry import D_W, diameter_x, project_box, project_simplex
 
@@ -49,6 +65,16 @@ class GroupSolution:
     feasible: bool
     status: str
     max_violation: float
+
+
+def _violation(Xf: np.ndarray, W_members: np.ndarray, gamma_x: np.ndarray | None,
+               gamma_w: np.ndarray | None, X: np.ndarray, W: np.ndarray) -> float:
+    """Largest excess of a member's distance over its bound at (X, W), or 0."""
+    if gamma_x is None:
+        return 0.0
+    vx = np.sqrt(((Xf - X) ** 2).sum(axis=1)) - gamma_x
+    vw = np.sqrt(((W_members - W) ** 2).sum(axis=1)) - gamma_w
+    return float(max(vx.max(), vw.max(), 0.0))
 
 
 def _settings() -> clarabel.DefaultSettings:
@@ -84,6 +110,27 @@ def _ball_block(centers: np.ndarray, radii: np.ndarray, offset: int, n_var: int
     return A, b, [d + 1] * p
 
 
+def _polish(c: np.ndarray, anchors: np.ndarray, radii: np.ndarray,
+            project: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Projection of c onto ∩ B(a_i, r_i) ∩ S by the dual over the balls (module doc)."""
+    finite = np.isfinite(radii)
+    if not finite.any():
+        return project(c)
+    a, r2 = anchors[finite], radii[finite] ** 2
+
+    def neg_dual(lam: np.ndarray) -> tuple[float, np.ndarray]:
+        x = project((c + lam @ a) / (1.0 + lam.sum()))
+        sq = ((x[None, :] - a) ** 2).sum(axis=1)
+        grad = 0.5 * (sq - r2)
+        return -(0.5 * float(((x - c) ** 2).sum()) + float(lam @ grad)), -grad
+
+    res = minimize(neg_dual, np.zeros(a.shape[0]), jac=True, method="L-BFGS-B",
+                   bounds=[(0.0, None)] * a.shape[0],
+                   options={"ftol": 1e-16, "gtol": 1e-13, "maxiter": 2000})
+    lam = res.x
+    return project((c + lam @ a) / (1.0 + lam.sum()))
+
+
 def solve_group(X_members: np.ndarray, W_members: np.ndarray, weights: np.ndarray,
                 gamma_x: np.ndarray | None, gamma_w: np.ndarray | None,
                 utility: str = "quadratic", inflate: float = 0.0,
@@ -98,8 +145,9 @@ def solve_group(X_members: np.ndarray, W_members: np.ndarray, weights: np.ndarra
     gamma_x, gamma_w : ndarray, shape (p,), or None for unbounded agents
     utility : {"quadratic", "linear"}
     inflate : float
-        Added to every bound (use the acceptance tolerance to decide feasibility
-        robustly when the intersection is a single point).
+        Added to every bound (a fraction of the acceptance tolerance decides
+        feasibility robustly when the intersection is a single point; keep it below
+        ``tol``, since a projection lands on the widened boundary).
     tol : float
         A returned point counts as feasible if it violates no bound by more than this.
 
@@ -175,12 +223,14 @@ def solve_group(X_members: np.ndarray, W_members: np.ndarray, weights: np.ndarra
         return GroupSolution(None, None, False, status, float("inf"))
     X = project_box(z[:dx])
     W = project_simplex(z[dx:dx + m])
-    if gamma_x is None:
-        viol = 0.0
-    else:
-        vx = np.sqrt(((Xf - X) ** 2).sum(axis=1)) - gamma_x
-        vw = np.sqrt(((W_members - W) ** 2).sum(axis=1)) - gamma_w
-        viol = float(max(vx.max(), vw.max(), 0.0))
+    viol = _violation(Xf, W_members, gamma_x, gamma_w, X, W)
+    if not linear and gamma_x is not None and status in _SOLVED:
+        rx, rw = np.asarray(gamma_x, float) + inflate, np.asarray(gamma_w, float) + inflate
+        PX = _polish(xbar, Xf, rx, project_box)
+        PW = _polish(wbar, W_members, rw, project_simplex)
+        pviol = _violation(Xf, W_members, gamma_x, gamma_w, PX, PW)
+        if pviol <= max(viol, 1e-12):
+            X, W, viol = PX, PW, pviol
     feasible = viol <= tol and (status in _SOLVED or "Infeasible" not in status)
     if not feasible:
         return GroupSolution(None, None, False, status, viol)

@@ -38,7 +38,8 @@ from scipy.sparse.csgraph import connected_components
 from .convex import solve_group
 from .errors import InputError
 from .geometry import ACCEPT_TOL
-from .network import Edges
+from .model import Population
+from .network import Edges, homophily_edges
 
 LINK_RULES = ("merge", "static")
 
@@ -181,9 +182,11 @@ class _Merger:
                 if (gap > 0).any():
                     return None
         self.exact_checks += 1
+        # bounds widened by half the tolerance: points on the widened boundary still
+        # pass the tolerance test
         sol = solve_group(self.Xf[idx].reshape(-1, self.k, self.m), self.W[idx],
                           self.weights[idx], self.rx[idx] - self.tol,
-                          self.rw[idx] - self.tol, inflate=self.tol, tol=self.tol)
+                          self.rw[idx] - self.tol, inflate=self.tol / 2, tol=self.tol)
         if not sol.feasible:
             return None
         return sol.X.ravel(), sol.W
@@ -244,3 +247,26 @@ def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: 
     log = LinkLog("merge", len(edges), len(tree), rejected, merger.exact_checks)
     tree_arr = np.array(tree, dtype=np.int64).reshape(-1, 2)
     return Partition(canonical_labels(roots), tree_arr, log)
+
+
+def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
+           link_rule: str = "merge", social_graph: object | None = None
+           ) -> tuple[Edges, Partition]:
+    """Initial homophily network and the partition the link rule settles into.
+
+    Parameters
+    ----------
+    population : Population
+        Declarations (weights are used by the feasibility solves' objective only).
+    gamma_x, gamma_w : ndarray, shape (n,)
+        Bounds in force.
+    link_rule : {"merge", "static"}
+    social_graph : networkx.Graph, optional
+        Restricts which pairs may link.
+    """
+    check_link_rule(link_rule)
+    edges = homophily_edges(population, gamma_x, gamma_w, social_graph=social_graph)
+    if link_rule == "static":
+        return edges, static_partition(edges)
+    return edges, merge_partition(population.X, population.W, gamma_x, gamma_w,
+                                  population.weight, edges)

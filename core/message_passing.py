@@ -261,7 +261,7 @@ def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray 
             weights: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, tol: float,
             max_iter: int, utility: str = "quadratic", step: float | None = None,
             check_every: int = 10, stall_checks: int = 10**9, decay: float = 1.0,
-            tau: float = 4.0, rounds: int = 5, hook: MessageHook | None = None,
+            tau: float = 4.0, rounds: int = 10, hook: MessageHook | None = None,
             record_history: bool = False) -> PassingOutcome:
     """Projected decentralised gradient with Metropolis mixing (module doc).
 
@@ -276,7 +276,7 @@ def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray 
     i, j = edges[:, 0], edges[:, 1]
     mix_w = 1.0 / (1.0 + np.maximum(deg[i], deg[j]))  # Metropolis–Hastings weights
     M = sparse.eye(p.n, format="csr") - _laplacian(p.n, edges, mix_w)
-    eta0 = 0.5 if step is None else step
+    eta0 = 0.25 if step is None else step
     monitor = _Monitor(p, tol, stall_checks, record_history)
     active = np.ones(p.n, dtype=bool)
     yx, yw = p.project(p.cx, p.cw)

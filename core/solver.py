@@ -42,7 +42,7 @@ from .geometry import (
 from .geometry import (
     utility as utility_fn,
 )
-from .linking import Partition, canonical_labels, check_link_rule, merge_partition, static_partition
+from .linking import Partition, canonical_labels, check_link_rule, settle
 from .message_passing import (
     METHODS,
     MessageHook,
@@ -51,7 +51,7 @@ from .message_passing import (
     run_dual,
 )
 from .model import Population
-from .network import Edges, homophily_edges
+from .network import Edges
 from .result import AgreementResult
 
 #: Default iteration caps for the message-passing methods.
@@ -61,7 +61,7 @@ MAX_LINKS = 2_000_000
 #: Otherwise each agent keeps this many nearest in-group links (plus a spanning forest).
 SPARSE_NEIGHBORS = 16
 #: Default consensus tolerances (normalised distance δ) for the message-passing methods.
-TOL = {"dual": 1e-8, "dgd": 2e-4}
+TOL = {"dual": 1e-8, "dgd": 1e-4}
 
 
 def acceptance_matrix(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
@@ -138,12 +138,12 @@ def _exact(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray, wts: np
         sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility)
         if not sol.feasible:  # a single-point intersection: retry within the tolerance
             sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility,
-                              inflate=ACCEPT_TOL)
+                              inflate=ACCEPT_TOL / 2)
         if sol.feasible:
             AX[g], AW[g] = sol.X, sol.W
         else:
             ok[g] = False
-            AX[g] = wts[idx] @ X[idx].reshape(idx.size, -1) / wts[idx].sum()
+            AX[g] = np.tensordot(wts[idx], X[idx], axes=1) / wts[idx].sum()
             AW[g] = wts[idx] @ W[idx] / wts[idx].sum()
     # members' estimates: the agreement where they accept it, their own projection otherwise
     EX, EW = project_acceptable(AX[labels], AW[labels], X, W, gx, gw)
@@ -210,7 +210,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy = "declar
     social_graph : networkx.Graph, optional
         Only pairs adjacent in it may link.
     tol : float, optional
-        Consensus tolerance on δ for message passing (default 1e-8 dual, 2e-4 dgd).
+        Consensus tolerance on δ for message passing (default 1e-8 dual, 1e-4 dgd).
     max_iter : int, optional
         Iteration cap for message passing (default 20,000).
     step : float, optional
@@ -263,11 +263,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy = "declar
 
     X, W, wts = reduced.X, reduced.W, reduced.weight
     rgx, rgw = reduced.gamma_x, reduced.gamma_w
-    edges = homophily_edges(reduced, rgx, rgw, social_graph=social_graph)
-    if link_rule == "merge":
-        partition = merge_partition(X, W, rgx, rgw, wts, edges)
-    else:
-        partition = static_partition(edges)
+    edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph)
     labels = partition.labels
     G = partition.n_groups
     network = _communication_graph(partition, edges, neighbors)

@@ -1,0 +1,45 @@
+"""The initial homophily network against a brute-force reference."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from pluralguard.core import InputError, homophily_edges
+from populations import clustered
+
+
+def brute_force(pop, gx, gw):
+    n = pop.n
+    Xf = pop.X.reshape(n, -1)
+    out = set()
+    for i in range(n):
+        for j in range(i + 1, n):
+            if (np.linalg.norm(Xf[i] - Xf[j]) <= min(gx[i], gx[j]) + 1e-6
+                    and np.linalg.norm(pop.W[i] - pop.W[j]) <= min(gw[i], gw[j]) + 1e-6):
+                out.add((i, j))
+    return out
+
+
+@pytest.mark.parametrize("k, m", [(1, 2), (6, 5)])  # k-d tree path and blocked path
+def test_edges_match_brute_force(k, m):
+    pop = clustered(80, k=k, m=m, seed=3)
+    rng = np.random.default_rng(0)
+    gx = rng.uniform(0.2, 1.5, pop.n)
+    gw = rng.uniform(0.05, 0.5, pop.n)
+    e = homophily_edges(pop, gx, gw)
+    assert set(zip(e.i.tolist(), e.j.tolist(), strict=True)) == brute_force(pop, gx, gw)
+    assert (np.diff(e.distance) >= 0).all()
+
+
+def test_social_graph_restricts_links():
+    pop = clustered(30, seed=1)
+    g = np.full(pop.n, 10.0)
+    full = homophily_edges(pop, g, g)
+    assert len(full) == 30 * 29 // 2
+    social = nx.path_graph(pop.agents)
+    e = homophily_edges(pop, g, g, social_graph=social)
+    assert set(zip(e.i.tolist(), e.j.tolist(), strict=True)) == {(i, i + 1) for i in range(29)}
+    with pytest.raises(InputError, match="unknown agent"):
+        homophily_edges(pop, g, g, social_graph=nx.Graph([("nobody", "agent0")]))
