@@ -23,8 +23,8 @@ balls only,
     x(λ) = Π_S((c + Σ λ_i a_i) / (1 + Σ λ_i)),  ∂g/∂λ_i = ½(‖x(λ) − a_i‖² − r_i²),
 
 is maximised over λ ≥ 0 by L-BFGS-B. S is handled by its exact projection, so the
-degenerate boundary costs nothing; the polished point is kept when it is at least as
-feasible as the interior-point one.
+degenerate boundary costs nothing; the polished point is kept unless it violates a
+bound by more than the interior-point one or :data:`POLISH_SLACK`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from scipy.optimize import minimize
 from .geometry import D_W, diameter_x, project_box, project_simplex
 
 _SOLVED = {"Solved", "AlmostSolved"}
+#: A polished point may exceed a bound by this much (far below the acceptance tolerance).
+POLISH_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ def solve_group(X_members: np.ndarray, W_members: np.ndarray, weights: np.ndarra
         PX = _polish(xbar, Xf, rx, project_box)
         PW = _polish(wbar, W_members, rw, project_simplex)
         pviol = _violation(Xf, W_members, gamma_x, gamma_w, PX, PW)
-        if pviol <= max(viol, 1e-12):
+        if pviol <= max(viol, POLISH_SLACK):
             X, W, viol = PX, PW, pviol
     feasible = viol <= tol and (status in _SOLVED or "Infeasible" not in status)
     if not feasible:
