@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..model import Population
+from ._csv import numeric_columns, read_csv
 
 VALUES = ("rel", "nonrel")
 WEIGHT_MODES = ("none", "respondents", "population")
@@ -39,7 +40,7 @@ WEIGHT_MODES = ("none", "respondents", "population")
 def _shares(df: pd.DataFrame) -> np.ndarray:
     for a, b in (("Rel-Nonrel", "Nonrel-Rel"), ("rel_sum", "nonrel_sum"), ("rel", "nonrel")):
         if a in df.columns and b in df.columns:
-            counts = df[[a, b]].to_numpy(dtype=float)
+            counts = numeric_columns(df, [a, b])
             total = counts.sum(axis=1, keepdims=True)
             if (total <= 0).any():
                 raise InputError(f"{a}/{b}", "a row has no respondents",
@@ -53,7 +54,7 @@ def _shares(df: pd.DataFrame) -> np.ndarray:
 def _respondents(df: pd.DataFrame) -> np.ndarray:
     for a, b in (("rel_sum", "nonrel_sum"), ("rel", "nonrel")):
         if a in df.columns and b in df.columns:
-            counts = df[a].to_numpy(dtype=float) + df[b].to_numpy(dtype=float)
+            counts = numeric_columns(df, [a, b]).sum(axis=1)
             if a == "rel" and np.allclose(counts, 1.0):
                 break  # shares, not counts
             return counts
@@ -83,8 +84,8 @@ def from_lera_table(df: pd.DataFrame, weights: str = "none", name: str = "lera",
     if not actions:
         raise InputError("columns", "no action-judgement columns found",
                          "give pairs of columns a_<action>_rel and a_<action>_nonrel")
-    X = np.stack([df[[f"a_{a}_rel", f"a_{a}_nonrel"]].to_numpy(dtype=float)
-                  for a in actions], axis=1)
+    X = np.stack([numeric_columns(df, [f"a_{a}_rel", f"a_{a}_nonrel"]) for a in actions],
+                 axis=1)
     W = _shares(df)
     if weights == "none":
         w = None
@@ -93,7 +94,7 @@ def from_lera_table(df: pd.DataFrame, weights: str = "none", name: str = "lera",
             if "population" not in df.columns:
                 raise InputError("weights", "the table has no 'population' column",
                                  "use weights='none' or 'respondents'")
-            raw = df["population"].to_numpy(dtype=float)
+            raw = numeric_columns(df, ["population"])[:, 0]
         else:
             raw = _respondents(df)
         w = raw / raw.sum()
@@ -115,8 +116,6 @@ def read_lera_csv(path: str | Path, weights: str = "none", name: str | None = No
                   ) -> Population:
     """Read a Lera-Leri-format CSV file (see :func:`from_lera_table`)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("path", f"no such file: {path}", "check the path")
-    df = pd.read_csv(path)
+    df = read_csv(path)
     return from_lera_table(df, weights=weights, name=name or path.stem,
                            description=f"read from {path.name} (Lera-Leri et al. format)")
