@@ -163,10 +163,45 @@ def _project_ball_and_set(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray,
 def project_ball_box(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """Projection of rows of Y onto {x ∈ [−1, 1]^d : ‖x − c‖ ≤ γ} (c in the box).
 
-    Closed form up to one scalar: clip((y + μc)/(1 + μ), −1, 1), μ ≥ 0 by bisection
-    (DESIGN §3).
+    The solution is x(s) = clip(c + s(y − c), −1, 1) with s = 1/(1 + μ) ∈ (0, 1]
+    (DESIGN §3). Coordinate j moves linearly, s·v_j with v = y − c, until it hits
+    its bound b_j at s_j = (b_j − c_j)/v_j, then stays at b_j − c_j, so
+
+        ‖x(s) − c‖² = s² Σ_{s_j ≥ s} v_j² + Σ_{s_j < s} (b_j − c_j)²
+
+    is piecewise quadratic in s. Sorting the breakpoints gives the segment where it
+    crosses γ² and the root s = √((γ² − B)/A) in closed form — exact, no iteration.
     """
-    return _project_ball_and_set(Y, C, gamma, project_box)
+    Y = np.asarray(Y, dtype=float)
+    C = np.asarray(C, dtype=float)
+    shape = Y.shape
+    d = shape[-1]
+    Yf = Y.reshape(-1, d)
+    Cf = np.broadcast_to(C, shape).reshape(-1, d)
+    g = np.broadcast_to(np.asarray(gamma, dtype=float), shape[:-1]).reshape(-1)
+    X = project_box(Yf)
+    out = np.flatnonzero(sq_dist_w(X, Cf) > g * g)
+    if out.size == 0:
+        return X.reshape(shape)
+    c, v, g2 = Cf[out], Yf[out] - Cf[out], g[out] ** 2
+    bound = np.where(v > 0, 1.0, -1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s_hit = np.where(v != 0, (bound - c) / v, np.inf)
+    s_hit = np.minimum(s_hit, np.inf)
+    order = np.argsort(s_hit, axis=1)
+    s_sorted = np.take_along_axis(s_hit, order, axis=1)
+    lin = np.take_along_axis(v * v, order, axis=1)
+    sat = np.take_along_axis((bound - c) ** 2, order, axis=1)
+    # A_t = Σ_{u ≥ t} lin_u (still moving at s_t), B_t = Σ_{u < t} sat_u (stopped)
+    A = np.cumsum(lin[:, ::-1], axis=1)[:, ::-1]
+    B = np.concatenate([np.zeros((out.size, 1)), np.cumsum(sat, axis=1)[:, :-1]], axis=1)
+    reach = np.where(np.isfinite(s_sorted), s_sorted**2 * A + B, np.inf) >= g2[:, None]
+    t = np.argmax(reach, axis=1)  # first breakpoint at or beyond the radius
+    At = np.take_along_axis(A, t[:, None], axis=1)[:, 0]
+    Bt = np.take_along_axis(B, t[:, None], axis=1)[:, 0]
+    s = np.sqrt(np.maximum(g2 - Bt, 0.0) / At)
+    X[out] = project_box(c + s[:, None] * v)
+    return X.reshape(shape)
 
 
 def project_ball_simplex(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndarray:

@@ -177,13 +177,21 @@ class _Monitor:
         self.stalled = np.zeros(g, dtype=bool)
         self.best = np.full(g, np.inf)
         self.since_best = np.zeros(g, dtype=int)
+        self.pressure_at_best = np.zeros(g)
         self.prev_mx: np.ndarray | None = None
         self.prev_mw: np.ndarray | None = None
         self.history: list[dict] = []
         self.record = record_history
 
-    def check(self, t: int, yx: np.ndarray, yw: np.ndarray) -> np.ndarray:
-        """Update flags; return the mask of agents still iterating."""
+    def check(self, t: int, yx: np.ndarray, yw: np.ndarray,
+              pressure: np.ndarray | None = None) -> np.ndarray:
+        """Update flags; return the mask of agents still iterating.
+
+        A group is stalled when its residual has not halved for ``stall_checks`` checks
+        while its multipliers (``pressure``, per group max_i ‖ν_i‖) grew by over 20%:
+        on an empty intersection the multipliers diverge, on a slow but feasible
+        group they settle.
+        """
         res, mx, mw = self.p.residual(yx, yw)
         moved = np.full(res.shape, np.inf)
         if self.prev_mx is not None:
@@ -194,7 +202,11 @@ class _Monitor:
         improved = res < 0.5 * self.best
         self.best = np.where(improved, res, self.best)
         self.since_best = np.where(improved, 0, self.since_best + 1)
-        self.stalled |= active & ~self.done & (self.since_best >= self.stall_checks)
+        growing = np.ones(res.shape, dtype=bool)
+        if pressure is not None:
+            growing = pressure > 1.2 * self.pressure_at_best
+            self.pressure_at_best = np.where(improved, pressure, self.pressure_at_best)
+        self.stalled |= active & ~self.done & growing & (self.since_best >= self.stall_checks)
         if self.record:
             X, W = self.p.unscale(yx, yw)
             self.history.append({"iteration": t, "residual": res.copy(), "X": X.copy(),
@@ -250,7 +262,10 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
             nu_x, nu_w = new_x, new_w
         lam_x, lam_w = new_x, new_w
         if t % check_every == 0:
-            active = monitor.check(t, yx, yw)
+            norms = np.sqrt((lam_x**2).sum(1) + (lam_w**2).sum(1))
+            pressure = np.zeros(p.n_groups)
+            np.maximum.at(pressure, p.labels, norms)
+            active = monitor.check(t, yx, yw, pressure)
             if not active.any():
                 break
     Xo, Wo = p.unscale(yx, yw)
