@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from pluralguard.core import Population
-from populations import clustered
-
-
-def _shared_data() -> Path:
-    """../shared/data next to the checkout, or $PLURALGUARD_SHARED_DATA."""
-    candidates = [os.environ.get("PLURALGUARD_SHARED_DATA", ""),
-                  Path(__file__).resolve().parents[1].parent / "shared" / "data",
-                  "/work/shared/data"]
-    for c in candidates:
-        if c and Path(c).is_dir():
-            return Path(c)
-    return Path(candidates[1])
-
-
-SHARED_DATA = _shared_data()
+from populations import SHARED_DATA, clustered
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
-"""Small seeded test populations."""
+"""Small seeded test populations, and where the shared fixtures live."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -18,3 +21,17 @@ def clustered(n: int = 60, k: int = 2, m: int = 3, centers: int = 3, spread: flo
     W = np.stack([rng.dirichlet(40 * cw[c] + 0.5) for c in lab])
     w = rng.uniform(0.5, 3.0, n) if weights else None
     return Population(X, W, weights=w, name=f"clustered{seed}")
+
+
+def _shared_data() -> Path:
+    """../shared/data next to the checkout, or $PLURALGUARD_SHARED_DATA."""
+    candidates = [os.environ.get("PLURALGUARD_SHARED_DATA", ""),
+                  Path(__file__).resolve().parents[1].parent / "shared" / "data",
+                  "/work/shared/data"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return Path(candidates[1])
+
+
+SHARED_DATA = _shared_data()

@@ -18,7 +18,6 @@ import itertools
 import json
 import math
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,8 +32,9 @@ from pluralguard.core.datasets.lera import read_lera_csv
 from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import accepts, utility
 from pluralguard.core.model import Population
+from populations import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 EVS = DATA / "lera_evs2017"
 ESS = DATA / "trevorrow_ess8"
 MODES = {"none(w_i=1)": "none", "respondents(normalised)": "respondents",

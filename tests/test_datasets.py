@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from pluralguard.core import InputError, Population, datasets
 from pluralguard.core.datasets import files
+from populations import SHARED_DATA
 
 #: Fixtures from prior work, read in place (never copied into the repository).
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = SHARED_DATA
 EVS_CSV = SHARED / "lera_evs2017" / "evs2017_country_value_systems.csv"
 ESS_ALL = SHARED / "trevorrow_ess8" / "ess8_all_individual_value_systems.csv"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
 
 
 def same_population(a: Population, b: Population) -> bool:
@@ -51,7 +51,6 @@ def test_evs2017_first_row_matches_csv():
     assert pop.X[0, 1, 1] == -0.17676767676767724  # a_div_nonrel
 
 
-@needs_shared
 def test_evs2017_all_rows_match_csv():
     df = pd.read_csv(EVS_CSV)
     pop = datasets.evs2017()
@@ -81,7 +80,6 @@ def test_evs2017_bad_weights():
     assert err.value.field == "weights"
 
 
-@needs_shared
 def test_shipped_csv_is_byte_identical_to_source():
     shipped = resources.files("pluralguard.core.datasets").joinpath("evs2017.csv").read_bytes()
     assert shipped == EVS_CSV.read_bytes()
@@ -410,7 +408,6 @@ def test_malformed_file_structure(tmp_path):
 
 
 # ------------------------------------------------------------- format detection
-@needs_shared
 def test_load_population_file_detects_formats(tmp_path):
     lera = datasets.load_population_file(EVS_CSV)
     assert files.detect_format(EVS_CSV) == "lera"
@@ -445,7 +442,6 @@ def test_lera_reader_names_bad_columns(tmp_path):
     assert err.value.field == "nonrel"
 
 
-@needs_shared
 def test_ess8_individual_table_reads():
     pop = datasets.read_lera_csv(ESS_ALL)
     assert (pop.n, pop.k, pop.m) == (39939, 1, 2)
