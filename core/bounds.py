@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -31,6 +32,13 @@ MAX_EXACT_PAIRS = 4_000_000
 SAMPLE_PAIRS = 2_000_000
 
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf"
+
+
+class BoundRule(Protocol):
+    """A custom threshold setter: anything with ``resolve`` (and a readable ``str``)."""
+
+    def resolve(self, population: Population, random_state: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,14 @@ class BoundPolicy:
     gamma_w: float | None = None
 
     @classmethod
-    def parse(cls, spec: str | BoundPolicy) -> BoundPolicy:
-        """Parse ``declared``, ``quantile:q`` or ``fixed:gX,gW``."""
-        if isinstance(spec, BoundPolicy):
+    def parse(cls, spec: str | BoundPolicy | BoundRule) -> BoundPolicy | BoundRule:
+        """Parse ``declared``, ``quantile:q`` or ``fixed:gX,gW``.
+
+        Any object with a ``resolve(population, random_state)`` method (a custom
+        bound rule, e.g. a robust threshold) is returned unchanged.
+        """
+        if isinstance(spec, BoundPolicy) or (not isinstance(spec, str)
+                                             and hasattr(spec, "resolve")):
             return spec
         fix = "use 'declared', 'quantile:Q' with Q in [0, 1], or 'fixed:GX,GW' with GX, GW >= 0"
         if not isinstance(spec, str):
@@ -76,12 +89,44 @@ class BoundPolicy:
             return cls("fixed", gamma_x=gx, gamma_w=gw)
         raise InputError("bounds", f"cannot parse {spec!r}", fix)
 
+    def resolve(self, population: Population, random_state: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-agent bounds (γˣ, γʷ) for these declarations."""
+        n = population.n
+        if self.kind == "declared":
+            if not population.has_bounds:
+                raise InputError("bounds", f"population {population.name!r} declares no "
+                                 "bounds", "pass bounds='quantile:0.5' or 'fixed:GX,GW', or "
+                                 "give the population gamma_x and gamma_w")
+            return np.array(population.gamma_x), np.array(population.gamma_w)
+        if self.kind == "fixed":
+            return np.full(n, self.gamma_x), np.full(n, self.gamma_w)
+        gx = pairwise_distance_quantile(population.X.reshape(n, -1), self.q,
+                                        random_state=random_state)
+        gw = pairwise_distance_quantile(population.W, self.q, random_state=random_state)
+        return np.full(n, gx), np.full(n, gw)
+
     def __str__(self) -> str:
         if self.kind == "quantile":
             return f"quantile:{self.q:g}"
         if self.kind == "fixed":
             return f"fixed:{self.gamma_x:g},{self.gamma_w:g}"
         return "declared"
+
+
+@dataclass(frozen=True, eq=False)
+class GivenBounds:
+    """A bound rule that returns fixed per-agent bounds (e.g. a result's bounds in force)."""
+
+    gamma_x: np.ndarray
+    gamma_w: np.ndarray
+
+    def resolve(self, population: Population, random_state: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+        return np.array(self.gamma_x, dtype=float), np.array(self.gamma_w, dtype=float)
+
+    def __str__(self) -> str:
+        return "given"
 
 
 def pairwise_distance_quantile(points: np.ndarray, q: float, *,
@@ -130,16 +175,16 @@ def pairwise_distance_quantile(points: np.ndarray, q: float, *,
     return a + frac * (b - a)
 
 
-def resolve_bounds(population: Population, bounds: str | BoundPolicy = "declared", *,
-                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def resolve_bounds(population: Population, bounds: str | BoundPolicy | BoundRule = "declared",
+                   *, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-agent bounds (γˣ, γʷ) under a bound policy.
 
     Parameters
     ----------
     population : Population
         The declarations.
-    bounds : str or BoundPolicy
-        ``declared``, ``quantile:q`` or ``fixed:gX,gW``.
+    bounds : str, BoundPolicy or BoundRule
+        ``declared``, ``quantile:q``, ``fixed:gX,gW``, or a custom rule object.
     random_state : int
         Seed for the sampled quantile on very large populations.
 
@@ -147,17 +192,10 @@ def resolve_bounds(population: Population, bounds: str | BoundPolicy = "declared
     -------
     gamma_x, gamma_w : ndarray, shape (n,)
     """
-    policy = BoundPolicy.parse(bounds)
+    gx, gw = BoundPolicy.parse(bounds).resolve(population, random_state)
+    gx, gw = np.asarray(gx, dtype=float), np.asarray(gw, dtype=float)
     n = population.n
-    if policy.kind == "declared":
-        if not population.has_bounds:
-            raise InputError("bounds", f"population {population.name!r} declares no bounds",
-                             "pass bounds='quantile:0.5' or 'fixed:GX,GW', or give the "
-                             "population gamma_x and gamma_w")
-        return np.array(population.gamma_x), np.array(population.gamma_w)
-    if policy.kind == "fixed":
-        return np.full(n, policy.gamma_x), np.full(n, policy.gamma_w)
-    gx = pairwise_distance_quantile(population.X.reshape(n, -1), policy.q,
-                                    random_state=random_state)
-    gw = pairwise_distance_quantile(population.W, policy.q, random_state=random_state)
-    return np.full(n, gx), np.full(n, gw)
+    if gx.shape != (n,) or gw.shape != (n,) or (gx < 0).any() or (gw < 0).any():
+        raise InputError("bounds", f"rule {bounds!s} returned invalid bounds",
+                         f"a bound rule must return two arrays of {n} non-negative bounds")
+    return gx, gw

@@ -29,6 +29,7 @@ such groups are reported as not having reached consensus.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,9 @@ from .model import Population
 from .network import Edges, homophily_edges
 
 LINK_RULES = ("merge", "static")
+
+#: A network rule: (declarations with bounds in force, candidate edges) -> kept edges.
+EdgeFilter = Callable[[Population, Edges], Edges]
 
 #: Largest |A|·|B| for which the pairwise disjoint-ball test is tried.
 PAIRWISE_TEST_MAX = 2_000_000
@@ -250,8 +254,8 @@ def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: 
 
 
 def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
-           link_rule: str = "merge", social_graph: object | None = None
-           ) -> tuple[Edges, Partition]:
+           link_rule: str = "merge", social_graph: object | None = None,
+           edge_filter: EdgeFilter | None = None) -> tuple[Edges, Partition]:
     """Initial homophily network and the partition the link rule settles into.
 
     Parameters
@@ -263,9 +267,14 @@ def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
     link_rule : {"merge", "static"}
     social_graph : networkx.Graph, optional
         Restricts which pairs may link.
+    edge_filter : callable, optional
+        ``edge_filter(population, edges) -> edges``: a stricter network rule (e.g.
+        mutual-kNN or k-core linking) that keeps a subset of the candidate links.
     """
     check_link_rule(link_rule)
     edges = homophily_edges(population, gamma_x, gamma_w, social_graph=social_graph)
+    if edge_filter is not None:
+        edges = edge_filter(population, edges)
     if link_rule == "static":
         return edges, static_partition(edges)
     return edges, merge_partition(population.X, population.W, gamma_x, gamma_w,

@@ -99,6 +99,88 @@ def _degrees(n: int, edges: np.ndarray) -> np.ndarray:
     return np.bincount(edges.ravel(), minlength=n).astype(float)
 
 
+MIXINGS = ("mean", "clip", "trimmed", "median")
+
+
+def parse_mixing(spec: str | None) -> tuple[str, float]:
+    """Parse a neighbour-aggregation rule: ``mean`` (default), ``clip:τ``,
+    ``trimmed:b`` or ``median``."""
+    from .errors import InputError
+
+    fix = "use 'mean', 'clip:TAU' (TAU > 0), 'trimmed:B' (B >= 0 an integer) or 'median'"
+    if spec is None or spec == "mean":
+        return "mean", 0.0
+    kind, _, arg = str(spec).partition(":")
+    try:
+        value = float(arg) if arg else 0.0
+    except ValueError:
+        raise InputError("mixing", f"cannot parse {spec!r}", fix) from None
+    if kind == "clip" and value > 0:
+        return kind, value
+    if kind == "trimmed" and value >= 0 and value == int(value):
+        return kind, value
+    if kind == "median" and not arg:
+        return kind, 0.0
+    raise InputError("mixing", f"cannot parse {spec!r}", fix)
+
+
+class _Neighbourhood:
+    """Directed copies of the links, for per-link robust rules over joint vectors.
+
+    Rules act on the difference d_ij = y_j − y_i of what i receives from j, in the
+    scaled coordinates where ‖·‖ is the normalised distance δ:
+
+    * ``clip:τ`` — self-centred clipping d ← d·min(1, τ/‖d‖) (He, Karimireddy &
+      Jaggi, *Byzantine-robust decentralized learning via ClippedGossip*, 2022);
+    * ``trimmed:b`` — each agent ignores its b most distant neighbours' messages
+      (screening as in BRIDGE, Fang, Yang & Bajwa 2022);
+    * ``median`` (dgd only) — each agent moves to the coordinate-wise median of its
+      own and its neighbours' messages (BRIDGE-M).
+    """
+
+    def __init__(self, n: int, edges: np.ndarray, weight: np.ndarray, kind: str,
+                 param: float) -> None:
+        i, j = edges[:, 0], edges[:, 1]
+        self.dst = np.concatenate([i, j])  # receiver
+        self.src = np.concatenate([j, i])  # sender
+        self.w = np.concatenate([weight, weight])
+        self.n, self.kind, self.param = n, kind, param
+        order = np.lexsort((self.src, self.dst))
+        self.dst, self.src, self.w = self.dst[order], self.src[order], self.w[order]
+        self.start = np.searchsorted(self.dst, np.arange(n + 1))
+
+    def weighted_pull(self, y: np.ndarray) -> np.ndarray:
+        """Σ_j w_ij ρ(y_j − y_i) per receiver i, with ρ the robust rule."""
+        d = y[self.src] - y[self.dst]
+        w = self.w
+        if self.kind == "clip":
+            norm = np.sqrt((d * d).sum(1))
+            w = w * np.minimum(1.0, self.param / np.maximum(norm, 1e-300))
+        elif self.kind == "trimmed" and self.param > 0:
+            norm = np.sqrt((d * d).sum(1))
+            order = np.lexsort((-norm, self.dst))  # per receiver, most distant first
+            rank = np.empty(order.size, dtype=np.int64)
+            rank[order] = np.arange(order.size) - self.start[self.dst[order]]
+            w = np.where(rank < self.param, 0.0, w)
+        out = np.zeros_like(y)
+        np.add.at(out, self.dst, w[:, None] * d)
+        return out
+
+    def median(self, y: np.ndarray) -> np.ndarray:
+        """Coordinate-wise median of each agent's own and its neighbours' messages."""
+        deg = np.diff(self.start)
+        width = int(deg.max(initial=0)) + 1
+        pad = np.full((self.n, width, y.shape[1]), np.nan)
+        pad[:, 0] = y
+        slot = np.arange(self.dst.size) - self.start[self.dst] + 1
+        pad[self.dst, slot] = y[self.src]
+        return np.nanmedian(pad, axis=1)
+
+
+def _joint(yx: np.ndarray, yw: np.ndarray) -> np.ndarray:
+    return np.concatenate([yx, yw], axis=1)
+
+
 class _Problem:
     """Arrays shared by both methods, in scaled coordinates y = (x/(√2 D_X), w/(√2 D_W)).
 
@@ -217,7 +299,7 @@ class _Monitor:
 def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,
              weights: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, tol: float,
              max_iter: int, step: float | None = None, accelerate: bool = True,
-             check_every: int = 10, stall_checks: int = 200,
+             mixing: str | None = None, check_every: int = 10, stall_checks: int = 200,
              hook: MessageHook | None = None, record_history: bool = False) -> PassingOutcome:
     """Projected dual gradient on every group at once (module doc). Quadratic utility.
 
@@ -233,7 +315,15 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
     i, j = edges[:, 0], edges[:, 1]
     # in scaled coordinates f_i = w_i ‖y − ŷ_i‖², conjugate-gradient Lipschitz 1/(2 w_i)
     alpha = c / ((0.5 / p.w[i] + 0.5 / p.w[j]) * np.maximum(deg[i], deg[j]))
+    kind, param = parse_mixing(mixing)
+    if kind == "median":
+        from .errors import InputError
+
+        raise InputError("mixing", "'median' mixing has no dual form",
+                         "use method='dgd' with mixing='median', or 'clip:TAU'/'trimmed:B'")
     L = _laplacian(p.n, edges, alpha)
+    hood = _Neighbourhood(p.n, edges, alpha, kind, param) if kind != "mean" else None
+    dx = p.cx.shape[1]
     lam_x, lam_w = np.zeros_like(p.cx), np.zeros_like(p.cw)  # ν at λ_t
     nu_x, nu_w = np.zeros_like(p.cx), np.zeros_like(p.cw)  # ν at the extrapolated y_t
     theta = np.ones(p.n_groups)
@@ -248,8 +338,13 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
         yw = np.where(active[:, None], yw_new, yw)
         _apply_hook(hook, p, t, yx, yw)
         mask = active[:, None]
-        new_x = np.where(mask, nu_x + L @ yx, lam_x)
-        new_w = np.where(mask, nu_w + L @ yw, lam_w)
+        if hood is None:
+            gx_, gw_ = L @ yx, L @ yw
+        else:  # L y = Σ_j α_ij (y_i − y_j) = −pull, with the robust rule
+            pull = -hood.weighted_pull(_joint(yx, yw))
+            gx_, gw_ = pull[:, :dx], pull[:, dx:]
+        new_x = np.where(mask, nu_x + gx_, lam_x)
+        new_w = np.where(mask, nu_w + gw_, lam_w)
         if accelerate:
             dot = ((yx * (new_x - lam_x)).sum(1) + (yw * (new_w - lam_w)).sum(1))
             restart = np.bincount(p.labels, dot, minlength=p.n_groups) < 0
@@ -276,8 +371,8 @@ def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray 
             weights: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, tol: float,
             max_iter: int, utility: str = "quadratic", step: float | None = None,
             check_every: int = 10, stall_checks: int = 10**9, decay: float = 1.0,
-            tau: float = 4.0, rounds: int = 10, hook: MessageHook | None = None,
-            record_history: bool = False) -> PassingOutcome:
+            tau: float = 4.0, rounds: int = 10, mixing: str | None = None,
+            hook: MessageHook | None = None, record_history: bool = False) -> PassingOutcome:
     """Projected decentralised gradient with Metropolis mixing (module doc).
 
     Each iteration mixes ``rounds`` times before the gradient step (multi-round
@@ -291,6 +386,9 @@ def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray 
     i, j = edges[:, 0], edges[:, 1]
     mix_w = 1.0 / (1.0 + np.maximum(deg[i], deg[j]))  # Metropolis–Hastings weights
     M = sparse.eye(p.n, format="csr") - _laplacian(p.n, edges, mix_w)
+    kind, param = parse_mixing(mixing)
+    hood = _Neighbourhood(p.n, edges, mix_w, kind, param) if kind != "mean" else None
+    dx = p.cx.shape[1]
     eta0 = 0.25 if step is None else step
     monitor = _Monitor(p, tol, stall_checks, record_history)
     active = np.ones(p.n, dtype=bool)
@@ -307,7 +405,12 @@ def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray 
         wcol = p.w[:, None]
         mx_, mw_ = yx, yw
         for _ in range(rounds):
-            mx_, mw_ = M @ mx_, M @ mw_
+            if hood is None:
+                mx_, mw_ = M @ mx_, M @ mw_
+            else:
+                y = _joint(mx_, mw_)
+                y = hood.median(y) if kind == "median" else y + hood.weighted_pull(y)
+                mx_, mw_ = y[:, :dx], y[:, dx:]
         yx_new, yw_new = p.project(mx_ - eta * wcol * gx_, mw_ - eta * wcol * gw_)
         yx = np.where(active[:, None], yx_new, yx)
         yw = np.where(active[:, None], yw_new, yw)

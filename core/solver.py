@@ -30,7 +30,7 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
-from .bounds import BoundPolicy, resolve_bounds
+from .bounds import BoundPolicy, BoundRule, resolve_bounds
 from .convex import solve_group
 from .errors import InputError
 from .geometry import (
@@ -42,11 +42,12 @@ from .geometry import (
 from .geometry import (
     utility as utility_fn,
 )
-from .linking import Partition, canonical_labels, check_link_rule, settle
+from .linking import EdgeFilter, Partition, canonical_labels, check_link_rule, settle
 from .message_passing import (
     METHODS,
     MessageHook,
     consensus_residual,
+    parse_mixing,
     run_dgd,
     run_dual,
 )
@@ -147,7 +148,7 @@ def _exact(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray, wts: np
 
 def _check_args(population: Population, method: str, utility: str, link_rule: str,
                 hook: MessageHook | None, neighbors: int, tol: float | None,
-                max_iter: int | None) -> None:
+                max_iter: int | None, mixing: str | None) -> None:
     if not isinstance(population, Population):
         raise InputError("population", f"expected a Population, got {type(population).__name__}",
                          "build one with pluralguard.core.Population or load a dataset")
@@ -156,9 +157,13 @@ def _check_args(population: Population, method: str, utility: str, link_rule: st
                          f"use one of {', '.join(METHODS)}")
     check_utility(utility)
     check_link_rule(link_rule)
+    parse_mixing(mixing)
     if method == "dual" and utility == "linear":
         raise InputError("method", "'dual' needs the strongly concave quadratic utility",
                          "use method='dgd' or 'exact' with utility='linear'")
+    if mixing is not None and mixing != "mean" and method == "exact":
+        raise InputError("mixing", "robust mixing acts on messages",
+                         "use method='dual' or 'dgd' with a mixing rule")
     if hook is not None and method == "exact":
         raise InputError("hook", "message hooks need a message-passing method",
                          "use method='dual' or 'dgd' to observe or deviate from messages")
@@ -172,12 +177,13 @@ def _check_args(population: Population, method: str, utility: str, link_rule: st
                          "pass e.g. max_iter=20000")
 
 
-def solve_agreements(population: Population, bounds: str | BoundPolicy = "declared",
+def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRule = "declared",
                      method: str = "exact", utility: str = "quadratic", *,
                      link_rule: str = "merge", social_graph: nx.Graph | None = None,
                      tol: float | None = None, max_iter: int | None = None,
                      step: float | None = None, neighbors: int = 16,
-                     hook: MessageHook | None = None, record_history: bool = False,
+                     hook: MessageHook | None = None, mixing: str | None = None,
+                     edge_filter: EdgeFilter | None = None, record_history: bool = False,
                      deduplicate: bool = True, random_state: int = 0) -> AgreementResult:
     """Form value agreements among a population by homophily and decentralised optimisation.
 
@@ -215,6 +221,14 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy = "declar
     hook : callable, optional
         ``hook(IterationState) -> {agent: (X, W)} | None``: observe each iteration and
         replace chosen agents' messages (protocol deviation). Message passing only.
+    mixing : str, optional
+        How agents combine neighbours' messages in ``dual``/``dgd``: ``mean``
+        (default), ``clip:τ`` (self-centred clipping), ``trimmed:b`` (ignore the b most
+        distant neighbours), ``median`` (dgd only); robust rules are defenses against
+        protocol deviation (:mod:`~pluralguard.core.message_passing`).
+    edge_filter : callable, optional
+        ``edge_filter(population, edges) -> edges``: a stricter network rule applied to
+        the candidate links before the link rule (e.g. mutual-kNN linking).
     record_history : bool
         Keep per-check residuals and estimates.
     deduplicate : bool
@@ -238,7 +252,8 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy = "declar
     >>> res.n_groups >= 1
     True
     """
-    _check_args(population, method, utility, link_rule, hook, neighbors, tol, max_iter)
+    _check_args(population, method, utility, link_rule, hook, neighbors, tol, max_iter,
+                mixing)
     policy = BoundPolicy.parse(bounds)
     gx, gw = resolve_bounds(population, policy, random_state=random_state)
     n = population.n
@@ -257,7 +272,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy = "declar
 
     X, W, wts = reduced.X, reduced.W, reduced.weight
     rgx, rgw = reduced.gamma_x, reduced.gamma_w
-    edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph)
+    edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph, edge_filter)
     labels = partition.labels
     G = partition.n_groups
     network = _communication_graph(partition, edges, neighbors)
@@ -268,7 +283,9 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy = "declar
         n_iter, stalled = 0, np.zeros(G, dtype=bool)
     else:
         run = run_dual if method == "dual" else run_dgd
-        kwargs = {"utility": utility} if method == "dgd" else {}
+        kwargs: dict = {"mixing": mixing}
+        if method == "dgd":
+            kwargs["utility"] = utility
         out = run(X, W, rgx, rgw, wts, labels, network, tol=tol or TOL[method],
                   max_iter=max_iter or MAX_ITER[method], step=step, hook=hook,
                   record_history=record_history, **kwargs)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .bounds import GivenBounds
 from .convex import solve_group
 from .geometry import ACCEPT_TOL, normalised_distance, sq_dist_w, sq_dist_x
 from .model import Population
@@ -125,7 +126,8 @@ def check_result(result: AgreementResult, population: Population, *, tol: float 
     frame["acceptable_ok"] = viol <= slack
     problems: list[str] = []
     if oracle:
-        ref = solve_oracle(population, result.bounds, result.utility, labels=result.labels)
+        ref = solve_oracle(population, GivenBounds(result.gamma_x, result.gamma_w),
+                           result.utility, labels=result.labels)
         dist = normalised_distance(result.X, result.W, ref.X, ref.W)
         frame["oracle_distance"] = np.where(ref.feasible, dist, np.nan)
         frame["oracle_feasible"] = ref.feasible

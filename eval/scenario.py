@@ -1,0 +1,295 @@
+"""One scenario: a population, a mechanism, an attack, a defense, a budget and a seed.
+
+:func:`run_scenario` performs, each at most once (clean runs are cached by content):
+
+1. *clean, undefended* — the mechanism on the truth;
+2. *clean, defended* — the defended mechanism on the truth (the defense's cost);
+3. *attacked, defended* — the attack plans against the defended mechanism, which
+   then runs on the attack's declarations;
+4. *attacked, undefended* — only when asked (``undefended=True``), to see what the
+   defense saves.
+
+and returns one row of metrics (:mod:`~pluralguard.eval.metrics`) plus, on request,
+per-agent detail. Everything is seeded: the same arguments give the same row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pluralguard.attacks import Attack, AttackPlan, make_attack
+from pluralguard.core.errors import InputError
+from pluralguard.core.mechanism import Mechanism, Outcome
+from pluralguard.core.model import Population
+from pluralguard.defenses import Defense, DefenseChain, make_defense
+
+from . import metrics as M
+from .sources import load_source
+
+#: Keys of a results row that identify the scenario (the rest are measurements).
+IDENTITY = ("dataset", "mechanism", "attack", "budget", "defense", "seed")
+
+
+class RunCache:
+    """Content-addressed cache of mechanism runs (hook-free runs only), LRU-bounded."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._store: OrderedDict[str, Outcome] = OrderedDict()
+        self.hits = 0
+
+    def run(self, mechanism: Mechanism, declared: Population, hook: Any = None) -> Outcome:
+        if hook is not None:
+            return mechanism(declared, hook=hook)
+        key = hashlib.sha256(f"{mechanism.key}\x00{declared.fingerprint()}".encode()).hexdigest()
+        if key in self._store:
+            self.hits += 1
+            self._store.move_to_end(key)
+            return self._store[key]
+        out = mechanism(declared)
+        self._store[key] = out
+        if len(self._store) > self.size:
+            self._store.popitem(last=False)
+        return out
+
+
+_DEFAULT_CACHE = RunCache()
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """Outcome of :func:`run_scenario`.
+
+    Attributes
+    ----------
+    row : dict
+        The metrics row (column names as in ``results.csv``).
+    timing : dict
+        Wall-clock seconds per phase (kept out of ``row`` so rows are reproducible).
+    agents : pandas.DataFrame or None
+        Per-agent detail (when ``detail=True``).
+    clean, attacked : Outcome
+        Clean-defended and attacked-defended outcomes.
+    plan : AttackPlan or None
+    """
+
+    row: dict[str, Any]
+    timing: dict[str, float]
+    clean: Outcome
+    attacked: Outcome
+    plan: AttackPlan | None
+    agents: pd.DataFrame | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_mechanism(spec: Mechanism | str | Mapping[str, Any]) -> Mechanism:
+    """A mechanism from an object, a kind name, or a mapping ``{kind: ..., **params}``."""
+    if isinstance(spec, Mechanism):
+        return spec
+    if isinstance(spec, str):
+        return Mechanism(spec)
+    params = dict(spec)
+    kind = params.pop("kind", None)
+    params.pop("name", None)
+    if kind is None:
+        raise InputError("mechanism.kind", "missing", "give kind = 'agreements' or "
+                         "'consensus'")
+    return Mechanism(kind, params)
+
+
+def make_chain(defense: Defense | DefenseChain | str | Mapping[str, Any] | None
+               ) -> DefenseChain:
+    """A defense chain from an object, ``"a+b"`` names, or ``{name: ..., **params}``."""
+    if defense is None or defense == "none":
+        return DefenseChain()
+    if isinstance(defense, DefenseChain):
+        return defense
+    if isinstance(defense, Defense):
+        return DefenseChain((defense,))
+    if isinstance(defense, str):
+        return DefenseChain(tuple(make_defense(n.strip()) for n in defense.split("+")))
+    params = dict(defense)
+    name = params.pop("name", None)
+    if name is None:
+        raise InputError("defense.name", "missing", "give the defense's name")
+    return DefenseChain((make_defense(name, **params),))
+
+
+def _population(population: Population | str) -> Population:
+    if isinstance(population, Population):
+        return population
+    return load_source(dataset=population)
+
+
+def _attack(attack: Attack | str | Mapping[str, Any] | None) -> Attack | None:
+    if attack is None or isinstance(attack, Attack):
+        return attack
+    if isinstance(attack, str):
+        return None if attack == "none" else make_attack(attack)
+    params = dict(attack)
+    name = params.pop("name", None)
+    if name is None:
+        raise InputError("attack.name", "missing", "give the attack's name")
+    return make_attack(name, **params)
+
+
+def _label(obj: Any, fallback: str) -> str:
+    return getattr(obj, "name", None) or fallback
+
+
+def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapping,
+                 attack: Attack | str | Mapping | None = None,
+                 defense: Defense | DefenseChain | str | Mapping | None = None,
+                 budget: float = 0.1, seed: int = 0, *, undefended: bool = False,
+                 detail: bool = False, utility: str | None = None,
+                 cache: RunCache | None = None,
+                 labels: Mapping[str, str] | None = None) -> ScenarioResult:
+    """Run one scenario and measure it (module doc).
+
+    Parameters
+    ----------
+    population : Population or str
+        The TRUE value systems and bounds (or a dataset name).
+    mechanism : Mechanism, str or mapping
+        E.g. ``{"kind": "agreements", "bounds": "quantile:0.5"}``.
+    attack : Attack, str, mapping or None
+        A recipe (object, name, or ``{"name": ..., **params}``); None for no attack.
+    defense : Defense, DefenseChain, str, mapping or None
+        E.g. ``"bound_floor"`` or ``"bound_floor+sybil_cap"``.
+    budget : float
+        The attack's budget (ε on δ(declared, true) per attacker, see each recipe).
+    seed : int
+        Seeds the attack (who attacks, random choices).
+    undefended : bool
+        Also run the attack against the undefended mechanism (``*_undefended`` columns).
+    detail : bool
+        Return per-agent detail.
+    utility : str, optional
+        Utility kind of the metrics; default the mechanism's.
+    cache : RunCache, optional
+        Cache for hook-free runs (a process-wide one by default).
+    labels : mapping, optional
+        Display names for ``dataset``, ``mechanism``, ``attack``, ``defense`` columns.
+
+    Returns
+    -------
+    ScenarioResult
+    """
+    cache = cache or _DEFAULT_CACHE
+    truth = _population(population)
+    mech = make_mechanism(mechanism)
+    chain = make_chain(defense)
+    recipe = _attack(attack)
+    kind = utility or mech.params.get("utility", "quadratic")
+    n = truth.n
+    timing: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    clean_u = cache.run(mech, truth)
+    defended = chain(mech)
+    clean_d = cache.run(defended, truth) if chain else clean_u
+    timing["clean"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    plan = recipe.plan(truth, defended, budget, seed) if recipe else None
+    timing["plan"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    attacked = (cache.run(defended, plan.declared, plan.hook) if plan else clean_d)
+    timing["attacked"] = time.perf_counter() - t0
+
+    attackers = plan.attackers if plan else np.zeros(0, dtype=int)
+    sybils = plan.sybils if plan else np.zeros(0, dtype=int)
+    honest = np.setdiff1d(np.arange(n), attackers)
+
+    u_clean = M.true_utilities(truth, clean_d, honest, kind)
+    u_att = M.true_utilities(truth, attacked, honest, kind)
+    all_agents = np.arange(n)
+    cost = float(np.mean(M.true_utilities(truth, clean_u, all_agents, kind)
+                         - M.true_utilities(truth, clean_d, all_agents, kind)))
+    row: dict[str, Any] = {
+        "dataset": (labels or {}).get("dataset", truth.name),
+        "mechanism": (labels or {}).get("mechanism", mech.key),
+        "attack": (labels or {}).get("attack", _label(recipe, "none")),
+        "budget": float(budget),
+        "defense": (labels or {}).get("defense", chain.name),
+        "seed": int(seed),
+        "goal": plan.goal.kind if plan else "none",
+        "n_agents": n,
+        "n_attackers": int(attackers.size),
+        "n_sybils": int(sybils.size),
+    }
+    row |= M.summary(u_att, "honest_utility", ("mean", "p10", "min"))
+    row |= M.summary(u_clean - u_att, "utility_loss", ("mean", "p90", "max"))
+    if attackers.size:
+        gain = (M.true_utilities(truth, attacked, attackers, kind)
+                - M.true_utilities(truth, clean_d, attackers, kind))
+        row["attacker_gain"] = float(gain.mean())
+    else:
+        row["attacker_gain"] = float("nan")
+    clean_labels, att_labels = clean_d.labels[:n], attacked.labels
+    target = plan.target_group if plan is not None else None
+    if target is not None and target.size and plan.target_point is not None:
+        g = np.bincount(clean_labels[target]).argmax()
+        row["capture"] = M.capture(clean_d.X[g], clean_d.W[g], attacked, target,
+                                   plan.target_point)
+    else:
+        row["capture"] = float("nan")
+    intruders = np.concatenate([attackers, sybils])
+    row["join_success"] = (M.join_success(att_labels, target, intruders)
+                           if target is not None else float("nan"))
+    victims = plan.victims if plan is not None and plan.victims is not None else None
+    row["exclusion_rate"] = (M.exclusion_rate(clean_labels, attacked, victims, honest)
+                             if victims is not None else float("nan"))
+    row["partition_change"] = M.partition_change(clean_labels[honest], att_labels[honest])
+    row["comembership_flips"] = M.comembership_flips(clean_labels[honest], att_labels[honest])
+    row["n_groups_clean"] = M.n_groups(clean_labels[honest])
+    row["n_groups_attacked"] = M.n_groups(att_labels[honest])
+    row["delta_groups"] = row["n_groups_attacked"] - row["n_groups_clean"]
+    row["defense_cost"] = cost
+    merged = split = float("nan")
+    if plan is not None and plan.merge_groups is not None:
+        a, b = plan.merge_groups
+        merged = float(a.size > 0 and b.size > 0 and np.bincount(att_labels[a]).argmax()
+                       == np.bincount(att_labels[b]).argmax())
+    if plan is not None and plan.goal.kind == "split" and target is not None:
+        split = float(np.unique(att_labels[target]).size > 1)
+    row["attack_success"] = M.goal_success(plan.goal.kind, row, merged=merged, split=split) \
+        if plan else float("nan")
+    row["queries"] = int(plan.queries) if plan else 0
+    row["solver_iterations"] = int(attacked.n_iter)
+    row["converged"] = int(bool(clean_u.converged and clean_d.converged
+                                and attacked.converged))
+
+    extra: dict[str, Any] = {}
+    if undefended and recipe is not None:
+        t0 = time.perf_counter()
+        plan_u = recipe.plan(truth, mech, budget, seed)
+        att_u = cache.run(mech, plan_u.declared, plan_u.hook)
+        hon_u = np.setdiff1d(np.arange(n), plan_u.attackers)
+        loss_u = (M.true_utilities(truth, clean_u, hon_u, kind)
+                  - M.true_utilities(truth, att_u, hon_u, kind))
+        row |= {f"{k}_undefended": v for k, v in
+                M.summary(loss_u, "utility_loss", ("mean", "p90", "max")).items()}
+        extra["attacked_undefended"] = att_u
+        timing["undefended"] = time.perf_counter() - t0
+
+    agents = None
+    if detail:
+        u_clean_all = M.true_utilities(truth, clean_d, all_agents, kind)
+        u_att_all = M.true_utilities(truth, attacked, all_agents, kind)
+        role = np.full(n, "honest", dtype=object)
+        role[attackers] = "attacker"
+        agents = pd.DataFrame({
+            "agent": list(truth.agents), "role": role, "clean_group": clean_labels,
+            "attacked_group": att_labels[:n], "utility_clean": u_clean_all,
+            "utility_attacked": u_att_all, "utility_loss": u_clean_all - u_att_all})
+    return ScenarioResult(row=row, timing=timing, clean=clean_d, attacked=attacked, plan=plan,
+                          agents=agents, extra=extra)
