@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from scipy.spatial.distance import pdist
 
 from .errors import InputError
 from .model import Population
@@ -135,17 +136,16 @@ def pairwise_distance_quantile(points: np.ndarray, q: float, *,
                                random_state: int = 0) -> float:
     """q-quantile of the Euclidean distances over all pairs i < j of rows of ``points``.
 
-    Equal to ``np.quantile(pdist(points), q)``, computed on distinct rows weighted by
-    multiplicity. When the distinct rows have more than ``max_exact_pairs`` pairs, the
-    quantile of ``sample_pairs`` uniformly drawn pairs (seeded) is returned instead.
+    Equal to ``np.quantile(pdist(points), q)``; with repeated rows it is computed on
+    the distinct rows weighted by multiplicity. When the distinct rows have more than
+    ``max_exact_pairs`` pairs, the quantile of ``sample_pairs`` uniformly drawn pairs
+    (seeded) is returned instead.
     """
     n = points.shape[0]
     if n < 2:
         return 0.0
     uniq, counts = np.unique(points, axis=0, return_counts=True)
     u = uniq.shape[0]
-    total = n * (n - 1) // 2
-    rank = q * (total - 1)
     if u * (u - 1) // 2 > max_exact_pairs:
         rng = np.random.default_rng(random_state)
         i = rng.integers(0, n, sample_pairs)
@@ -153,19 +153,20 @@ def pairwise_distance_quantile(points: np.ndarray, q: float, *,
         j = j + (j >= i)  # uniform over j != i
         d = np.sqrt(((points[i] - points[j]) ** 2).sum(axis=1))
         return float(np.quantile(d, q))
-    iu, ju = np.triu_indices(u, k=1)
-    d = np.sqrt(((uniq[iu] - uniq[ju]) ** 2).sum(axis=1))
-    mult = counts[iu].astype(float) * counts[ju]
-    zero_pairs = float((counts * (counts - 1) // 2).sum())
-    values = np.concatenate([[0.0], d])
-    weights = np.concatenate([[zero_pairs], mult])
+    if u == n:
+        return float(np.quantile(pdist(points), q))
+    total = n * (n - 1) // 2
+    iu, ju = np.triu_indices(u, k=1)  # pdist's order
+    values = np.concatenate([[0.0], pdist(uniq)])
+    weights = np.concatenate([[float((counts * (counts - 1) // 2).sum())],
+                              counts[iu].astype(float) * counts[ju]])
     order = np.argsort(values, kind="stable")
-    values, weights = values[order], weights[order]
-    cum = np.cumsum(weights)  # number of pairs with value <= values[t]
+    values, cum = values[order], np.cumsum(weights[order])  # pairs with value <= values[t]
 
     def order_statistic(r: int) -> float:  # r-th smallest, 0-based
         return float(values[np.searchsorted(cum, r + 1)])
 
+    rank = q * (total - 1)
     lo = int(np.floor(rank))
     frac = rank - lo
     a = order_statistic(lo)

@@ -14,30 +14,22 @@ conic solver (Goulart & Chen 2024), which also certifies infeasibility (∩F_i =
 
 Interior-point solutions approach a boundary only as √μ where strict complementarity
 fails — e.g. a judgement sitting exactly at ±1 with a zero multiplier, common in
-clipped survey data. Quadratic-utility solutions are therefore *polished*: the
-problem separates into an X block and a W block, each the projection of the weighted
-mean c onto ∩_i B(a_i, r_i) ∩ S (S the box or the simplex), whose dual over the
-balls only,
-
-    g(λ) = min_{x∈S} ½‖x − c‖² + ½ Σ_i λ_i (‖x − a_i‖² − r_i²),
-    x(λ) = Π_S((c + Σ λ_i a_i) / (1 + Σ λ_i)),  ∂g/∂λ_i = ½(‖x(λ) − a_i‖² − r_i²),
-
-is maximised over λ ≥ 0 by L-BFGS-B. S is handled by its exact projection, so the
-degenerate boundary costs nothing; the polished point is kept unless it violates a
+clipped survey data. Quadratic-utility solutions are therefore *polished* by the
+dual projection of :mod:`~pluralguard.core.projection`, which handles the box and the
+simplex by their exact projections; the polished point is kept unless it violates a
 bound by more than the interior-point one or :data:`POLISH_SLACK`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import clarabel
 import numpy as np
 from scipy import sparse
-from scipy.optimize import minimize
 
 from .geometry import D_W, diameter_x, project_box, project_simplex
+from .projection import project_intersection
 
 _SOLVED = {"Solved", "AlmostSolved"}
 #: A polished point may exceed a bound by this much (far below the acceptance tolerance).
@@ -110,27 +102,6 @@ def _ball_block(centers: np.ndarray, radii: np.ndarray, offset: int, n_var: int
     A = sparse.csc_matrix((np.ones(p * d), (rows, cols)), shape=(p * (d + 1), n_var))
     b = np.concatenate([radii[:, None], centers], axis=1).ravel()
     return A, b, [d + 1] * p
-
-
-def _polish(c: np.ndarray, anchors: np.ndarray, radii: np.ndarray,
-            project: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Projection of c onto ∩ B(a_i, r_i) ∩ S by the dual over the balls (module doc)."""
-    finite = np.isfinite(radii)
-    if not finite.any():
-        return project(c)
-    a, r2 = anchors[finite], radii[finite] ** 2
-
-    def neg_dual(lam: np.ndarray) -> tuple[float, np.ndarray]:
-        x = project((c + lam @ a) / (1.0 + lam.sum()))
-        sq = ((x[None, :] - a) ** 2).sum(axis=1)
-        grad = 0.5 * (sq - r2)
-        return -(0.5 * float(((x - c) ** 2).sum()) + float(lam @ grad)), -grad
-
-    res = minimize(neg_dual, np.zeros(a.shape[0]), jac=True, method="L-BFGS-B",
-                   bounds=[(0.0, None)] * a.shape[0],
-                   options={"ftol": 1e-16, "gtol": 1e-13, "maxiter": 2000})
-    lam = res.x
-    return project((c + lam @ a) / (1.0 + lam.sum()))
 
 
 def solve_group(X_members: np.ndarray, W_members: np.ndarray, weights: np.ndarray,
@@ -228,8 +199,8 @@ def solve_group(X_members: np.ndarray, W_members: np.ndarray, weights: np.ndarra
     viol = _violation(Xf, W_members, gamma_x, gamma_w, X, W)
     if not linear and gamma_x is not None and status in _SOLVED:
         rx, rw = np.asarray(gamma_x, float) + inflate, np.asarray(gamma_w, float) + inflate
-        PX = _polish(xbar, Xf, rx, project_box)
-        PW = _polish(wbar, W_members, rw, project_simplex)
+        PX = project_intersection(xbar, Xf, rx, project_box).x
+        PW = project_intersection(wbar, W_members, rw, project_simplex).x
         pviol = _violation(Xf, W_members, gamma_x, gamma_w, PX, PW)
         if pviol <= max(viol, POLISH_SLACK):
             X, W, viol = PX, PW, pviol

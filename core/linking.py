@@ -20,7 +20,10 @@ The feasibility check runs three tests, cheapest first: (1) the segment between 
 two groups' known common points (each constraint ‖x(t) − c_i‖ ≤ γ_i is a quadratic
 in t, so the feasible t form an interval) — success proves feasibility; (2) two
 members whose balls are disjoint, ‖c_i − c_j‖ > γ_i + γ_j — proves infeasibility;
-(3) an exact conic solve (:func:`~pluralguard.core.convex.solve_group`).
+(3) the dual projection of the union's weighted mean onto its intersection
+(:mod:`~pluralguard.core.projection`), which either finds a common point or certifies
+that there is none; (4) in the rare case it can tell neither, an exact conic solve
+(:func:`~pluralguard.core.convex.solve_group`).
 
 ``static`` — the initial homophily components, never cut. Kept to reproduce the
 prototype's finding that those components need not have a common acceptable point;
@@ -38,15 +41,18 @@ from scipy.sparse.csgraph import connected_components
 
 from .convex import solve_group
 from .errors import InputError
-from .geometry import ACCEPT_TOL
+from .geometry import ACCEPT_TOL, project_box, project_simplex
 from .model import Population
 from .network import Edges, homophily_edges
+from .projection import FEASIBLE, INFEASIBLE, project_intersection
 
 LINK_RULES = ("merge", "static")
 
 #: A network rule: (declarations with bounds in force, candidate edges) -> kept edges.
 EdgeFilter = Callable[[Population, Edges], Edges]
 
+#: Candidate links screened together for already-merged endpoints.
+CHUNK = 4096
 #: Largest |A|·|B| for which the pairwise disjoint-ball test is tried.
 PAIRWISE_TEST_MAX = 2_000_000
 
@@ -73,7 +79,8 @@ class LinkLog:
     rejected : int
         Candidate links cut because the union had no common acceptable point.
     exact_checks : int
-        Feasibility checks that needed a conic solve.
+        Feasibility checks the dual projection left undecided (solved by the conic
+        solver).
     """
 
     rule: str
@@ -169,6 +176,15 @@ class _Merger:
             self.parent[i], i = root, self.parent[i]
         return root
 
+    def roots(self) -> np.ndarray:
+        """Root of every agent (vectorised pointer jumping)."""
+        root = self.parent.copy()
+        while True:
+            nxt = root[root]
+            if np.array_equal(nxt, root):
+                return root
+            root = nxt
+
     def _feasible(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray] | None:
         idx = np.concatenate([self.members[a], self.members[b]])
         lo_x, hi_x = _segment_point(self.wx[a], self.wx[b], self.Xf[idx], self.rx[idx])
@@ -185,9 +201,20 @@ class _Merger:
                                .sum(-1)) - radii[ma][:, None] - radii[mb][None, :])
                 if (gap > 0).any():
                     return None
-        self.exact_checks += 1
         # bounds widened by half the tolerance: points on the widened boundary still
         # pass the tolerance test
+        w = self.weights[idx] / self.weights[idx].sum()
+        px = project_intersection(w @ self.Xf[idx], self.Xf[idx], self.rx[idx] - self.tol / 2,
+                                  project_box, tol=self.tol)
+        if px.status == INFEASIBLE:
+            return None
+        pw = project_intersection(w @ self.W[idx], self.W[idx], self.rw[idx] - self.tol / 2,
+                                  project_simplex, tol=self.tol)
+        if pw.status == INFEASIBLE:
+            return None
+        if px.status == FEASIBLE and pw.status == FEASIBLE:
+            return px.x, pw.x
+        self.exact_checks += 1
         sol = solve_group(self.Xf[idx].reshape(-1, self.k, self.m), self.W[idx],
                           self.weights[idx], self.rx[idx] - self.tol,
                           self.rw[idx] - self.tol, inflate=self.tol / 2, tol=self.tol)
@@ -241,12 +268,18 @@ def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: 
                      np.asarray(gamma_w, float), weights, k, m, tol)
     tree: list[tuple[int, int]] = []
     rejected = 0
-    for i, j in zip(edges.i.tolist(), edges.j.tolist(), strict=True):
-        outcome = merger.try_merge(i, j)
-        if outcome:
-            tree.append((i, j))
-        elif outcome is False:
-            rejected += 1
+    # Edges whose endpoints already share a group at the start of a chunk stay
+    # internal (groups only grow), so only the others are visited one by one, in order.
+    for start in range(0, len(edges), CHUNK):
+        ei, ej = edges.i[start:start + CHUNK], edges.j[start:start + CHUNK]
+        roots = merger.roots()
+        cross = roots[ei] != roots[ej]
+        for i, j in zip(ei[cross].tolist(), ej[cross].tolist(), strict=True):
+            outcome = merger.try_merge(i, j)
+            if outcome:
+                tree.append((i, j))
+            elif outcome is False:
+                rejected += 1
     roots = np.fromiter((merger.find(i) for i in range(n)), dtype=np.int64, count=n)
     log = LinkLog("merge", len(edges), len(tree), rejected, merger.exact_checks)
     tree_arr = np.array(tree, dtype=np.int64).reshape(-1, 2)

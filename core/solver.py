@@ -31,12 +31,14 @@ import numpy as np
 from scipy import sparse
 
 from .bounds import BoundPolicy, BoundRule, resolve_bounds
-from .convex import solve_group
+from .convex import POLISH_SLACK, solve_group
 from .errors import InputError
 from .geometry import (
     ACCEPT_TOL,
     check_utility,
     project_acceptable,
+    project_box,
+    project_simplex,
     sq_dist_w,
 )
 from .geometry import (
@@ -53,6 +55,7 @@ from .message_passing import (
 )
 from .model import Population
 from .network import Edges
+from .projection import FEASIBLE, project_intersection
 from .result import AgreementResult
 
 #: Default iteration caps for the message-passing methods.
@@ -119,7 +122,12 @@ def _communication_graph(partition: Partition, edges: Edges, neighbors: int) -> 
 def _exact(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray, wts: np.ndarray,
            labels: np.ndarray, utility: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                       np.ndarray, np.ndarray]:
-    """Per-group conic solve; infeasible groups keep their members' projected mean."""
+    """Per-group exact solve; infeasible groups keep their members' projected mean.
+
+    Quadratic utility: the dual projection of each block's weighted mean
+    (:func:`~pluralguard.core.projection.project_intersection`), with the conic solver
+    as fallback when it cannot decide. Linear utility: the conic solver.
+    """
     _, k, m = X.shape
     G = int(labels.max()) + 1
     AX, AW = np.empty((G, k, m)), np.empty((G, m))
@@ -131,6 +139,15 @@ def _exact(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray, wts: np
         if idx.size == 1:
             AX[g], AW[g] = X[idx[0]], W[idx[0]]
             continue
+        if utility == "quadratic":
+            w = wts[idx] / wts[idx].sum()
+            Xf = X[idx].reshape(idx.size, -1)
+            px = project_intersection(w @ Xf, Xf, gx[idx], project_box, tol=POLISH_SLACK)
+            pw = project_intersection(w @ W[idx], W[idx], gw[idx], project_simplex,
+                                      tol=POLISH_SLACK)
+            if px.status == pw.status == FEASIBLE:
+                AX[g], AW[g] = px.x.reshape(k, m), pw.x
+                continue
         sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility)
         if not sol.feasible:  # a single-point intersection: retry within the tolerance
             sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility,
@@ -275,7 +292,8 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph, edge_filter)
     labels = partition.labels
     G = partition.n_groups
-    network = _communication_graph(partition, edges, neighbors)
+    network = (_communication_graph(partition, edges, neighbors) if method != "exact"
+               else partition.tree)
 
     history: list[dict] = []
     if method == "exact":
