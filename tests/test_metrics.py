@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from populations import clustered
 from scipy import sparse
 
 from pluralguard.core import Population
 from pluralguard.eval import metrics as M
 from pluralguard.eval.scenario import run_scenario
+from populations import clustered
 
 
 @dataclass
