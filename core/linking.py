@@ -16,14 +16,15 @@ shrink), so a rejected pair never becomes mergeable later: the final partition i
 *maximal* — no two groups joined by a homophily edge can merge. Link changes are the
 accepted merges and the rejected (cut) candidate links, reported in :class:`LinkLog`.
 
-The feasibility check runs three tests, cheapest first: (1) the segment between the
-two groups' known common points (each constraint ‖x(t) − c_i‖ ≤ γ_i is a quadratic
-in t, so the feasible t form an interval) — success proves feasibility; (2) two
-members whose balls are disjoint, ‖c_i − c_j‖ > γ_i + γ_j — proves infeasibility;
-(3) the dual projection of the union's weighted mean onto its intersection
-(:mod:`~pluralguard.core.projection`), which either finds a common point or certifies
-that there is none; (4) in the rare case it can tell neither, an exact conic solve
-(:func:`~pluralguard.core.convex.solve_group`).
+The feasibility check runs its tests cheapest first: (0) the larger group's known
+common point may already suit every member of the smaller group; (1) the segment
+between the two groups' known common points (each constraint ‖x(t) − c_i‖ ≤ γ_i is a
+quadratic in t, so the feasible t form an interval) — success proves feasibility;
+(2) two members whose balls are disjoint, ‖c_i − c_j‖ > γ_i + γ_j — proves
+infeasibility; (3) the dual projection of the union's weighted mean onto its
+intersection (:mod:`~pluralguard.core.projection`), which either finds a common point
+or certifies that there is none; (4) in the rare case it can tell neither, an exact
+conic solve (:func:`~pluralguard.core.convex.solve_group`).
 
 ``static`` — the initial homophily components, never cut. Kept to reproduce the
 prototype's finding that those components need not have a common acceptable point;
@@ -185,7 +186,18 @@ class _Merger:
                 return root
             root = nxt
 
+    def _inside(self, group: int, x: np.ndarray, w: np.ndarray) -> bool:
+        """Whether the point (x, w) lies in every member's (tolerance-widened) set."""
+        idx = self.members[group]
+        return bool((((self.Xf[idx] - x) ** 2).sum(axis=1) <= self.rx[idx] ** 2).all()
+                    and (((self.W[idx] - w) ** 2).sum(axis=1) <= self.rw[idx] ** 2).all())
+
     def _feasible(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.members[a].size < self.members[b].size:
+            a, b = b, a
+        # cheapest first: the larger group's known common point suits the smaller one
+        if self._inside(b, self.wx[a], self.ww[a]):
+            return self.wx[a], self.ww[a]
         idx = np.concatenate([self.members[a], self.members[b]])
         lo_x, hi_x = _segment_point(self.wx[a], self.wx[b], self.Xf[idx], self.rx[idx])
         lo_w, hi_w = _segment_point(self.ww[a], self.ww[b], self.W[idx], self.rw[idx])
@@ -288,7 +300,8 @@ def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: 
 
 def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
            link_rule: str = "merge", social_graph: object | None = None,
-           edge_filter: EdgeFilter | None = None) -> tuple[Edges, Partition]:
+           edge_filter: EdgeFilter | None = None, max_links: int | None = None
+           ) -> tuple[Edges, Partition]:
     """Initial homophily network and the partition the link rule settles into.
 
     Parameters
@@ -303,9 +316,13 @@ def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
     edge_filter : callable, optional
         ``edge_filter(population, edges) -> edges``: a stricter network rule (e.g.
         mutual-kNN or k-core linking) that keeps a subset of the candidate links.
+    max_links : int, optional
+        Sparse candidate graph for very large populations
+        (:func:`~pluralguard.core.network.homophily_edges`).
     """
     check_link_rule(link_rule)
-    edges = homophily_edges(population, gamma_x, gamma_w, social_graph=social_graph)
+    edges = homophily_edges(population, gamma_x, gamma_w, social_graph=social_graph,
+                            max_links=max_links)
     if edge_filter is not None:
         edges = edge_filter(population, edges)
     if link_rule == "static":

@@ -20,11 +20,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .errors import InputError
-from .geometry import ACCEPT_TOL, normalised_distance
+from .geometry import ACCEPT_TOL, D_W, diameter_x, normalised_distance
 from .model import Population
 
 #: Up to this many coordinates a k-d tree finds candidate pairs.
 KDTREE_MAX_DIM = 8
+#: Most candidate links materialised without ``max_links``.
+MAX_CANDIDATES = 50_000_000
 #: Entries per block of the blocked distance computation.
 BLOCK_ENTRIES = 4_000_000
 
@@ -59,12 +61,22 @@ class Edges:
         return g
 
 
+def _too_many(count: int) -> InputError:
+    return InputError("max_links", f"the homophily network would have {count:,} candidate "
+                      f"links (over {MAX_CANDIDATES:,})",
+                      "pass max_links=K to keep each agent's K nearest acceptable "
+                      "neighbours (e.g. 32)")
+
+
 def _pairs_within(points: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pairs i < j with ‖p_i − p_j‖ ≤ radius_i (superset filter, refined by the caller)."""
     n, d = points.shape
     if d <= KDTREE_MAX_DIM:
         tree = cKDTree(points)
         r = np.minimum(radius, np.sqrt(d) * 2 + 1.0)  # finite search radius
+        total = int(tree.query_ball_point(points, r=r, return_length=True).sum())
+        if total // 2 > MAX_CANDIDATES:
+            raise _too_many(total // 2)
         hits = tree.query_ball_point(points, r=r, return_sorted=False)
         sizes = np.fromiter((len(h) for h in hits), dtype=np.int64, count=n)
         i = np.repeat(np.arange(n), sizes)
@@ -74,17 +86,44 @@ def _pairs_within(points: np.ndarray, radius: np.ndarray) -> tuple[np.ndarray, n
     sq = np.einsum("ij,ij->i", points, points)
     block = max(1, BLOCK_ENTRIES // max(n, 1))
     out_i, out_j = [], []
+    total = 0
     for start in range(0, n, block):
         stop = min(n, start + block)
         d2 = sq[start:stop, None] + sq[None, :] - 2.0 * points[start:stop] @ points.T
         r = radius[start:stop, None]
-        mask = d2 <= (r + 1e-9) ** 2
-        rows, cols = np.nonzero(mask)
+        rows, cols = np.nonzero(d2 <= (r + 1e-9) ** 2)
         rows = rows + start
         keep = rows < cols
+        total += int(keep.sum())
+        if total > MAX_CANDIDATES:
+            raise _too_many(total)
         out_i.append(rows[keep])
         out_j.append(cols[keep])
     return np.concatenate(out_i), np.concatenate(out_j)
+
+
+def _nearest_pairs(points: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's ``limit`` nearest others, as pairs i < j (k-d tree or blocked)."""
+    n, d = points.shape
+    k = min(limit, n - 1)
+    if d <= KDTREE_MAX_DIM:
+        _, nbr = cKDTree(points).query(points, k=k + 1)
+        nbr = nbr[:, 1:]
+    else:
+        sq = np.einsum("ij,ij->i", points, points)
+        block = max(1, BLOCK_ENTRIES // max(n, 1))
+        parts = []
+        for start in range(0, n, block):
+            stop = min(n, start + block)
+            d2 = sq[start:stop, None] + sq[None, :] - 2.0 * points[start:stop] @ points.T
+            d2[np.arange(stop - start), np.arange(start, stop)] = np.inf
+            parts.append(np.argpartition(d2, k - 1, axis=1)[:, :k])
+        nbr = np.concatenate(parts)
+    i = np.repeat(np.arange(n), k)
+    j = nbr.ravel()
+    pairs = np.unique(np.sort(np.stack([i, j], axis=1), axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return pairs[:, 0], pairs[:, 1]
 
 
 def _social_pairs(population: Population, social_graph: nx.Graph) -> tuple[np.ndarray,
@@ -107,7 +146,7 @@ def _social_pairs(population: Population, social_graph: nx.Graph) -> tuple[np.nd
 
 
 def homophily_edges(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray, *,
-                    social_graph: nx.Graph | None = None,
+                    social_graph: nx.Graph | None = None, max_links: int | None = None,
                     tol: float = ACCEPT_TOL) -> Edges:
     """Initial homophily network on the declarations.
 
@@ -119,6 +158,12 @@ def homophily_edges(population: Population, gamma_x: np.ndarray, gamma_w: np.nda
         Bounds in force (see :func:`~pluralguard.core.bounds.resolve_bounds`).
     social_graph : networkx.Graph, optional
         If given, only its edges may link (nodes: agent names or indices).
+    max_links : int, optional
+        Keep only links among each agent's ``max_links`` nearest others (by δ): a
+        sparse candidate graph for very large populations, where every mutually
+        acceptable pair would not fit in memory (groups stay valid; maximality then
+        holds with respect to this graph). Default: every acceptable pair, with an
+        error suggesting ``max_links`` beyond :data:`MAX_CANDIDATES` candidates.
     tol : float
         Acceptance tolerance.
 
@@ -132,6 +177,14 @@ def homophily_edges(population: Population, gamma_x: np.ndarray, gamma_w: np.nda
     W = population.W
     if social_graph is not None:
         i, j = _social_pairs(population, social_graph)
+    elif max_links is not None:
+        if max_links < 1:
+            raise InputError("max_links", f"{max_links} is not a positive number of links",
+                             "pass e.g. max_links=32")
+        k, m = population.k, population.m
+        scaled = np.concatenate([Xf / (np.sqrt(2) * diameter_x(k, m)), W / (np.sqrt(2) * D_W)],
+                                axis=1)
+        i, j = _nearest_pairs(scaled, int(max_links))
     else:
         # candidates from the higher-dimensional block, refined on both blocks below
         i, j = _pairs_within(Xf, np.asarray(gamma_x) + tol)

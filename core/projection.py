@@ -78,7 +78,11 @@ def _dual(c: np.ndarray, a: np.ndarray, r: np.ndarray,
     The Hessian of g is −D J Dᵀ / (1 + Σλ), D the rows x(λ) − a_i and J the Jacobian
     of Π_S: a projected Newton method with Armijo steps along the projection arc
     (Bertsekas 1982), on the constraints not held at λ_i = 0 by a negative gradient,
-    converges in a few steps when few balls bind.
+    converges in a few steps when few balls bind. The Hessian has rank at most the
+    dimension, so more binding balls than dimensions make it singular: a
+    Levenberg–Marquardt damping, shrunk after full steps and grown after backtracking,
+    keeps those steps bounded. It stops at a vanishing projected
+    gradient, or after three steps that no longer raise g beyond rounding.
     """
     r2 = r * r
     upper = 0.5 * float(np.min(np.sqrt(((a - c) ** 2).sum(axis=1)) + r)) ** 2
@@ -95,16 +99,18 @@ def _dual(c: np.ndarray, a: np.ndarray, r: np.ndarray,
 
     lam = lam0.copy()
     value, grad, D, z, x = evaluate(lam)
+    stagnant = 0
+    damping = 1e-8  # Levenberg–Marquardt factor, adapted to the line search
     for _ in range(max_iter):
         if value > upper * (1 + 1e-9) + 1e-15:
             return None
         held = (lam <= 0) & (grad <= 0)
         pg = np.where(held, 0.0, grad)
-        if np.abs(pg).max() <= 1e-14 * scale:
+        if np.abs(pg).max() <= 1e-13 * scale or stagnant >= 3:
             return lam
         free = ~held
         M = _jacobian_gram(D[free], z, x, simplex) / (1.0 + lam.sum())
-        M[np.diag_indices_from(M)] += 1e-12 * max(float(np.trace(M)), 1e-300)
+        M[np.diag_indices_from(M)] += damping * max(float(np.trace(M)), 1e-300)
         try:
             step = np.linalg.solve(M, grad[free])
         except np.linalg.LinAlgError:
@@ -125,6 +131,8 @@ def _dual(c: np.ndarray, a: np.ndarray, r: np.ndarray,
             t_value, t_grad, t_D, t_z, t_x = evaluate(trial)
             if t_value <= value:
                 return lam
+        damping = max(damping / 4, 1e-12) if t == 1.0 else min(damping * 10, 1e6)
+        stagnant = stagnant + 1 if t_value - value <= slack else 0
         lam, value, grad, D, z, x = trial, t_value, t_grad, t_D, t_z, t_x
     return lam
 

@@ -200,7 +200,8 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
                      tol: float | None = None, max_iter: int | None = None,
                      step: float | None = None, neighbors: int = 16,
                      hook: MessageHook | None = None, mixing: str | None = None,
-                     edge_filter: EdgeFilter | None = None, record_history: bool = False,
+                     edge_filter: EdgeFilter | None = None, max_links: int | None = None,
+                     record_history: bool = False,
                      deduplicate: bool = True, random_state: int = 0) -> AgreementResult:
     """Form value agreements among a population by homophily and decentralised optimisation.
 
@@ -246,6 +247,10 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     edge_filter : callable, optional
         ``edge_filter(population, edges) -> edges``: a stricter network rule applied to
         the candidate links before the link rule (e.g. mutual-kNN linking).
+    max_links : int, optional
+        Candidate links only among each agent's ``max_links`` nearest others, for
+        populations too large for every acceptable pair (documented approximation;
+        see :func:`~pluralguard.core.network.homophily_edges`).
     record_history : bool
         Keep per-check residuals and estimates.
     deduplicate : bool
@@ -289,7 +294,8 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
 
     X, W, wts = reduced.X, reduced.W, reduced.weight
     rgx, rgw = reduced.gamma_x, reduced.gamma_w
-    edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph, edge_filter)
+    edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph, edge_filter,
+                              max_links)
     labels = partition.labels
     G = partition.n_groups
     network = (_communication_graph(partition, edges, neighbors) if method != "exact"
