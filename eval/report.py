@@ -1,0 +1,896 @@
+"""The robustness report: markdown tables and PNG figures from a results directory.
+
+:func:`write_report` reads ``DIR/results.csv`` (one tidy row per run, as
+:func:`~pluralguard.eval.scenario.run_scenario` returns it; attack ``none`` rows are
+the no-attack baselines, defense ``none`` rows are undefended) and, when present,
+``DIR/summary.json`` (the runner's sanity flags) and ``DIR/suite.resolved.json`` (the
+kind of each mechanism label); it writes ``DIR/report.md`` and PNG figures under
+``DIR/figures/``. The sections, in order:
+
+1. **Sanity flags** — non-convergence, nondeterminism, adaptive search beaten by a
+   fixed recipe, zero gain everywhere (:func:`sanity_flags`).
+2. **Security curves** — honest utility loss (mean and the worst-case metric) and
+   capture against the budget, one line per defense, one panel per attack, one
+   figure per dataset × mechanism; seed means with min–max bands.
+3. **Worst-case loss, attack × defense** — annotated heatmaps (one per dataset, a
+   panel per mechanism) and the same numbers as tables (:func:`worst_case`).
+4. **Defenses** — ranking by worst case over attacks beside clean cost, and the
+   defenses that never help (:func:`rank_defenses`).
+5. **Agreement solver vs single consensus** — for every such pair of mechanisms on a
+   dataset: clean honest utility and worst-case loss per attack.
+6. **Attack summary** — key aggregates per attack.
+
+**Worst case.** The worst-case loss of attack a against defense d is the maximum over
+budgets and seeds of ``loss`` (default ``utility_loss_p90``: the loss that the worst-off
+10 % of honest agents meet or exceed; ``utility_loss_max``, a single agent's loss, is
+dominated by agents that switch groups). A defense's worst case over attacks is the
+maximum of that over attacks; defenses are ranked by it, ascending — the min–max
+(equivalently max–min honest utility) selection of ByzFL (González et al., *ByzFL:
+research framework for robust federated learning*, 2025). A defense *never helps* when
+its worst case is not lower than the undefended one for any attack it was run against.
+
+Everything is deterministic: the same results give a byte-identical ``report.md`` and
+identical PNGs (no timestamps, paths or versions are written).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pluralguard.core.errors import InputError
+
+from . import plots
+from .metrics import METRICS
+
+#: Columns of a results row that identify the run — the same as
+#: ``pluralguard.eval.scenario.IDENTITY``, kept here so that reading a results directory
+#: does not import every attack and defense.
+IDENTITY = ("dataset", "mechanism", "attack", "budget", "defense", "seed")
+RESULTS = "results.csv"
+SUMMARY = "summary.json"
+RESOLVED = "suite.resolved.json"
+REPORT = "report.md"
+FIGURES = "figures"
+
+#: The name of "no attack" and "no defense" in results.csv.
+NONE = "none"
+#: Attack name of the adaptive search (rows whose attack starts with it).
+ADAPTIVE = "best_response"
+#: Default worst-case metric.
+LOSS = "utility_loss_p90"
+#: Metrics a worst case may be taken over.
+LOSSES = ("utility_loss_p90", "utility_loss_max", "utility_loss_mean")
+#: Absolute tolerance of every comparison (gains, losses, "helps").
+TOL = 1e-9
+#: Offending rows listed per sanity flag.
+MAX_LISTED = 20
+
+#: goal → (metric the goal maximises, sign); used to compare best_response with recipes.
+OBJECTIVES: dict[str, tuple[str, float]] = {
+    "selfish": ("attacker_gain", 1.0),
+    "capture": ("capture", 1.0),
+    "exclude": ("exclusion_rate", 1.0),
+    "merge": ("attack_success", 1.0),
+    "split": ("attack_success", 1.0),
+    "fragment": ("delta_groups", 1.0),
+    "consolidate": ("delta_groups", -1.0),
+}
+#: Metrics that show an attack had any effect (named in the zero-gain finding).
+EFFECTS = ("attacker_gain", "utility_loss_mean", "utility_loss_p90", "utility_loss_max",
+           "capture", "partition_change")
+#: Sanity checks: key (as in summary.json's "sanity" object) → title.
+CHECKS = {
+    "non_convergence": "non-convergence",
+    "nondeterminism": "nondeterminism",
+    "adaptive_beaten": "adaptive search beaten by a fixed recipe",
+    "zero_gain": "zero gain everywhere",
+}
+_FIGURE_PREFIXES = ("curves_", "heatmap_", "defenses_", "mechanisms_")
+_SCOPE = ["dataset", "mechanism"]
+
+
+# ------------------------------------------------------------------------ loading
+def load_results(results_dir: str | Path) -> pd.DataFrame:
+    """Read ``DIR/results.csv`` and check it.
+
+    Parameters
+    ----------
+    results_dir : path
+        A directory written by ``pluralguard run --out DIR``.
+
+    Returns
+    -------
+    DataFrame
+        One row per run. ``attack``/``defense`` are strings (empty → ``"none"``),
+        ``budget`` is float (``inf`` allowed), every metric of
+        :data:`~pluralguard.eval.metrics.METRICS` is a float column (NaN when absent).
+
+    Raises
+    ------
+    InputError
+        When the file is missing or unreadable, lacks an identity column, has no rows,
+        or holds a non-numeric metric.
+    """
+    path = Path(results_dir) / RESULTS
+    if not path.is_file():
+        raise InputError("results_dir", f"{path} does not exist",
+                         "pass the directory written by `pluralguard run --out DIR`, "
+                         f"which holds {RESULTS}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(RESULTS, f"{path} is not a readable CSV ({exc})",
+                         "rerun the suite to rewrite it") from None
+    missing = [c for c in IDENTITY if c not in frame.columns]
+    if missing:
+        raise InputError(f"{RESULTS}:{missing[0]}", f"column {missing[0]!r} is missing",
+                         f"results.csv needs the columns {', '.join(IDENTITY)}")
+    if frame.empty:
+        raise InputError(RESULTS, f"{path} has no rows", "run a suite first")
+    for col in ("dataset", "mechanism"):
+        frame[col] = frame[col].astype(str)
+    for col in ("attack", "defense"):
+        frame[col] = frame[col].fillna(NONE).astype(str)
+    frame["goal"] = frame["goal"].fillna("").astype(str) if "goal" in frame else ""
+    for col in ("budget", "seed", *METRICS):
+        if col not in frame:
+            frame[col] = np.nan
+            continue
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"{RESULTS}:{col}",
+                             f"non-numeric value {frame[col].iloc[i]!r} on line {i + 2}",
+                             "metrics must be numbers (NaN when they do not apply)")
+        frame[col] = values.astype(float)
+    return frame
+
+
+def load_summary(results_dir: str | Path) -> dict[str, Any]:
+    """Read ``DIR/summary.json`` (``{}`` when absent)."""
+    path = Path(results_dir) / SUMMARY
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(SUMMARY, f"{path} is not valid JSON ({exc})",
+                         "rerun the suite to rewrite it, or delete the file") from None
+    if not isinstance(data, dict):
+        raise InputError(SUMMARY, f"{path} holds a {type(data).__name__}, not an object",
+                         "rerun the suite to rewrite it, or delete the file")
+    return data
+
+
+# ------------------------------------------------------------------ sanity flags
+@dataclass(frozen=True, eq=False)
+class Flag:
+    """The outcome of one sanity check.
+
+    Attributes
+    ----------
+    name : str
+        Key of the check (as in ``summary.json``'s ``"sanity"`` object).
+    title : str
+    raised : bool
+    finding : str
+        Plain statement with counts.
+    rows : DataFrame
+        The offending rows (identity columns and the evidence); empty when clear.
+    """
+
+    name: str
+    title: str
+    raised: bool
+    finding: str
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def sanity_flags(results: pd.DataFrame, summary: Mapping[str, Any] | None = None
+                 ) -> list[Flag]:
+    """Run the sanity checks of :data:`CHECKS` on a results table.
+
+    Each check is computed from ``results`` itself:
+
+    * ``non_convergence`` — rows with ``converged == 0``;
+    * ``nondeterminism`` — runs that appear more than once with different metrics
+      (results.csv usually holds each run once; the runner's repeat check then
+      decides);
+    * ``adaptive_beaten`` — ``best_response`` rows (attack label starting with it)
+      where a fixed recipe with the same goal on the same (dataset, mechanism,
+      defense, budget, seed) reached the goal better by more than TOL, on the goal's
+      measure (:data:`OBJECTIVES`; ``attacker_gain`` for an unknown goal), or where
+      best_response has no value of it and the recipe has;
+    * ``zero_gain`` — no attacked row has ``attacker_gain`` > 0 (NaN counts as no
+      gain); the finding also names attacks with no effect at all (:data:`EFFECTS`).
+
+    These match the runner's checks (``pluralguard.eval.runner.SANITY``), except
+    nondeterminism, which only the runner can test by recomputing runs. A flag the
+    runner recorded in ``summary["sanity"][name]`` (a boolean, or an object with
+    ``"raised"`` — else its first boolean value — ``"description"``, ``"checked"`` and
+    ``"details"``) is merged in: the flag is raised when either says so; the runner's
+    details are listed as rows when they are records and nothing was found here.
+
+    Parameters
+    ----------
+    results : DataFrame
+        :func:`load_results`.
+    summary : mapping, optional
+        :func:`load_summary`.
+
+    Returns
+    -------
+    list of Flag
+        In the order of :data:`CHECKS`, then any other flag the runner recorded
+        (by name).
+    """
+    runner = (summary or {}).get("sanity") or {}
+    if not isinstance(runner, Mapping):
+        runner = {}
+    flags = [_non_convergence(results), _nondeterminism(results), _adaptive_beaten(results),
+             _zero_gain(results)]
+    flags = [_merge_runner(flag, runner.get(flag.name)) for flag in flags]
+    flags += [_merge_runner(Flag(str(name), str(name).replace("_", " "), False,
+                                 "Computed by the runner only."), entry)
+              for name, entry in sorted(runner.items(), key=lambda kv: str(kv[0]))
+              if name not in CHECKS]
+    return flags
+
+
+def _merge_runner(flag: Flag, entry: Any) -> Flag:
+    """Merge the runner's record of a flag (summary.json) into the computed one."""
+    if entry is None:
+        return flag
+    checked = None
+    if isinstance(entry, Mapping):
+        raised = bool(entry["raised"] if "raised" in entry else
+                      next((v for v in entry.values() if isinstance(v, bool)), False))
+        details = entry.get("details")
+        what = entry.get("description") if raised else None
+        checked = entry.get("checked")
+    else:
+        raised, details, what = bool(entry), None, None
+    note = f" The runner (summary.json) reports it {'RAISED' if raised else 'clear'}"
+    if isinstance(checked, int) and not isinstance(checked, bool):
+        note += f" after recomputing {checked} runs"
+    note += f": {what}." if isinstance(what, str) and what else "."
+    rows = flag.rows
+    listed = isinstance(details, list) and details and all(isinstance(d, Mapping)
+                                                           for d in details)
+    if listed and rows.empty:
+        rows = pd.DataFrame([{str(k): _cell(v) for k, v in d.items()} for d in details])
+        note += f" It lists {len(rows)} runs, below."
+    elif details not in (None, "", [], {}) and not listed:
+        text = details if isinstance(details, str) else json.dumps(
+            details, sort_keys=True, ensure_ascii=False, default=str)
+        note += f" Details: {text[:400]}{'…' if len(text) > 400 else ''}"
+    return Flag(flag.name, flag.title, flag.raised or raised, flag.finding + note, rows)
+
+
+def _cell(value: Any) -> Any:
+    """A JSON value as a table cell (lists joined, mappings as JSON)."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, Mapping):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return value
+
+
+def _non_convergence(results: pd.DataFrame) -> Flag:
+    title = CHECKS["non_convergence"]
+    known = results["converged"].notna()
+    if not known.any():
+        return Flag("non_convergence", title, False,
+                    "Not checked here: results.csv has no `converged` values.")
+    bad = results[known & (results["converged"] == 0)]
+    n = int(known.sum())
+    if bad.empty:
+        return Flag("non_convergence", title, False, f"All {n} runs converged.")
+    return Flag("non_convergence", title, True,
+                f"{len(bad)} of {n} runs did not converge (`converged` = 0); the solver "
+                "stopped before its tolerance, so their metrics are suspect.",
+                bad[[*IDENTITY, "solver_iterations"]])
+
+
+def _nondeterminism(results: pd.DataFrame) -> Flag:
+    title = CHECKS["nondeterminism"]
+    keys = list(IDENTITY)
+    repeated = results[results.duplicated(keys, keep=False)]
+    if repeated.empty:
+        return Flag("nondeterminism", title, False,
+                    "Not checked here: results.csv holds every run once.")
+    measured = [c for c in METRICS if results[c].notna().any()]
+    spread = repeated.groupby(keys, dropna=False, sort=True)[measured].nunique(dropna=False)
+    differ = spread[(spread > 1).any(axis=1)]
+    n_runs = len(spread)
+    if differ.empty:
+        return Flag("nondeterminism", title, False,
+                    f"{n_runs} runs appear more than once in results.csv, all with "
+                    "identical metrics.")
+    rows = differ.reset_index()[keys]
+    rows["differing metrics"] = [", ".join(c for c in measured if r[c] > 1)
+                                 for _, r in differ.iterrows()]
+    return Flag("nondeterminism", title, True,
+                f"{len(differ)} of {n_runs} repeated runs gave different metrics for the "
+                "same configuration and seed.", rows)
+
+
+def _adaptive_beaten(results: pd.DataFrame) -> Flag:
+    title = CHECKS["adaptive_beaten"]
+    adaptive = results["attack"].str.startswith(ADAPTIVE)
+    if not adaptive.any():
+        return Flag("adaptive_beaten", title, False,
+                    f"Not checked: no `{ADAPTIVE}` runs.")
+    fixed = results[~adaptive & (results["attack"] != NONE)]
+    key = ["dataset", "mechanism", "defense", "budget", "seed", "goal"]
+    found = []
+    compared = 0
+    for goal, runs in results[adaptive].groupby("goal", sort=True):
+        metric, sign = OBJECTIVES.get(goal, ("attacker_gain", 1.0))
+        pairs = runs[[*key, "attack", metric]].merge(
+            fixed[[*key, "attack", metric]], on=key, suffixes=("", "_fixed"))
+        compared += len(pairs[[*key, "attack"]].drop_duplicates())
+        mine, theirs = sign * pairs[metric], sign * pairs[f"{metric}_fixed"]
+        ahead = pairs[(theirs > mine + TOL) | (mine.isna() & theirs.notna())]
+        if ahead.empty:
+            continue
+        best = (ahead.assign(_v=sign * ahead[f"{metric}_fixed"])
+                .sort_values([*key, "attack", "_v", "attack_fixed"],
+                             ascending=[True] * (len(key) + 1) + [False, True])
+                .drop_duplicates([*key, "attack"]))
+        found.append(pd.DataFrame({
+            **{k: best[k] for k in key}, "objective": metric,
+            "best_response": best["attack"], "its value": best[metric],
+            "beaten by": best["attack_fixed"], "their value": best[f"{metric}_fixed"]}))
+    if not compared:
+        return Flag("adaptive_beaten", title, False,
+                    f"Not checked: no fixed recipe shares its goal, dataset, mechanism, "
+                    f"defense, budget and seed with a `{ADAPTIVE}` run.")
+    if not found:
+        return Flag("adaptive_beaten", title, False,
+                    f"In all {compared} `{ADAPTIVE}` runs with a fixed recipe of the same "
+                    "goal on the same dataset, mechanism, defense, budget and seed, the "
+                    "adaptive search reached its goal at least as well as every recipe.")
+    rows = pd.concat(found, ignore_index=True)
+    return Flag("adaptive_beaten", title, True,
+                f"In {len(rows)} of {compared} comparable `{ADAPTIVE}` runs a fixed recipe "
+                "with the same goal, on the same dataset, mechanism, defense, budget and "
+                "seed, reached the goal better than the adaptive search (which is seeded "
+                "with every recipe's answer, so it should never be weaker).", rows)
+
+
+def _zero_gain(results: pd.DataFrame) -> Flag:
+    title = CHECKS["zero_gain"]
+    attacked = results[results["attack"] != NONE]
+    if attacked.empty:
+        return Flag("zero_gain", title, False, "Not checked: no attacked runs.")
+    gained = attacked["attacker_gain"] > 0
+    effect = (attacked[list(EFFECTS)].abs().fillna(0.0) > TOL).any(axis=1)
+    idle = sorted(set(attacked["attack"]) - set(attacked.loc[effect, "attack"]))
+    note = (" Attacks with no effect at all in any run: " + _names(idle) + "."
+            if idle else "")
+    if not gained.any():
+        return Flag("zero_gain", title, True,
+                    f"No attacked run raised the attackers' true utility: `attacker_gain` "
+                    f"is ≤ 0 or NaN in all {len(attacked)}; {int(effect.sum())} of them "
+                    "changed anything (honest loss, capture, partition). Check that the "
+                    "attacks reach the mechanism and the budgets are not too small."
+                    + note, attacked[[*IDENTITY, "attacker_gain"]])
+    return Flag("zero_gain", title, False,
+                f"{int(gained.sum())} of {len(attacked)} attacked runs raised the "
+                "attackers' true utility." + note)
+
+
+# ------------------------------------------------------------------ aggregates
+def _check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise InputError("loss", f"unknown worst-case metric {loss!r}",
+                         f"use one of {', '.join(LOSSES)}")
+
+
+def defense_order(names: Sequence[str]) -> list[str]:
+    """Defense names sorted, ``"none"`` first."""
+    unique = sorted(set(names))
+    return [NONE, *[n for n in unique if n != NONE]] if NONE in unique else unique
+
+
+def worst_case(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
+    """Worst-case loss of every attack against every defense.
+
+    Parameters
+    ----------
+    results : DataFrame
+        :func:`load_results`.
+    loss : str
+        One of :data:`LOSSES`.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``dataset, mechanism, attack, defense, worst_case_loss`` (max over
+        budgets — infinite ones included — and seeds), attacked runs only, sorted.
+    """
+    _check_loss(loss)
+    attacked = results[results["attack"] != NONE]
+    return (attacked.groupby([*_SCOPE, "attack", "defense"], sort=True)[loss].max()
+            .rename("worst_case_loss").reset_index())
+
+
+def clean_cost(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean ``defense_cost`` per dataset × mechanism × defense.
+
+    Taken over the no-attack rows where there are any (it is a per-defense quantity,
+    so any row of the defense serves otherwise).
+    """
+    keys = [*_SCOPE, "defense"]
+    clean = results[results["attack"] == NONE].groupby(keys)["defense_cost"].mean()
+    every = results.groupby(keys)["defense_cost"].mean()
+    return clean.combine_first(every).rename("clean_cost").reset_index()
+
+
+def rank_defenses(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
+    """Rank defenses by their worst case over attacks, per dataset × mechanism.
+
+    For defense d: worst(d) = max over attacks a of :func:`worst_case` (a, d). Ranked
+    ascending (rank ties share the lower rank); ties are listed by clean cost, then
+    ``none`` first, then name. ``attacks_helped`` counts the attacks where
+    worst(a, d) < worst(a, none) − TOL among the ``attacks_compared`` run with both;
+    ``never_helps`` is True when that count is 0 (NA for ``none`` itself and without
+    an undefended baseline).
+
+    Parameters
+    ----------
+    results : DataFrame
+        :func:`load_results`.
+    loss : str
+        One of :data:`LOSSES`.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``dataset, mechanism, rank, defense, worst_case_loss, worst_attack,
+        clean_cost, attacks_helped, attacks_compared, never_helps``.
+    """
+    worst = worst_case(results, loss)
+    costs = clean_cost(results).set_index([*_SCOPE, "defense"])["clean_cost"]
+    parts = []
+    for (dataset, mechanism), grid in worst.groupby(_SCOPE, sort=True):
+        table = grid.pivot(index="attack", columns="defense", values="worst_case_loss")
+        table = table.dropna(axis=1, how="all")
+        base = table[NONE] if NONE in table else None
+        rows = []
+        for defense in table.columns:
+            col = table[defense]
+            helped = compared = 0
+            never: Any = pd.NA
+            if base is not None and defense != NONE:
+                both = col.notna() & base.notna()
+                compared = int(both.sum())
+                helped = int((col[both] < base[both] - TOL).sum())
+                never = pd.NA if compared == 0 else helped == 0
+            rows.append({"dataset": dataset, "mechanism": mechanism, "defense": defense,
+                         "worst_case_loss": float(col.max()),
+                         "worst_attack": str(col.idxmax()),
+                         "clean_cost": float(costs.get((dataset, mechanism, defense),
+                                                       np.nan)),
+                         "attacks_helped": helped, "attacks_compared": compared,
+                         "never_helps": never})
+        part = pd.DataFrame(rows)
+        part.insert(2, "rank", part["worst_case_loss"].rank(method="min").astype(int))
+        part["_base"] = part["defense"] != NONE
+        parts.append(part.sort_values(["rank", "clean_cost", "_base", "defense"],
+                                      na_position="last"))
+    columns = [*_SCOPE, "rank", "defense", "worst_case_loss", "worst_attack", "clean_cost",
+               "attacks_helped", "attacks_compared", "never_helps"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    ranking = pd.concat(parts, ignore_index=True)[columns]
+    ranking["never_helps"] = ranking["never_helps"].astype("boolean")
+    return ranking
+
+
+def never_helping(ranking: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """(dataset, mechanism) → sorted defenses that never help (:func:`rank_defenses`)."""
+    return {(d, m): sorted(g.loc[g["never_helps"].fillna(False).astype(bool), "defense"])
+            for (d, m), g in ranking.groupby(_SCOPE, sort=True)}
+
+
+def curve_table(results: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Seed mean, min and max of ``metrics`` per dataset × mechanism × attack × defense
+    × budget (attacked runs with a budget), columns ``<metric>_mean/_min/_max``."""
+    attacked = results[(results["attack"] != NONE) & results["budget"].notna()]
+    keys = [*_SCOPE, "attack", "defense", "budget"]
+    agg = attacked.groupby(keys, sort=True)[list(metrics)].agg(["mean", "min", "max"])
+    agg.columns = [f"{m}_{s}" for m, s in agg.columns]
+    return agg.reset_index()
+
+
+def mechanism_kind(mechanism: str, kinds: Mapping[str, str] | None = None) -> str | None:
+    """``"agreements"``, ``"consensus"`` or None for a mechanism label.
+
+    From ``kinds`` (label → kind, see :func:`load_mechanism_kinds`) when it knows the
+    label, else from the label itself (``Mechanism.key`` starts with the kind; suite
+    labels usually name it).
+    """
+    kind = (kinds or {}).get(mechanism, mechanism).lower()
+    if "consensus" in kind:
+        return "consensus"
+    if "agreement" in kind:
+        return "agreements"
+    return None
+
+
+def load_mechanism_kinds(results_dir: str | Path) -> dict[str, str]:
+    """Mechanism label → kind from ``DIR/suite.resolved.json`` (``{}`` when absent)."""
+    path = Path(results_dir) / RESOLVED
+    if not path.is_file():
+        return {}
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(RESOLVED, f"{path} is not valid JSON ({exc})",
+                         "rerun the suite to rewrite it, or delete the file") from None
+    mechanisms = suite.get("mechanisms") if isinstance(suite, dict) else None
+    return {str(m["name"]): str(m["kind"]) for m in mechanisms or []
+            if isinstance(m, Mapping) and "name" in m and "kind" in m}
+
+
+def attack_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Key aggregates per dataset × mechanism × attack × defense (attacked runs).
+
+    Columns: ``budgets`` (those run), worst ``utility_loss_p90`` and
+    ``utility_loss_max``, mean ``utility_loss_mean``, max ``capture``, max
+    ``attacker_gain``, mean ``attack_success``, mean ``partition_change``, max
+    ``queries``, ``runs``.
+    """
+    attacked = results[results["attack"] != NONE]
+    keys = [*_SCOPE, "attack", "defense"]
+    grouped = attacked.groupby(keys, sort=True)
+    out = grouped.agg(
+        worst_loss_p90=("utility_loss_p90", "max"), worst_loss_max=("utility_loss_max", "max"),
+        mean_loss=("utility_loss_mean", "mean"), max_capture=("capture", "max"),
+        max_attacker_gain=("attacker_gain", "max"), success_rate=("attack_success", "mean"),
+        partition_change=("partition_change", "mean"), queries=("queries", "max"),
+        runs=("seed", "size"))
+    out.insert(0, "budgets", grouped["budget"].agg(
+        lambda b: ", ".join(plots.budget_label(x) for x in sorted(b.dropna().unique()))))
+    return out.reset_index()
+
+
+# ------------------------------------------------------------------ formatting
+def _fmt(value: Any) -> str:
+    if value is None or value is pd.NA:
+        return "—"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return "—"
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v + 0.0:.4g}"
+    return str(value)
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    """A pipe table; numeric columns right-aligned, NaN as —, ``|`` escaped."""
+    def cell(v: Any) -> str:
+        return _fmt(v).replace("|", "\\|")
+
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(
+        frame[c]) for c in frame.columns]
+    head = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _names(values: Sequence[str]) -> str:
+    return ", ".join(f"`{v}`" for v in values) if len(values) else "—"
+
+
+class _Figures:
+    """Unique, stable file names under ``DIR/figures``; removes stale report PNGs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.written: list[str] = []
+
+    def save(self, fig: Figure, prefix: str, *parts: str) -> str:
+        stem = prefix + "_".join(re.sub(r"[^0-9A-Za-z._]+", "-", p).strip("-").lower()
+                                 for p in parts)
+        name, k = f"{stem}.png", 2
+        while name in self.written:
+            name, k = f"{stem}-{k}.png", k + 1
+        self.root.mkdir(parents=True, exist_ok=True)
+        plots.save_png(fig, self.root / name)
+        self.written.append(name)
+        return f"{FIGURES}/{name}"
+
+    def prune(self) -> None:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.glob("*.png")):
+            if path.name.startswith(_FIGURE_PREFIXES) and path.name not in self.written:
+                path.unlink()
+
+
+# ------------------------------------------------------------------ the report
+def write_report(results_dir: str | Path, *, title: str | None = None,
+                 loss: str = LOSS) -> Path:
+    """Write ``DIR/report.md`` and its figures from ``DIR/results.csv``.
+
+    Parameters
+    ----------
+    results_dir : path
+        A results directory (``results.csv``; optionally ``summary.json`` and
+        ``suite.resolved.json``).
+    title : str, optional
+        First heading; default "pluralguard robustness report".
+    loss : str
+        Worst-case metric, one of :data:`LOSSES` (module doc).
+
+    Returns
+    -------
+    Path
+        The report file. Figures go to ``DIR/figures/`` (report PNGs left there by an
+        earlier report and not written now are removed).
+
+    Raises
+    ------
+    InputError
+        Missing or malformed ``results.csv``, malformed ``summary.json`` or
+        ``suite.resolved.json`` (both optional), or an unknown ``loss``.
+    """
+    _check_loss(loss)
+    root = Path(results_dir)
+    results = load_results(root)
+    summary = load_summary(root)
+    figures = _Figures(root / FIGURES)
+    styles = plots.defense_styles(defense_order(results["defense"]))
+    loss_label = f"worst-case honest utility loss (max over budgets and seeds of {loss})"
+    ranking = rank_defenses(results, loss)
+    worst = worst_case(results, loss)
+
+    parts = [_header(results, title, loss),
+             _sanity_section(sanity_flags(results, summary)),
+             _curves_section(results, loss, styles, figures),
+             _heatmap_section(worst, loss, loss_label, figures),
+             _defense_section(ranking, loss_label, figures),
+             _mechanism_section(results, worst, load_mechanism_kinds(root), loss_label,
+                                figures),
+             _summary_section(results)]
+    figures.prune()
+    path = root / REPORT
+    path.write_text("\n\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def _header(results: pd.DataFrame, title: str | None, loss: str) -> str:
+    attacked = results["attack"] != NONE
+    budgets = sorted(results.loc[attacked, "budget"].dropna().unique())
+    seeds = sorted(int(s) for s in results["seed"].dropna().unique())
+    lines = [
+        f"# {title or 'pluralguard robustness report'}",
+        "",
+        f"From `{RESULTS}`: {len(results)} runs ({int(attacked.sum())} attacked, "
+        f"{int((~attacked).sum())} no-attack baselines).",
+        "",
+        f"* datasets: {_names(sorted(results['dataset'].unique()))}",
+        f"* mechanisms: {_names(sorted(results['mechanism'].unique()))}",
+        f"* attacks: {_names(sorted(set(results.loc[attacked, 'attack'])))}",
+        f"* defenses: {_names(defense_order(results['defense']))}",
+        f"* budgets: {', '.join(plots.budget_label(b) for b in budgets) or '—'}",
+        f"* seeds: {', '.join(map(str, seeds)) or '—'}",
+        "",
+        f"**Worst-case loss** below is the maximum over budgets (∞ included) and seeds of "
+        f"`{loss}` ({METRICS[loss].formula}); honest utility loss is u_i(clean) − "
+        "u_i(attacked) on honest agents' true value systems, so negative values mean the "
+        "honest agents gained.",
+    ]
+    return "\n".join(lines)
+
+
+def _sanity_section(flags: list[Flag]) -> str:
+    raised = [f for f in flags if f.raised]
+    lines = ["## 1. Sanity flags", ""]
+    if raised:
+        lines.append(f"**{len(raised)} raised:** " + ", ".join(f.title for f in raised) + ".")
+    else:
+        lines.append("**None raised.**")
+    lines += ["", "| check | status | finding |", "|---|---|---|"]
+    lines += [f"| {f.title} | {'**RAISED**' if f.raised else 'clear'} | "
+              f"{f.finding.replace('|', chr(92) + '|')} |" for f in flags]
+    for flag in raised:
+        if flag.rows.empty:
+            continue
+        shown = flag.rows.head(MAX_LISTED)
+        lines += ["", f"### {flag.title.capitalize()}: offending runs", "", _md_table(shown)]
+        if len(flag.rows) > MAX_LISTED:
+            lines += ["", f"… and {len(flag.rows) - MAX_LISTED} more (see `{RESULTS}`)."]
+    return "\n".join(lines)
+
+
+def _curves_section(results: pd.DataFrame, loss: str,
+                    styles: Mapping[str, Mapping[str, Any]], figures: _Figures) -> str:
+    labels = {"utility_loss_mean": "honest loss, mean", loss: f"honest loss, {loss[13:]}",
+              "capture": "capture"}
+    data = curve_table(results, list(labels))
+    lines = ["## 2. Security curves", ""]
+    if data.empty:
+        return "\n".join([*lines, "No attacked runs."])
+    lines.append("Seed means (bands, or error bars when there are more than "
+                 f"{plots.MAX_BANDS} defenses: min–max over seeds) against the attack "
+                 "budget, one line per defense. Capture is the target group's normalised "
+                 "displacement toward the attacker's point (1 = fully captured). The ∞ "
+                 "budget sits past the dashed separator.")
+    for (dataset, mechanism), part in data.groupby(_SCOPE, sort=True):
+        shown = {m: lbl for m, lbl in labels.items() if part[f"{m}_mean"].notna().any()}
+        lines += ["", f"### {dataset} · {mechanism}", ""]
+        if not shown:
+            lines.append("No loss or capture values to plot.")
+            continue
+        fig = plots.security_curves(part, shown, styles,
+                                    f"Security curves — {dataset} · {mechanism}")
+        src = figures.save(fig, "curves_", dataset, mechanism)
+        lines.append(f"![security curves]({src})")
+    return "\n".join(lines)
+
+
+def _pivot(grid: pd.DataFrame) -> pd.DataFrame:
+    table = grid.pivot(index="attack", columns="defense", values="worst_case_loss")
+    return table[defense_order(table.columns)]
+
+
+def _heatmap_section(worst: pd.DataFrame, loss_metric: str, loss_label: str,
+                     figures: _Figures) -> str:
+    lines = ["## 3. Worst-case loss: attack × defense", ""]
+    if worst.empty:
+        return "\n".join([*lines, "No attacked runs."])
+    lines.append(f"Cells: {loss_label}. Red is worse; where honest agents gained the scale "
+                 "turns blue; — marks a pair that was not run.")
+    for dataset, per_data in worst.groupby("dataset", sort=True):
+        tables = {m: _pivot(g) for m, g in per_data.groupby("mechanism", sort=True)}
+        fig = plots.heatmaps(tables, f"Worst-case honest utility loss — {dataset}",
+                             f"worst-case loss: max of {loss_metric}")
+        src = figures.save(fig, "heatmap_", dataset)
+        lines += ["", f"### {dataset}", "", f"![attack × defense heatmap]({src})"]
+        for mechanism, table in tables.items():
+            lines += ["", f"**{mechanism}**", "",
+                      _md_table(table.rename_axis(None, axis=1).reset_index())]
+    return "\n".join(lines)
+
+
+def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures) -> str:
+    lines = ["## 4. Defenses: worst case over attacks and clean cost", ""]
+    if ranking.empty:
+        return "\n".join([*lines, "No attacked runs, so no ranking."])
+    lines.append(f"Ranked by worst case over attacks (max over attacks of the {loss_label}), "
+                 "ascending — the min–max choice ByzFL makes. Clean cost: mean "
+                 "`defense_cost` with no attack (utility the defense takes from everyone). "
+                 "*Helps against*: attacks whose worst case the defense lowers below the "
+                 "undefended one.")
+    never = never_helping(ranking)
+    for dataset, per_data in ranking.groupby("dataset", sort=True):
+        per_mech = {m: g for m, g in per_data.groupby("mechanism", sort=True)}
+        fig = plots.defense_bars(per_mech, f"Defenses — {dataset}",
+                                 "worst case over attacks")
+        src = figures.save(fig, "defenses_", dataset)
+        lines += ["", f"### {dataset}", "", f"![defense ranking and clean cost]({src})"]
+        for mechanism, g in per_mech.items():
+            table = pd.DataFrame({
+                "rank": g["rank"], "defense": g["defense"],
+                "worst case": g["worst_case_loss"], "worst attack": g["worst_attack"],
+                "clean cost": g["clean_cost"],
+                "helps against": [f"{h}/{c}" if d != NONE and c else "—" for d, h, c in zip(
+                    g["defense"], g["attacks_helped"], g["attacks_compared"], strict=True)]})
+            nh = never[(dataset, mechanism)]
+            has_base = NONE in set(g["defense"])
+            verdict = ("Never helps: " + _names(nh) + "." if nh else
+                       "Every defense helps against at least one attack." if has_base else
+                       "No undefended runs to compare with.")
+            lines += ["", f"**{mechanism}**", "", _md_table(table), "", verdict]
+    everywhere = sorted(set.intersection(*[set(v) for v in never.values()]))
+    if len(never) > 1 and everywhere:
+        lines += ["", f"Never helps in any of the {len(never)} dataset × mechanism "
+                      "combinations: " + _names(everywhere) + "."]
+    return "\n".join(lines)
+
+
+def _mechanism_section(results: pd.DataFrame, worst: pd.DataFrame,
+                       kinds: Mapping[str, str], loss_label: str, figures: _Figures) -> str:
+    baseline = results[(results["attack"] == NONE) & (results["defense"] == NONE)]
+    lines: list[str] = []
+    for dataset in sorted(results["dataset"].unique()):
+        mechs = sorted(results.loc[results["dataset"] == dataset, "mechanism"].unique())
+        agree = [m for m in mechs if mechanism_kind(m, kinds) == "agreements"]
+        cons = [m for m in mechs if mechanism_kind(m, kinds) == "consensus"]
+        if not agree or not cons:
+            continue
+        lines += ["", f"### {dataset}"]
+        pairs = []
+        for a, c in product(agree, cons):
+            util, table = _comparison(baseline, worst, dataset, a, c)
+            pairs.append((a, c, util, _undefended(worst, dataset, [a, c])))
+            lines += ["", f"**{a}** vs **{c}**", "", _md_table(table)]
+        fig = plots.mechanism_comparison(pairs, f"Agreement solver vs single consensus — "
+                                                f"{dataset}", "worst-case loss, undefended")
+        src = figures.save(fig, "mechanisms_", dataset)
+        lines += ["", f"![agreement solver vs single consensus]({src})"]
+    intro = ("Clean rows: no attack, no defense, mean over seeds. Worst-case rows: "
+             f"{loss_label}, undefended and with the best defense run (named)." if lines else
+             "No dataset has both an agreement-solver and a single-consensus mechanism in "
+             "these results.")
+    return "\n".join(["## 5. Agreement solver vs single consensus", "", intro, *lines])
+
+
+def _undefended(worst: pd.DataFrame, dataset: str, mechs: list[str]) -> pd.DataFrame:
+    sub = worst[(worst["dataset"] == dataset) & (worst["defense"] == NONE)
+                & worst["mechanism"].isin(mechs)]
+    table = sub.pivot(index="attack", columns="mechanism", values="worst_case_loss")
+    return table.reindex(columns=mechs)
+
+
+def _comparison(baseline: pd.DataFrame, worst: pd.DataFrame, dataset: str, a: str, c: str
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mechs = [a, c]
+    clean = baseline[baseline["dataset"] == dataset].groupby("mechanism")[
+        ["honest_utility_mean", "honest_utility_p10", "honest_utility_min",
+         "n_groups_clean"]].mean().reindex(mechs)
+    util = pd.DataFrame({m: [clean.loc[m, f"honest_utility_{s}"] for s in ("mean", "p10",
+                                                                             "min")]
+                         for m in mechs}, index=["mean", "p10", "min"])
+    rows: list[list[Any]] = [
+        ["honest utility mean (clean)", *clean["honest_utility_mean"]],
+        ["honest utility p10 (clean)", *clean["honest_utility_p10"]],
+        ["honest utility min (clean)", *clean["honest_utility_min"]],
+        ["groups (clean)", *clean["n_groups_clean"]]]
+    sub = worst[(worst["dataset"] == dataset) & worst["mechanism"].isin(mechs)]
+    for attack in sorted(sub["attack"].unique()):
+        per = sub[sub["attack"] == attack]
+        und, best = [], []
+        for m in mechs:
+            pm = per[per["mechanism"] == m].dropna(subset=["worst_case_loss"])
+            u = pm.loc[pm["defense"] == NONE, "worst_case_loss"]
+            und.append(float(u.iloc[0]) if len(u) else np.nan)
+            if pm.empty:
+                best.append("—")
+            else:
+                top = pm.sort_values(["worst_case_loss", "defense"]).iloc[0]
+                best.append(f"{_fmt(top['worst_case_loss'])} ({top['defense']})")
+        rows += [[f"worst-case loss: {attack}, undefended", *und],
+                 [f"worst-case loss: {attack}, best defense", *best]]
+    return util, pd.DataFrame(rows, columns=["measure", *mechs])
+
+
+def _summary_section(results: pd.DataFrame) -> str:
+    summary = attack_summary(results)
+    lines = ["## 6. Attack summary", ""]
+    if summary.empty:
+        return "\n".join([*lines, "No attacked runs."])
+    lines.append("Per attack and defense, over budgets and seeds: worst `utility_loss_p90` "
+                 "and `utility_loss_max`, mean `utility_loss_mean`, max `capture` and "
+                 "`attacker_gain`, mean `attack_success` (success rate) and "
+                 "`partition_change`, max `queries`.")
+    for (dataset, mechanism), g in summary.groupby(_SCOPE, sort=True):
+        g = g.assign(_order=g["defense"].map({d: i for i, d in
+                                             enumerate(defense_order(g["defense"]))}))
+        g = g.sort_values(["attack", "_order"]).drop(columns=[*_SCOPE, "_order"])
+        lines += ["", f"### {dataset} · {mechanism}", "", _md_table(g)]
+    return "\n".join(lines)
