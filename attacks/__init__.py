@@ -1,19 +1,22 @@
 """pluralguard.attacks — threat model, attack recipes and adaptive search.
 
 Recipes are registered by name; :func:`make_attack` builds one from a name and
-keyword parameters (recipe parameters and threat-model fields mixed, as on the
-command line: ``sybil,count=10,goal=capture,fraction=0.02``).
+keyword parameters (recipe parameters, threat-model fields and goal fields mixed, as
+on the command line: ``sybil,sybils=10,goal=capture,fraction=0.02``). Every recipe
+has a default threat model (who attacks, Sybils, knowledge) that the parameters
+refine, and class attributes ``default_budget`` / ``default_budgets`` for suites.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from pluralguard.core.errors import InputError
 
 from .base import (
     GOALS,
+    SELECTIONS,
     Attack,
     AttackContext,
     AttackPlan,
@@ -21,13 +24,25 @@ from .base import (
     QueryBudgetExhausted,
     ThreatModel,
 )
+from .best_response import BestResponse
+from .bridge import Bridge
+from .camouflage import Camouflage
+from .exclude import Exclude
+from .infiltrate import Infiltrate
+from .overshoot import Overshoot
+from .protocol import Protocol
+from .stubborn import Stubborn
 from .sybil import Sybil
+from .threshold import ThresholdShift
 
 #: name → recipe class
-ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (Sybil,)}
+ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (
+    Stubborn, Overshoot, Infiltrate, Exclude, Bridge, Sybil, ThresholdShift, Camouflage,
+    Protocol, BestResponse)}
 
-_THREAT_FIELDS = {f.name for f in fields(ThreatModel)}
+_THREAT_FIELDS = {f.name for f in fields(ThreatModel)} - {"goal"}
 _GOAL_FIELDS = {"group", "point", "victims", "groups"}
+_WHO = ("attackers", "fraction", "count")
 
 
 def register_attack(cls: type[Attack]) -> type[Attack]:
@@ -49,7 +64,8 @@ def make_attack(name: str, **params: Any) -> Attack:
     Threat-model fields (``attackers``, ``fraction``, ``count``, ``select``,
     ``sybils``, ``knowledge``, ``queries``, ``bound_range``, ``protocol``) and goal
     fields (``goal`` = kind, ``group``, ``point``, ``victims``, ``groups``) may be mixed
-    with the recipe's own parameters.
+    with the recipe's own parameters; they refine the recipe's default threat model
+    (giving one of ``attackers`` / ``fraction`` / ``count`` replaces the default's).
     """
     if name not in ATTACKS:
         raise InputError("attack", f"unknown attack {name!r}",
@@ -58,16 +74,20 @@ def make_attack(name: str, **params: Any) -> Attack:
     own = {f.name for f in fields(cls)} - {"threat"}
     recipe_kw = {k: params.pop(k) for k in list(params) if k in own}
     goal_kw = {k: params.pop(k) for k in list(params) if k in _GOAL_FIELDS}
-    goal_kind = params.pop("goal", None) or cls.goals[0]
+    goal_kind = params.pop("goal", None)
     threat_kw = {k: params.pop(k) for k in list(params) if k in _THREAT_FIELDS}
     if params:
         bad = sorted(params)[0]
         raise InputError(bad, f"attack {name!r} has no parameter {bad!r}",
-                         f"use one of {', '.join(sorted(own | _THREAT_FIELDS | _GOAL_FIELDS))}")
-    threat = ThreatModel(goal=Goal(goal_kind, **goal_kw), **threat_kw)
-    return cls(threat=threat, **recipe_kw)
+                         "use one of " + ", ".join(sorted(own | _THREAT_FIELDS | _GOAL_FIELDS
+                                                          | {"goal"})))
+    default = cls().threat
+    if any(k in threat_kw for k in _WHO):
+        threat_kw = {k: None for k in _WHO} | threat_kw
+    goal = Goal(goal_kind or default.goal.kind, **goal_kw)
+    return cls(threat=replace(default, goal=goal, **threat_kw), **recipe_kw)
 
 
-__all__ = ["ATTACKS", "GOALS", "Attack", "AttackContext", "AttackPlan", "Goal",
+__all__ = ["ATTACKS", "GOALS", "SELECTIONS", "Attack", "AttackContext", "AttackPlan", "Goal",
            "QueryBudgetExhausted", "ThreatModel", "list_attacks", "make_attack",
            "register_attack"]

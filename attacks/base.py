@@ -13,8 +13,12 @@ A recipe is a small frozen dataclass with a :meth:`Attack.plan` method:
 declare exactly that); ``mechanism`` is the — possibly defended — mechanism the
 attackers face, as an object they may query. The plan is the declared population
 (the n original agents, attackers' declarations replaced, then the Sybils), who
-attacked, the target of the goal, an optional message hook (protocol deviation) and
+attacked, the targets of the goal, an optional message hook (protocol deviation) and
 the number of mechanism queries spent.
+
+Targets are a function of the truth, the mechanism, the threat model and the seed
+only (never of the recipe), so two recipes run with the same threat model attack
+with the same agents toward the same targets and their measurements compare.
 """
 
 from __future__ import annotations
@@ -26,15 +30,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pluralguard.core.bounds import BoundPolicy, resolve_bounds
 from pluralguard.core.errors import InputError
-from pluralguard.core.geometry import normalised_distance, project_box, project_simplex
+from pluralguard.core.geometry import normalised_distance
 from pluralguard.core.mechanism import Mechanism, Outcome
 from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
+from pluralguard.core.network import homophily_edges
 
 GOALS = ("selfish", "capture", "exclude", "merge", "split", "fragment", "consolidate")
 KNOWLEDGE = ("white", "black")
-SELECTIONS = ("random", "central", "near_target")
+SELECTIONS = ("random", "central", "near_target", "in_target")
+#: Default share of the target group's honest members an ``exclude`` goal aims at.
+VICTIM_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -45,16 +53,19 @@ class Goal:
     ----------
     kind : str
         ``selfish`` (raise their own true utility), ``capture`` (drag group ``group``
-        toward ``point``), ``exclude`` (victims lose their group), ``merge`` (join
-        ``groups``), ``split`` (break ``group``), ``fragment`` (more groups),
-        ``consolidate`` (fewer groups).
+        toward ``point``), ``exclude`` (victims lose their group or its agreement),
+        ``merge`` (join ``groups``), ``split`` (break ``group``), ``fragment`` (more
+        groups), ``consolidate`` (fewer groups).
     group : int, optional
         Target group in the clean outcome, by rank of size (0 = largest). Default:
-        the largest group without an attacker.
+        the largest group when attackers are chosen relative to it (``select`` =
+        ``near_target`` / ``in_target``), else the largest group without an attacker.
     point : tuple (X, W), optional
-        Target point t for ``capture``; default the attackers' mean true value system.
+        Target point t for ``capture``; default the attackers' mean true value system
+        (which is also the coalition's own optimum, the point ``selfish`` pulls to).
     victims : tuple of int, optional
-        Agent indices for ``exclude``; default the target group's honest members.
+        Agent indices for ``exclude``; default the quarter of the target group's
+        honest members farthest from t (the coalition keeps the near side).
     groups : tuple of two int, optional
         Size ranks of the groups ``merge`` joins; default the two largest.
     """
@@ -69,6 +80,13 @@ class Goal:
         if self.kind not in GOALS:
             raise InputError("goal", f"unknown goal {self.kind!r}",
                              f"use one of {', '.join(GOALS)}")
+        if self.group is not None and not (isinstance(self.group, int) and self.group >= 0):
+            raise InputError("group", f"{self.group!r} is not a group rank",
+                             "pass a size rank >= 0 (0 = the largest group)")
+        if self.groups is not None and (len(self.groups) != 2
+                                        or self.groups[0] == self.groups[1]):
+            raise InputError("groups", f"{self.groups!r} is not two different group ranks",
+                             "pass e.g. groups=(0, 1)")
 
 
 @dataclass(frozen=True)
@@ -84,22 +102,26 @@ class ThreatModel:
         Share of agents that attack (rounded, at least one).
     count : int, optional
         Number of attacking agents (default 1 when neither ids nor fraction given).
-    select : {"random", "central", "near_target"}
-        How attackers are chosen: seeded at random, the most central agents of the
-        homophily network (degree), or the agents nearest the target group's clean
-        agreement.
+    select : {"random", "central", "near_target", "in_target"}
+        How attackers are chosen: seeded at random; the most central agents (degree
+        in the initial homophily network under the mechanism's bounds in force — for
+        a mechanism without a network, such as the single consensus, the network the
+        agents' own declared bounds would form — ties broken by closeness to the
+        coordinate-wise median declaration); the agents outside the target group
+        nearest its clean agreement (outsiders, for infiltration); or members of the
+        target group, seeded at random (insiders).
     sybils : int
         Extra identities the attackers may create.
     knowledge : {"white", "black"}
         White-box: all declarations and the configuration. Black-box: outcome
-        queries only.
+        queries only, at most ``queries`` of them.
     queries : int
-        Query budget (black-box search).
+        Query budget (black-box; the adaptive search also stops there in white-box).
     bound_range : (float, float)
         Legal range of declared bounds (both γˣ and γʷ).
     protocol : bool
         Whether attackers may deviate from the protocol during the iterations.
-    goal : Goal
+    goal : Goal or str
     """
 
     attackers: tuple[int, ...] | None = None
@@ -118,6 +140,8 @@ class ThreatModel:
         if given > 1:
             raise InputError("attackers", "give only one of attackers, fraction and count",
                              "e.g. attackers=(3, 7) or fraction=0.05 or count=2")
+        if self.attackers is not None:
+            object.__setattr__(self, "attackers", tuple(int(a) for a in self.attackers))
         if self.fraction is not None and not 0 < self.fraction < 1:
             raise InputError("fraction", f"{self.fraction} is not in (0, 1)",
                              "pass a share of agents such as 0.05")
@@ -131,6 +155,8 @@ class ThreatModel:
                              "use 'white' or 'black'")
         if self.sybils < 0:
             raise InputError("sybils", "negative Sybil count", "pass sybils >= 0")
+        if self.queries < 0:
+            raise InputError("queries", "negative query budget", "pass queries >= 0")
         lo, hi = self.bound_range
         if not 0 <= lo <= hi:
             raise InputError("bound_range", f"({lo}, {hi}) is not a range of bounds",
@@ -186,47 +212,107 @@ class AttackPlan:
         return self.declared.n - self.sybils.size
 
 
+class QueryBudgetExhausted(RuntimeError):
+    """A black-box search asked the mechanism more often than its budget allows."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(f"query budget of {budget} exhausted")
+        self.budget = budget
+
+
+class QueryLedger:
+    """Counted, content-cached mechanism queries, shareable between contexts.
+
+    Attributes
+    ----------
+    count : int
+        Queries that reached the mechanism (cache hits are free).
+    limit : int or None
+        Budget enforced by :meth:`AttackContext.query` (black-box), else None.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.count = 0
+        self.limit = limit
+        self.cache: dict[str, Outcome] = {}
+
+    @property
+    def left(self) -> float:
+        """Queries left (``inf`` without a limit)."""
+        return math.inf if self.limit is None else self.limit - self.count
+
+
 class AttackContext:
-    """Helper a recipe builds its plan with: queries, the clean outcome, the target.
+    """Helper a recipe builds its plan with: queries, the clean outcome, the targets.
 
     Every call of :meth:`query` is counted (and cached by content, so repeating a
     query is free); a black-box recipe must stay within ``threat.queries``.
+    Contexts built with the same ``ledger`` share the count and the cache (the
+    adaptive search runs the fixed recipes that way).
     """
 
     def __init__(self, truth: Population, mechanism: Mechanism, threat: ThreatModel,
-                 seed: int) -> None:
-        if not truth.has_bounds:
-            raise InputError("population", "the true population has no bounds",
-                             "give agents true bounds (gamma_x, gamma_w) before attacking")
+                 seed: int, ledger: QueryLedger | None = None) -> None:
         self.truth = truth
         self.mechanism = mechanism
         self.threat = threat
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.queries = 0
-        self._cache: dict[str, Outcome] = {}
-        self._clean: Outcome | None = None
+        self.ledger = ledger or QueryLedger(threat.queries if threat.knowledge == "black"
+                                            else None)
         self._attackers: np.ndarray | None = None
+        self._declared: Population | None = None
 
     # ------------------------------------------------------------ mechanism
+    @property
+    def queries(self) -> int:
+        """Mechanism queries spent so far (on this context's ledger)."""
+        return self.ledger.count
+
     def query(self, declared: Population, hook: MessageHook | None = None) -> Outcome:
         """Run the mechanism on declarations (counted; identical queries are cached)."""
         key = declared.fingerprint()
-        if hook is None and key in self._cache:
-            return self._cache[key]
-        if self.threat.knowledge == "black" and self.queries >= self.threat.queries:
-            raise QueryBudgetExhausted(self.threat.queries)
-        self.queries += 1
+        if hook is None and key in self.ledger.cache:
+            return self.ledger.cache[key]
+        if self.ledger.left <= 0:
+            raise QueryBudgetExhausted(self.ledger.limit or 0)
+        self.ledger.count += 1
         out = self.mechanism(declared, hook=hook)
         if hook is None:
-            self._cache[key] = out
+            self.ledger.cache[key] = out
         return out
 
     @property
     def clean(self) -> Outcome:
         """Outcome of honest play (everyone declares the truth)."""
-        if self._clean is None:
-            self._clean = self.query(self.truth)
-        return self._clean
+        return self.query(self.truth)
+
+    @property
+    def is_agreements(self) -> bool:
+        """Whether the mechanism is the agreement solver (groups, links, bounds)."""
+        return self.mechanism.kind == "agreements"
+
+    @property
+    def utility_kind(self) -> str:
+        """The utility the mechanism optimises (and the metrics use)."""
+        return str(self.mechanism.params.get("utility", "quadratic"))
+
+    @property
+    def declared(self) -> Population:
+        """Honest declarations as the mechanism sees them (after its transforms)."""
+        if self._declared is None:
+            self._declared = self.mechanism.declare(self.truth)
+        return self._declared
+
+    def bounds_in_force(self, declared: Population | None = None
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Bounds (γˣ, γʷ) the agreement mechanism applies to ``declared`` (default the
+        honest declarations); None for mechanisms without acceptable sets."""
+        if not self.is_agreements:
+            return None
+        pop = self.declared if declared is None else self.mechanism.declare(declared)
+        return resolve_bounds(pop, self.mechanism.params.get("bounds", "declared"),
+                              random_state=self.mechanism.params.get("random_state", 0))
 
     # ------------------------------------------------------------- who/what
     def group_by_rank(self, rank: int, exclude: np.ndarray | None = None) -> int:
@@ -235,6 +321,7 @@ class AttackContext:
         labels = self.clean.labels[: self.truth.n]
         sizes = np.bincount(labels, minlength=self.clean.n_groups)
         order = np.argsort(-sizes, kind="stable")
+        order = order[sizes[order] > 0]
         if exclude is not None and exclude.size:
             banned = set(labels[exclude].tolist())
             allowed = [g for g in order if g not in banned]
@@ -245,15 +332,20 @@ class AttackContext:
         return int(order[rank])
 
     def target_group_id(self) -> int:
-        goal = self.threat.goal
-        attackers = self.attackers if self._attackers is not None else None
-        return self.group_by_rank(goal.group or 0, exclude=attackers)
+        """The clean group the goal targets (see :class:`Goal`)."""
+        goal, select = self.threat.goal, self.threat.select
+        if goal.group is not None:
+            return self.group_by_rank(goal.group)
+        if select in ("near_target", "in_target"):
+            return self.group_by_rank(0)
+        return self.group_by_rank(0, exclude=self.attackers)
 
     def members(self, group: int, honest_only: bool = True) -> np.ndarray:
+        """Clean members of a group (without the attackers by default)."""
         labels = self.clean.labels[: self.truth.n]
         idx = np.flatnonzero(labels == group)
-        if honest_only and self._attackers is not None:
-            idx = np.setdiff1d(idx, self._attackers)
+        if honest_only:
+            idx = np.setdiff1d(idx, self.attackers)
         return idx
 
     @property
@@ -278,44 +370,80 @@ class AttackContext:
         if t.select == "random":
             return np.sort(self.rng.choice(n, size=count, replace=False))
         if t.select == "central":
-            deg = np.bincount(self.clean.labels[:n], minlength=self.clean.n_groups)[
-                self.clean.labels[:n]]
-            accept = np.asarray(self.clean.membership[:n].sum(axis=1)).ravel()
-            score = deg + accept + 1e-9 * self.rng.random(n)
-            return np.sort(np.argsort(-score, kind="stable")[:count])
-        # near_target: closest to the target group's clean agreement
+            return np.sort(np.argsort(-self._centrality(), kind="stable")[:count])
         g = self.group_by_rank(t.goal.group or 0)
-        X, W = self.clean.X[g], self.clean.W[g]
-        d = normalised_distance(self.truth.X, self.truth.W, X, W)
-        members = self.clean.labels[:n] == g
-        d = np.where(members, np.inf, d) if (~members).sum() >= count else d
+        inside = self.clean.labels[:n] == g
+        if t.select == "in_target":
+            pool = np.flatnonzero(inside) if inside.sum() >= count else np.arange(n)
+            return np.sort(self.rng.choice(pool, size=count, replace=False))
+        d = normalised_distance(self.truth.X, self.truth.W, self.clean.X[g], self.clean.W[g])
+        if (~inside).sum() >= count:  # else fall back to everyone, nearest first
+            d = np.where(inside, np.inf, d)
         return np.sort(np.argsort(d, kind="stable")[:count])
+
+    def _centrality(self) -> np.ndarray:
+        """Degree in the homophily network plus a closeness tie-break in [0, 0.5]."""
+        decl = self.declared
+        bounds = self.bounds_in_force()
+        if bounds is None and decl.has_bounds:
+            bounds = (np.asarray(decl.gamma_x), np.asarray(decl.gamma_w))
+        close = 0.5 * (1.0 - normalised_distance(decl.X, decl.W, np.median(decl.X, axis=0),
+                                                 np.median(decl.W, axis=0)))
+        if bounds is None:
+            return close
+        edges = homophily_edges(decl, *bounds)
+        n = decl.n
+        return np.bincount(edges.i, minlength=n) + np.bincount(edges.j, minlength=n) + close
 
     def target_point(self) -> tuple[np.ndarray, np.ndarray]:
         """The goal's point t (default: the attackers' mean true value system)."""
         point = self.threat.goal.point
         if point is not None:
-            X = np.asarray(point[0], dtype=float).reshape(self.truth.k, self.truth.m)
-            W = np.asarray(point[1], dtype=float)
+            k, m = self.truth.k, self.truth.m
+            try:
+                X = np.asarray(point[0], dtype=float).reshape(k, m)
+                W = np.asarray(point[1], dtype=float).reshape(m)
+            except (TypeError, ValueError, IndexError):
+                raise InputError("point", f"is not a value system (X of shape ({k}, {m}), "
+                                 f"W of shape ({m},))", "pass point=(X, W)") from None
             return X, W
         a = self.attackers
-        return self.truth.X[a].mean(axis=0), self.truth.W[a].mean(axis=0)
+        w = self.truth.weight[a]
+        return np.tensordot(w, self.truth.X[a], axes=1) / w.sum(), w @ self.truth.W[a] / w.sum()
+
+    def victims(self) -> np.ndarray:
+        """Agents an ``exclude`` goal aims at (see :class:`Goal`)."""
+        goal = self.threat.goal
+        if goal.victims is not None:
+            v = np.unique(np.asarray(goal.victims, dtype=int))
+            if v.size == 0 or v.min() < 0 or v.max() >= self.truth.n:
+                raise InputError("victims", f"ids must be in [0, {self.truth.n})",
+                                 "pass agent indices of the population")
+            return v
+        g = self.members(self.target_group_id())
+        tX, tW = self.target_point()
+        d = normalised_distance(self.truth.X[g], self.truth.W[g], tX, tW)
+        count = max(1, math.ceil(VICTIM_SHARE * g.size))
+        return np.sort(g[np.argsort(-d, kind="stable")[:count]])
+
+    def merge_group_ids(self) -> tuple[int, int]:
+        """Clean group ids a ``merge`` goal joins."""
+        a, b = self.threat.goal.groups or (0, 1)
+        return self.group_by_rank(a), self.group_by_rank(b)
 
     def plan(self, declared: Population, sybils: int = 0, *, hook: MessageHook | None = None,
              info: dict[str, Any] | None = None) -> AttackPlan:
         """Package declarations into an :class:`AttackPlan` with the goal's targets."""
         goal = self.threat.goal
         n = self.truth.n
-        target = victims = None
-        merge = None
+        target = victims = merge = None
         if goal.kind in ("capture", "exclude", "split"):
             target = self.members(self.target_group_id())
         if goal.kind == "exclude":
-            victims = (np.asarray(goal.victims, dtype=int) if goal.victims is not None
-                       else target)
+            victims = self.victims()
         if goal.kind == "merge":
-            a, b = goal.groups or (0, 1)
-            merge = (self.members(self.group_by_rank(a)), self.members(self.group_by_rank(b)))
+            a, b = self.merge_group_ids()
+            merge = (self.members(a), self.members(b))
         return AttackPlan(
             declared=declared, attackers=self.attackers, goal=goal,
             sybils=np.arange(n, n + sybils), target_group=target,
@@ -323,36 +451,36 @@ class AttackContext:
             victims=victims, merge_groups=merge, hook=hook, queries=self.queries,
             info=info or {})
 
-
-class QueryBudgetExhausted(RuntimeError):
-    """A black-box search asked the mechanism more often than its budget allows."""
-
-    def __init__(self, budget: int) -> None:
-        super().__init__(f"query budget of {budget} exhausted")
-        self.budget = budget
-
-
-# ------------------------------------------------------------------ geometry
-def within_budget(truth_X: np.ndarray, truth_W: np.ndarray, X: np.ndarray, W: np.ndarray,
-                  budget: float) -> tuple[np.ndarray, np.ndarray]:
-    """Move declarations (X, W) back toward the truths until δ(declared, true) ≤ budget.
-
-    Points are moved along the segment from the truth, which stays inside the box and
-    the simplex (both convex), so the result is a valid value system.
-    """
-    d = normalised_distance(X, W, truth_X, truth_W)
-    scale = np.where(d > budget, budget / np.maximum(d, 1e-300), 1.0)
-    Xs = truth_X + scale[..., None, None] * (X - truth_X)
-    Ws = truth_W + scale[..., None] * (W - truth_W)
-    return project_box(Xs), project_simplex(Ws)
+    def with_declarations(self, X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray | None = None,
+                          gamma_w: np.ndarray | None = None) -> Population:
+        """The truth with the attackers' rows replaced (bounds too when given)."""
+        a = self.attackers
+        X2, W2 = np.array(self.truth.X), np.array(self.truth.W)
+        X2[a], W2[a] = X, W
+        changes: dict[str, Any] = {"X": X2, "W": W2}
+        if gamma_x is not None and self.truth.has_bounds:
+            gx, gw = np.array(self.truth.gamma_x), np.array(self.truth.gamma_w)
+            gx[a], gw[a] = gamma_x, gamma_w
+            changes |= {"gamma_x": gx, "gamma_w": gw}
+        return self.truth.replace(**changes)
 
 
-def toward(truth_X: np.ndarray, truth_W: np.ndarray, X: np.ndarray, W: np.ndarray,
-           budget: float) -> tuple[np.ndarray, np.ndarray]:
-    """The point at normalised distance ``budget`` from the truth toward (X, W) (or (X, W)
-    itself when closer)."""
-    return within_budget(truth_X, truth_W, np.broadcast_to(X, np.shape(truth_X)),
-                         np.broadcast_to(W, np.shape(truth_W)), budget)
+# ------------------------------------------------------------- applicability
+def bound_policy_kind(mechanism: Mechanism) -> str | None:
+    """``declared``, ``quantile``, ``fixed`` or ``custom`` for the agreement mechanism's
+    bound policy; None for mechanisms without one."""
+    if mechanism.kind != "agreements":
+        return None
+    policy = BoundPolicy.parse(mechanism.params.get("bounds", "declared"))
+    return policy.kind if isinstance(policy, BoundPolicy) else "custom"
+
+
+def require_agreements(name: str, mechanism: Mechanism, reason: str) -> None:
+    """Raise the explanatory error unless the mechanism is the agreement solver."""
+    if mechanism.kind != "agreements":
+        raise InputError("mechanism", f"attack {name!r} does not apply to the "
+                         f"{mechanism.kind!r} mechanism: {reason}",
+                         "run it against the 'agreements' mechanism")
 
 
 def clip_bounds(threat: ThreatModel, gx: np.ndarray | float, gw: np.ndarray | float
@@ -375,34 +503,65 @@ class Attack:
         One line for ``pluralguard list attacks``.
     goals : tuple of str
         Goals the recipe serves (its default goal first).
+    white_box : str
+        Why the recipe needs white-box knowledge ("" when outcome queries suffice).
+    min_queries : int
+        Mechanism queries the recipe needs at least (the clean outcome).
+    needs_sybils : bool
+        Whether the recipe acts through Sybil identities (``threat.sybils`` ≥ 1).
+    default_budget : float
+        The budget a suite uses for a single measurement.
+    default_budgets : tuple of float
+        The budgets of a default security curve.
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     goals: ClassVar[tuple[str, ...]] = GOALS
+    white_box: ClassVar[str] = ""
+    min_queries: ClassVar[int] = 1
+    needs_sybils: ClassVar[bool] = False
+    default_budget: ClassVar[float] = 0.1
+    default_budgets: ClassVar[tuple[float, ...]] = (0.02, 0.05, 0.1, 0.2)
 
     threat: ThreatModel = field(default_factory=ThreatModel)
 
     def plan(self, truth: Population, mechanism: Mechanism, budget: float,
              seed: int = 0) -> AttackPlan:
-        """Build the attack at one budget (ε on δ(declared, true) per attacker)."""
+        """Build the attack at one budget (see the recipe for what ``budget`` bounds)."""
         if not budget >= 0:
             raise InputError("budget", f"{budget!r} is not a non-negative number",
                              "pass a budget such as 0.1 (normalised distance)")
         self.check(truth, mechanism)
         return self._plan(AttackContext(truth, mechanism, self.threat, seed), budget)
 
-    def curve(self, truth: Population, mechanism: Mechanism, budgets: Sequence[float],
-              seed: int = 0) -> list[AttackPlan]:
-        """One plan per budget: a security curve in one call."""
-        return [self.plan(truth, mechanism, b, seed) for b in budgets]
+    def curve(self, truth: Population, mechanism: Mechanism,
+              budgets: Sequence[float] | None = None, seed: int = 0) -> list[AttackPlan]:
+        """One plan per budget (default :attr:`default_budgets`): a security curve."""
+        return [self.plan(truth, mechanism, b, seed) for b in budgets or self.default_budgets]
 
     def check(self, truth: Population, mechanism: Mechanism) -> None:
         """Raise :class:`InputError` saying why the attack does not apply, if it does not."""
-        if self.threat.goal.kind not in self.goals:
+        t = self.threat
+        if t.goal.kind not in self.goals:
             raise InputError("goal", f"attack {self.name!r} does not pursue goal "
-                             f"{self.threat.goal.kind!r}",
-                             f"use one of {', '.join(self.goals)}")
+                             f"{t.goal.kind!r}", f"use one of {', '.join(self.goals)}")
+        if t.knowledge == "black" and self.white_box:
+            raise InputError("knowledge", f"attack {self.name!r} needs white-box knowledge: "
+                             f"it {self.white_box}", "use knowledge='white', or the "
+                             "black-box 'best_response'")
+        if t.knowledge == "black" and t.queries < self.min_queries:
+            raise InputError("queries", f"black-box attack {self.name!r} needs at least "
+                             f"{self.min_queries} mechanism queries, the budget is "
+                             f"{t.queries}", f"pass queries>={self.min_queries}")
+        if self.needs_sybils and t.sybils < 1:
+            raise InputError("sybils", f"attack {self.name!r} acts through Sybil "
+                             "identities and the threat model allows none (sybils=0)",
+                             "pass sybils>=1")
+        self._applies(truth, mechanism)
+
+    def _applies(self, truth: Population, mechanism: Mechanism) -> None:
+        """Recipe-specific applicability (raise :class:`InputError` saying why not)."""
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         raise NotImplementedError

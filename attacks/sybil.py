@@ -2,72 +2,101 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
-from .base import Attack, AttackContext, AttackPlan, clip_bounds, toward
+from pluralguard.core.model import Population
+
+from .base import Attack, AttackContext, AttackPlan, ThreatModel, clip_bounds
+from .geometry import (
+    accepting_bounds,
+    fit_region,
+    make_identities,
+    project_budget,
+    region_point,
+)
 
 
 @dataclass(frozen=True)
 class Sybil(Attack):
-    """Sybil stuffing: s fake identities all declare one point.
+    """Sybil stuffing: s fake identities all declare one point p.
 
     Idea: an agreement weighs every *identity*; identities cost nothing, so s Sybils
-    declaring t add weight s at t. Inside a group whose members all accept t, the
-    quadratic agreement moves to Π_{∩F}((Σ_i w_i v_i + s·t) / (Σ_i w_i + s)) — the
+    declaring p add weight s at p. Inside a group whose members all accept p, the
+    quadratic agreement moves to Π_{∩F}((Σ_i w_i v_i + s·p) / (Σ_i w_i + s)) — the
     projection of the weighted mean with the Sybils (Douceur, *The Sybil Attack*,
-    IPTPS 2002; in federated aggregation, Fung et al., *FoolsGold*, 2018).
+    IPTPS 2002; in federated aggregation, Fung, Yoon & Beschastnikh, *Mitigating
+    Sybils in federated learning poisoning* (FoolsGold), 2018).
 
-    The number of Sybils s is the threat model's ``sybils`` (5 when it is 0).
+    To *join* the target group G, p is taken inside G's acceptance region ∩_{i∈G} F_i
+    (declarations and bounds in force): the point of the region nearest the goal point
+    t within the budget of G's clean agreement. The Sybils declare bounds that accept
+    every member, so every member links with them and G ∪ Sybils keeps a common
+    acceptable point. Under the single consensus there is no region: p is the budget
+    point from the consensus toward t.
+
+    The number of Sybils s is the threat model's ``sybils`` (default 5).
 
     Parameters
     ----------
     bound : float, optional
         Bound each Sybil declares for both γˣ and γʷ (clipped to the legal range);
-        default the largest declared bound of the target group's members, so the
-        Sybils accept whoever accepts them.
+        default the smallest bounds that accept every member of G.
 
     Budget
     ------
-    The Sybils' point is t itself when ``budget`` is infinite, else the point at
-    normalised distance ``budget`` from the target group's clean agreement toward t
-    (a camouflaged, in-group point for small budgets).
+    δ between p and G's clean agreement a_G (per block: ‖ΔX‖ ≤ ε D_X, ‖ΔW‖ ≤ ε D_W,
+    inside the δ-ball): small budgets keep the Sybils camouflaged next to the
+    agreement, ``inf`` lets them declare the region point nearest t (t itself when
+    every member accepts t). Default 0.1; curve (0.02, 0.05, 0.1, 0.2, inf).
 
     Goal
     ----
-    ``capture`` (default target point: the attackers' mean true value system),
-    ``selfish`` (the same point serves the attackers), ``consolidate``.
+    ``capture`` (default; t defaults to the attackers' mean true value system) and
+    ``selfish`` (the same point serves the attackers).
     """
 
     name = "sybil"
-    summary = "fake identities all declare one point, adding its weight to a group"
-    goals = ("capture", "selfish", "consolidate")
+    summary = "fake identities declare one point inside a group, adding their weight to it"
+    goals = ("capture", "selfish")
+    white_box = "computes the target group's acceptance region from its members' declarations"
+    needs_sybils = True
+    default_budgets = (0.02, 0.05, 0.1, 0.2, float("inf"))
 
+    threat: ThreatModel = field(default_factory=partial(
+        ThreatModel, goal="capture", sybils=5))
     bound: float | None = None
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
-        s = ctx.threat.sybils or 5
-        truth = ctx.truth
+        s = ctx.threat.sybils
         g = ctx.target_group_id()
-        tX, tW = ctx.target_point()
-        if math.isinf(budget):
-            pX, pW = tX, tW
-        else:
-            pX, pW = toward(ctx.clean.X[g], ctx.clean.W[g], tX, tW, budget)
+        a_G = ctx.clean.X[g], ctx.clean.W[g]
+        t = ctx.target_point()
         members = ctx.members(g, honest_only=False)
-        if self.bound is not None:
-            gx = gw = self.bound
-        else:
-            gx, gw = truth.gamma_x[members].max(), truth.gamma_w[members].max()
-        gx, gw = clip_bounds(ctx.threat, gx, gw)
-        sybils = truth.replace(
-            X=np.repeat(pX[None], s, axis=0), W=np.repeat(pW[None], s, axis=0),
-            gamma_x=np.full(s, float(gx)), gamma_w=np.full(s, float(gw)),
-            weights=None if truth.weights is None else np.full(s, float(np.median(
-                truth.weights))),
-            agents=[f"sybil{i}" for i in range(s)])
-        declared = truth.append(sybils)
-        return ctx.plan(declared, sybils=s, info={"point": (pX.tolist(), pW.tolist()),
-                                                  "sybils": s, "group": g})
+
+        def declare(X: np.ndarray, W: np.ndarray) -> Population:
+            if self.bound is not None:
+                gx = gw = self.bound
+            else:
+                gx, gw = accepting_bounds(ctx.declared, members, X[0], W[0])
+            gx, gw = clip_bounds(ctx.threat, gx, gw)
+            return ctx.truth.append(make_identities(
+                ctx.truth, np.repeat(X, s, axis=0), np.repeat(W, s, axis=0),
+                np.full(s, float(gx)), np.full(s, float(gw)), "sybil"))
+
+        def propose(gx: np.ndarray, gw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            p = region_point(ctx.declared, gx, gw, members, t, anchor=a_G, radius=budget)
+            pX, pW = p or a_G  # a_G: in the region, if its boundary defeats the solver
+            return pX[None], pW[None]
+
+        if ctx.is_agreements:
+            declared, inside = fit_region(ctx, members, propose, declare)
+        else:  # no acceptance region to respect
+            pX, pW = project_budget(a_G[0], a_G[1], t[0], t[1], budget)
+            declared, inside = declare(pX[None], pW[None]), np.zeros(1, dtype=bool)
+        n = ctx.truth.n
+        return ctx.plan(declared, sybils=s, info={
+            "point": (declared.X[n].tolist(), declared.W[n].tolist()), "sybils": s,
+            "group": g, "in_region": bool(inside[0])})

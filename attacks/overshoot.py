@@ -1,0 +1,81 @@
+"""Overshoot: exaggerate away from the current agreement (mean manipulation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import Attack, AttackContext, AttackPlan
+from .geometry import project_budget
+
+
+@dataclass(frozen=True)
+class Overshoot(Attack):
+    """Exaggerate: declare past one's truth, away from the agreement one wants to move.
+
+    Idea: a mean is moved by every report in proportion to its weight, so an agent
+    whose truth v differs from its group's agreement a declares v̂ beyond v, on the
+    far side from a. Under the ℓ2 single consensus (the weighted mean, Lera-Leri et al.
+    2022) the agreement after a misreport is a' = a + (w_i / Σ_j w_j)(v̂ − v), so the
+    best misreport within the budget is the δ-projection of
+
+        v + λ (t − a),   λ = Σ_j w_j / w_i,
+
+    onto {v̂ valid : δ(v̂, v) ≤ ε}, with t = v for a selfish agent: exactly what this
+    recipe declares (a coalition in one group uses the coalition's weight and its mean
+    truth, which is exact when no box or simplex face binds). The median (p = 1,
+    odd n) is immune: it is strategyproof for single-peaked preferences (Moulin, *On
+    strategy-proofness and single peakedness*, Public Choice 1980), and the utility
+    here is separable per coordinate. In the agreement mechanism the same
+    exaggeration pulls the projected mean of the attacker's group, as long as the
+    exaggerated declaration keeps its links.
+
+    Parameters
+    ----------
+    factor : float, optional
+        Exaggeration λ; default Σ_{j∈C} w_j / Σ_{a∈A∩C} w_a for the attackers A in
+        group C (the ℓ2-optimal factor).
+
+    Budget
+    ------
+    ε on δ(v̂_a, v_a) per attacker. Default 0.1; curve (0.02, 0.05, 0.1, 0.2, 0.4).
+
+    Goal
+    ----
+    ``selfish`` (default: t = the coalition's mean truth within each group) or
+    ``capture`` (t = the goal's point; under the agreement mechanism only attackers
+    inside the target group move it).
+    """
+
+    name = "overshoot"
+    summary = "declare past one's truth, away from the agreement (mean manipulation)"
+    goals = ("selfish", "capture")
+    default_budgets = (0.02, 0.05, 0.1, 0.2, 0.4)
+
+    factor: float | None = None
+
+    def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
+        A, n = ctx.attackers, ctx.truth.n
+        out = ctx.clean
+        labels = out.labels[:n]
+        G = out.n_groups
+        w = ctx.declared.weight
+        group_w = np.bincount(labels, weights=w, minlength=G)
+        coalition_w = np.bincount(labels[A], weights=w[A], minlength=G)
+        vX, vW = ctx.truth.X[A], ctx.truth.W[A]
+        if ctx.threat.goal.kind == "selfish":  # the coalition's optimum in each group
+            sum_X = np.zeros((G, ctx.truth.k, ctx.truth.m))
+            sum_W = np.zeros((G, ctx.truth.m))
+            np.add.at(sum_X, labels[A], w[A, None, None] * vX)
+            np.add.at(sum_W, labels[A], w[A, None] * vW)
+            tX = sum_X[labels[A]] / coalition_w[labels[A], None, None]
+            tW = sum_W[labels[A]] / coalition_w[labels[A], None]
+        else:
+            tX, tW = ctx.target_point()
+        lam = (np.full(A.size, self.factor) if self.factor is not None
+               else group_w[labels[A]] / coalition_w[labels[A]])
+        aX, aW = out.X[labels[A]], out.W[labels[A]]
+        X, W = project_budget(vX, vW, vX + lam[:, None, None] * (tX - aX),
+                              vW + lam[:, None] * (tW - aW), budget)
+        return ctx.plan(ctx.with_declarations(X, W), info={"factor": lam.tolist()})
