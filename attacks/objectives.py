@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pluralguard.core.geometry import normalised_distance, utility
+from pluralguard.core.measures import capture_scores, excluded
 from pluralguard.core.mechanism import Outcome
 
 from .base import AttackContext
@@ -32,7 +33,7 @@ class GoalMeasure:
     * ``capture`` — mean over the target group's honest members of
       clip((δ(a_G, t) − δ(a'_i, t)) / δ(a_G, t), −1, 1) (``capture``);
     * ``exclude`` — share of victims that kept fewer than half of their clean honest
-      co-members or do not accept their agreement (``exclusion_rate``); tie-break:
+      co-members or lost an agreement they accepted (``exclusion_rate``); tie-break:
       victims' mean δ from their clean agreement;
     * ``split`` — 1 if the target group's honest members end in several groups;
       tie-break: the number of those groups over the group's size;
@@ -62,7 +63,7 @@ class GoalMeasure:
             self.target = ctx.members(ctx.target_group_id())
         if self.kind == "capture":
             self.point = ctx.target_point()
-            g = _majority(self.clean_labels[self.target])
+            self.g = g = _majority(self.clean_labels[self.target])
             self.d0 = float(normalised_distance(clean.X[g], clean.W[g], *self.point))
         if self.kind == "exclude":
             self.victims = ctx.victims()
@@ -84,8 +85,8 @@ class GoalMeasure:
             T = self.target
             if T.size == 0 or self.d0 <= 0:
                 return 0.0, 0.0
-            d1 = normalised_distance(out.agent_X[T], out.agent_W[T], *self.point)
-            return float(np.clip((self.d0 - d1) / self.d0, -1.0, 1.0).mean()), 0.0
+            return float(capture_scores(self.clean.X[self.g], self.clean.W[self.g], out, T,
+                                        self.point).mean()), 0.0
         if self.kind == "exclude":
             return self._exclusion(out)
         if self.kind == "split":
@@ -100,16 +101,8 @@ class GoalMeasure:
         return float(delta if self.kind == "fragment" else -delta), 0.0
 
     def _exclusion(self, out: Outcome) -> tuple[float, float]:
-        V, labels = self.victims, out.labels
-        accepted = np.asarray(out.membership[V, labels[V]]).ravel().astype(bool)
-        honest = np.zeros(self.n, dtype=bool)
-        honest[self.honest] = True
-        excluded = 0
-        for v, ok in zip(V.tolist(), accepted.tolist(), strict=True):
-            mates = np.flatnonzero((self.clean_labels == self.clean_labels[v]) & honest)
-            mates = mates[mates != v]
-            kept = np.mean(labels[mates] == labels[v]) if mates.size else 1.0
-            excluded += (kept < 0.5) or not ok
+        V = self.victims
+        share = float(excluded(self.clean, out, V, self.honest).mean())
         moved = normalised_distance(out.agent_X[V], out.agent_W[V], self.clean.agent_X[V],
                                     self.clean.agent_W[V])
-        return excluded / V.size, float(moved.mean())
+        return share, float(moved.mean())

@@ -16,7 +16,8 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import pair_confusion_matrix
 
-from pluralguard.core.geometry import normalised_distance, utility
+from pluralguard.core.geometry import utility
+from pluralguard.core.measures import capture_scores, excluded
 from pluralguard.core.mechanism import Outcome
 from pluralguard.core.model import Population
 
@@ -47,8 +48,8 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("join_success", "1 if an attacker or Sybil ends in the group holding most of "
                "G's honest members, else 0 (NaN without a target group)", "higher"),
     MetricInfo("exclusion_rate", "share of victims V that kept fewer than half of their "
-               "clean honest co-members, or do not accept their attacked group's "
-               "agreement (NaN without victims)", "higher"),
+               "clean honest co-members, or accepted their clean agreement and no longer "
+               "accept their attacked one (NaN without victims)", "higher"),
     MetricInfo("partition_change", "1 − ARI(clean labels, attacked labels) over H "
                "(adjusted Rand index, Hubert & Arabie 1985)", "higher"),
     MetricInfo("comembership_flips", "share of pairs of H together in exactly one of the "
@@ -80,12 +81,8 @@ def true_utilities(truth: Population, outcome: Outcome, agents: np.ndarray,
 def capture(clean_group_X: np.ndarray, clean_group_W: np.ndarray, attacked: Outcome,
             members: np.ndarray, point: tuple[np.ndarray, np.ndarray]) -> float:
     """Normalised displacement of the target group's agreements toward t (see METRICS)."""
-    tX, tW = point
-    d0 = float(normalised_distance(clean_group_X, clean_group_W, tX, tW))
-    if members.size == 0 or d0 <= 0:
-        return float("nan")
-    d1 = normalised_distance(attacked.agent_X[members], attacked.agent_W[members], tX, tW)
-    return float(np.clip((d0 - d1) / d0, -1.0, 1.0).mean())
+    scores = capture_scores(clean_group_X, clean_group_W, attacked, members, point)
+    return float(scores.mean()) if scores.size else float("nan")
 
 
 def join_success(attacked_labels: np.ndarray, members: np.ndarray,
@@ -97,22 +94,12 @@ def join_success(attacked_labels: np.ndarray, members: np.ndarray,
     return float(np.any(attacked_labels[intruders] == majority)) if intruders.size else 0.0
 
 
-def exclusion_rate(clean_labels: np.ndarray, attacked: Outcome, victims: np.ndarray,
+def exclusion_rate(clean: Outcome, attacked: Outcome, victims: np.ndarray,
                    honest: np.ndarray) -> float:
     """Share of victims that lost their clean co-members or their agreement (METRICS)."""
     if victims.size == 0:
         return float("nan")
-    att = attacked.labels
-    accepted = np.asarray(attacked.membership[victims, att[victims]]).ravel().astype(bool)
-    honest_mask = np.zeros(att.size, dtype=bool)
-    honest_mask[honest] = True
-    excluded = 0
-    for v, ok in zip(victims.tolist(), accepted.tolist(), strict=True):
-        mates = np.flatnonzero((clean_labels == clean_labels[v]) & honest_mask[:clean_labels.size])
-        mates = mates[mates != v]
-        kept = np.mean(att[mates] == att[v]) if mates.size else 1.0
-        excluded += (kept < 0.5) or not ok
-    return excluded / victims.size
+    return float(excluded(clean, attacked, victims, honest).mean())
 
 
 def partition_change(a: np.ndarray, b: np.ndarray) -> float:

@@ -54,17 +54,24 @@ def test_join_success_and_exclusion():
     labels = np.array([0, 0, 0, 1, 1, 0])  # agent 5 is a Sybil
     assert M.join_success(labels, np.array([0, 1, 2]), np.array([5])) == 1.0
     assert M.join_success(labels, np.array([3, 4]), np.array([5])) == 0.0
-    clean = np.array([0, 0, 0, 0, 1])
-    attacked_labels = np.array([0, 0, 1, 2, 2])
+    everyone = sparse.csr_matrix(np.ones((5, 3), dtype=bool))
+    clean = FakeOutcome(np.array([0, 0, 0, 0, 1]), np.zeros((2, 1, 2)), np.zeros((2, 2)),
+                        everyone[:, :2])
     accept = sparse.csr_matrix(np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0],
                                          [0, 0, 1]], dtype=bool))
-    out = FakeOutcome(attacked_labels, np.zeros((3, 1, 2)), np.zeros((3, 2)), accept)
+    out = FakeOutcome(np.array([0, 0, 1, 2, 2]), np.zeros((3, 1, 2)), np.zeros((3, 2)),
+                      accept)
     honest = np.arange(5)
-    # victims 0..3 were together: 0 and 1 keep 1/3 of their mates -> excluded; 2 and 3
-    # keep 0 -> excluded; with everyone accepting but 3, all four are excluded
+    # victims 0..3 were together: 0 and 1 keep 1/3 of their mates, 2 and 3 none
     assert M.exclusion_rate(clean, out, np.array([0, 1, 2, 3]), honest) == 1.0
-    # agent 4 kept its (no) mates and accepts its agreement: not excluded
+    # agent 4 kept its (no) mates and still accepts its agreement: not excluded
     assert M.exclusion_rate(clean, out, np.array([4]), honest) == 0.0
+    # same partition, but agents 2 and 3 no longer accept the agreement they accepted
+    same = FakeOutcome(clean.labels, clean.X, clean.W, accept[:, :2])
+    assert M.exclusion_rate(clean, same, np.array([0, 1, 2, 3]), honest) == 0.5
+    # ... while an agent that never accepted its agreement is not excluded by the attack
+    never = FakeOutcome(clean.labels, clean.X, clean.W, accept[:, :2])
+    assert M.exclusion_rate(never, same, np.array([3]), honest) == 0.0
 
 
 def test_partition_metrics():
