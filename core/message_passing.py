@@ -299,7 +299,7 @@ class _Monitor:
 def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,
              weights: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, tol: float,
              max_iter: int, step: float | None = None, accelerate: bool = True,
-             mixing: str | None = None, check_every: int = 10, stall_checks: int = 200,
+             mixing: str | None = None, check_every: int = 10, stall_checks: int | None = None,
              hook: MessageHook | None = None, record_history: bool = False) -> PassingOutcome:
     """Projected dual gradient on every group at once (module doc). Quadratic utility.
 
@@ -327,6 +327,8 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
     lam_x, lam_w = np.zeros_like(p.cx), np.zeros_like(p.cw)  # ν at λ_t
     nu_x, nu_w = np.zeros_like(p.cx), np.zeros_like(p.cw)  # ν at the extrapolated y_t
     theta = np.ones(p.n_groups)
+    # a deviating messenger is the common cause of a stall, so look sooner
+    stall_checks = stall_checks or (50 if hook is not None else 200)
     monitor = _Monitor(p, tol, stall_checks, record_history)
     active = np.ones(p.n, dtype=bool)
     inv2w = (0.5 / p.w)[:, None]
