@@ -7,11 +7,19 @@ from typing import Any
 
 from pluralguard.core.errors import InputError
 
+from .aggregation import MedianAgreement, RobustMixing
 from .base import LAYERS, Defense, DefenseChain
-from .bound_floor import BoundFloor
+from .bound_limits import BoundCap, BoundFloor, ProtocolBounds
+from .linking import KCore, MutualKNN
+from .outliers import OutlierFilter
+from .sybil_cap import SybilCap
+from .thresholds import RandomizedThreshold, RobustThreshold
 
-#: name → defense class
-DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (BoundFloor,)}
+#: name → defense class, by layer: declarations, network rule, aggregation
+DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (
+    BoundFloor, BoundCap, ProtocolBounds, OutlierFilter, SybilCap,
+    MutualKNN, KCore, RobustThreshold, RandomizedThreshold,
+    RobustMixing, MedianAgreement)}
 
 
 def register_defense(cls: type[Defense]) -> type[Defense]:
@@ -42,5 +50,7 @@ def make_defense(name: str, **params: Any) -> Defense:
     return cls(**params)
 
 
-__all__ = ["DEFENSES", "LAYERS", "Defense", "DefenseChain", "list_defenses",
-           "make_defense", "register_defense"]
+__all__ = ["DEFENSES", "LAYERS", "BoundCap", "BoundFloor", "Defense", "DefenseChain", "KCore",
+           "MedianAgreement", "MutualKNN", "OutlierFilter", "ProtocolBounds",
+           "RandomizedThreshold", "RobustMixing", "RobustThreshold", "SybilCap",
+           "list_defenses", "make_defense", "register_defense"]

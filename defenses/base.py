@@ -10,21 +10,42 @@ things:
 * **the aggregation** — how a group's agreement is computed (robust mixing, linear
   utility).
 
-Defenses compose in a chain (applied left to right). Each may state which attacks it
-targets and what it assumes (e.g. a tolerated attacker fraction); the suite can run
-it with an assumption that differs from the actual attack, as ByzFL separates the
-declared from the actual number of Byzantine nodes.
+Defenses compose in a chain (applied left to right). Each states which attacks it
+targets (:attr:`Defense.targets`) and what it assumes (:attr:`Defense.assumes`); a
+defense whose assumption is a tolerated attacker fraction has an ``assumed_fraction``
+field, and the suite can run it with an assumption that differs from the actual
+attack (:meth:`Defense.with_assumption`), as ByzFL separates the declared from the
+actual number of Byzantine nodes.
+
+Where a defense has nothing to act on (e.g. a bound floor under a quantile bound
+policy, robust mixing on the single consensus, which has no message passing),
+:meth:`Defense.apply` returns the mechanism *unchanged* — an explicit no-op whose
+measured cost and benefit are zero, and which :meth:`Defense.acts_on` reports.
+
+The helpers at the end of this module are shared by the recipes: which mechanism
+kinds a defense understands, the bound rule in force, composition of bound-rule
+wrappers and edge filters, and normalised coordinates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
+import numpy as np
+
+from pluralguard.core.bounds import BoundPolicy
+from pluralguard.core.errors import InputError
+from pluralguard.core.geometry import D_W, diameter_x
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.network import Edges
 
 LAYERS = ("declarations", "network", "aggregation")
+
+#: Mechanism kinds whose parameters the defenses understand.
+KINDS = ("agreements", "consensus")
 
 
 @dataclass(frozen=True)
@@ -40,13 +61,18 @@ class Defense:
     layer : str
         ``declarations``, ``network`` or ``aggregation``.
     targets : tuple of str
-        Names of the attacks it is designed against.
+        Names of the attacks it is designed against (registry names of
+        :mod:`pluralguard.attacks`).
+    assumes : str
+        Its assumption in one sentence. When the assumption is a tolerated attacker
+        fraction, the defense has an ``assumed_fraction`` field.
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     layer: ClassVar[str] = "declarations"
     targets: ClassVar[tuple[str, ...]] = ()
+    assumes: ClassVar[str] = ""
 
     def __call__(self, mechanism: Mechanism) -> Mechanism:
         """The defended mechanism."""
@@ -60,12 +86,26 @@ class Defense:
         """Declaration defenses: declared population → declared population (same agents)."""
         raise NotImplementedError(f"{type(self).__name__} does not transform declarations")
 
+    def acts_on(self, mechanism: Mechanism) -> bool:
+        """Whether the defense changes this mechanism (False: a documented no-op)."""
+        return self.apply(mechanism) is not mechanism
+
     def params(self) -> dict[str, Any]:
         """The defense's parameters."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def with_params(self, **changes: Any) -> Defense:
         return replace(self, **changes)
+
+    def with_assumption(self, assumed_fraction: float) -> Defense:
+        """Copy assuming a different tolerated attacker fraction.
+
+        Defenses without an ``assumed_fraction`` field assume no fraction and are
+        returned unchanged.
+        """
+        if "assumed_fraction" not in {f.name for f in fields(self)}:
+            return self
+        return replace(self, assumed_fraction=assumed_fraction)
 
 
 @dataclass(frozen=True)
@@ -83,5 +123,112 @@ class DefenseChain:
     def name(self) -> str:
         return "+".join(d.name for d in self.defenses) or "none"
 
+    def with_assumption(self, assumed_fraction: float) -> DefenseChain:
+        """Every defense of the chain with a different tolerated attacker fraction."""
+        return DefenseChain(tuple(d.with_assumption(assumed_fraction) for d in self.defenses))
+
     def __bool__(self) -> bool:
         return bool(self.defenses)
+
+
+# ------------------------------------------------------------------- helpers
+def check_kind(defense: Defense, mechanism: Mechanism) -> str:
+    """The mechanism's kind, or :class:`InputError` if the defense cannot read its
+    parameters (a user-registered kind)."""
+    if mechanism.kind not in KINDS:
+        raise InputError("defense", f"{defense.name!r} does not know the parameters of "
+                         f"mechanism kind {mechanism.kind!r}",
+                         f"use it with one of {', '.join(KINDS)}, or use a declaration "
+                         "defense")
+    return mechanism.kind
+
+
+def check_fraction(value: float | None, *, optional: bool = False) -> None:
+    """Validate an ``assumed_fraction`` field: in (0, 0.5]."""
+    if value is None and optional:
+        return
+    if value is None or not 0 < value <= 0.5:
+        raise InputError("assumed_fraction", f"{value!r} is not in (0, 0.5]",
+                         "pass the tolerated share of attackers, e.g. 0.1"
+                         + (", or None" if optional else ""))
+
+
+def check_weights_param(defense: Defense, mechanism: Mechanism) -> None:
+    """Weight-changing defenses cannot act when the consensus is given explicit weights."""
+    if mechanism.kind == "consensus" and mechanism.params.get("weights") is not None:
+        raise InputError("weights", f"the consensus mechanism's explicit weights override "
+                         f"the population's, so {defense.name!r} cannot change them",
+                         "put the weights on the population (Population(weights=...)) "
+                         "instead of the mechanism")
+
+
+def bound_rule(mechanism: Mechanism) -> Any:
+    """The agreement mechanism's bound rule in force (``declared`` by default)."""
+    return BoundPolicy.parse(mechanism.params.get("bounds", "declared"))
+
+
+def base_rule(rule: Any) -> Any:
+    """The innermost rule of a chain of bound-rule wrappers (each has ``inner``)."""
+    while hasattr(rule, "inner"):
+        rule = rule.inner
+    return rule
+
+
+def uses_declared_bounds(mechanism: Mechanism) -> bool:
+    """Whether the mechanism's bounds in force start from the declared bounds.
+
+    True for user-registered kinds (they may read them); False for the consensus
+    (bounds only decide membership there, never the agreement).
+    """
+    if mechanism.kind == "consensus":
+        return False
+    if mechanism.kind != "agreements":
+        return True
+    rule = base_rule(bound_rule(mechanism))
+    return isinstance(rule, BoundPolicy) and rule.kind == "declared"
+
+
+def rebase(rule: Any, change: Callable[[Any], Any]) -> Any:
+    """Apply ``change`` to the innermost rule of a wrapper chain, keeping the wrappers."""
+    if hasattr(rule, "inner"):
+        return replace(rule, inner=rebase(rule.inner, change))
+    return change(rule)
+
+
+@dataclass(frozen=True)
+class EdgeFilters:
+    """Several edge filters applied in order (how network defenses compose)."""
+
+    filters: tuple[Callable[[Population, Edges], Edges], ...]
+
+    def __call__(self, population: Population, edges: Edges) -> Edges:
+        for f in self.filters:
+            edges = f(population, edges)
+        return edges
+
+
+def with_edge_filter(mechanism: Mechanism,
+                     edge_filter: Callable[[Population, Edges], Edges]) -> Mechanism:
+    """Add a network rule after any the mechanism already has."""
+    current = mechanism.params.get("edge_filter")
+    if current is None:
+        return mechanism.with_params(edge_filter=edge_filter)
+    previous = current.filters if isinstance(current, EdgeFilters) else (current,)
+    return mechanism.with_params(edge_filter=EdgeFilters((*previous, edge_filter)))
+
+
+def keep_edges(edges: Edges, keep: np.ndarray) -> Edges:
+    """The sub-network of the links where ``keep`` is True (order preserved)."""
+    return Edges(i=edges.i[keep], j=edges.j[keep], distance=edges.distance[keep], n=edges.n)
+
+
+def normalised_points(population: Population) -> np.ndarray:
+    """Rows ``[vec(X_i)/(√2 D_X), W_i/(√2 D_W)]``: their Euclidean distance is δ."""
+    n, k, m = population.X.shape
+    return np.concatenate([population.X.reshape(n, -1) / (np.sqrt(2.0) * diameter_x(k, m)),
+                           population.W / (np.sqrt(2.0) * D_W)], axis=1)
+
+
+def parts(population: Population) -> tuple[np.ndarray, np.ndarray]:
+    """The two parts bounds act on: flattened X (Frobenius) and W (Euclidean)."""
+    return population.X.reshape(population.n, -1), population.W

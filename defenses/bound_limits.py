@@ -1,16 +1,27 @@
-"""Bound floors: nobody may declare less concession than a minimum."""
+"""Limits on confidence bounds: floors, local caps, and ignoring declared bounds.
+
+A declared bound γ̂ᵢ is how far agent i says it concedes. Small bounds are leverage
+(a stubborn agent forces every group it joins onto its own point); large thresholds
+are leverage too, for whoever can inflate them (everyone links with everyone and the
+groups consolidate). The defenses here bound that leverage from below
+(:class:`BoundFloor`), from above (:class:`BoundCap`), or take the bounds out of the
+agents' hands (:class:`ProtocolBounds`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from sklearn.neighbors import NearestNeighbors
 
-from pluralguard.core.bounds import pairwise_distance_quantile
+from pluralguard.core.bounds import BoundPolicy, pairwise_distance_quantile, resolve_bounds
 from pluralguard.core.errors import InputError
+from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
-from .base import Defense
+from .base import Defense, bound_rule, check_kind, parts, rebase, uses_declared_bounds
 
 
 @dataclass(frozen=True)
@@ -32,14 +43,22 @@ class BoundFloor(Defense):
     gamma_x, gamma_w : float, optional
         Absolute floors.
 
-    Cost: honest agents who really concede little are forced to accept more. Only
-    acts under the ``declared`` bound policy (other policies ignore declared bounds).
+    Assumes honest agents concede at least the floor; the quantile floor is computed
+    from the declarations, so attackers can lower it (threshold shift).
+
+    Acts only where declared bounds are in force: the agreement mechanism under the
+    ``declared`` bound policy (and user-registered kinds). Under ``quantile``/``fixed``
+    policies and for the consensus (where bounds only decide membership) it is a
+    no-op: the mechanism is returned unchanged. Cost: honest agents who really concede
+    less than the floor are forced to accept more (larger groups, agreements further
+    from them).
     """
 
     name = "bound_floor"
     summary = "raise every declared bound to at least a floor (against stubborn bounds)"
     layer = "declarations"
     targets = ("stubborn", "exclude", "infiltrate")
+    assumes = "honest agents concede at least the floor"
 
     quantile: float = 0.1
     gamma_x: float | None = None
@@ -57,13 +76,18 @@ class BoundFloor(Defense):
             if v is not None and not v >= 0:
                 raise InputError(name, f"floor {v!r} is negative", "pass a floor >= 0")
 
+    def apply(self, mechanism: Mechanism) -> Mechanism:
+        if not uses_declared_bounds(mechanism):
+            return mechanism
+        return mechanism.with_transform(self)
+
     def floors(self, population: Population) -> tuple[float, float]:
         """The floors (γˣ_min, γʷ_min) for these declarations."""
         if self.gamma_x is not None:
             return float(self.gamma_x), float(self.gamma_w)
-        n = population.n
-        return (pairwise_distance_quantile(population.X.reshape(n, -1), self.quantile),
-                pairwise_distance_quantile(population.W, self.quantile))
+        px, pw = parts(population)
+        return (pairwise_distance_quantile(px, self.quantile),
+                pairwise_distance_quantile(pw, self.quantile))
 
     def transform(self, population: Population) -> Population:
         if not population.has_bounds:
@@ -71,3 +95,137 @@ class BoundFloor(Defense):
         fx, fw = self.floors(population)
         return population.with_bounds(np.maximum(population.gamma_x, fx),
                                       np.maximum(population.gamma_w, fw))
+
+
+def local_scale(points: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row to its k-th nearest *distinct* other row (inf if none).
+
+    Distinct rows, so that identical declarations (survey answers, or Sybils) neither
+    shrink each other's scale to zero nor count as neighbours.
+    """
+    uniq, inverse = np.unique(points, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    u = uniq.shape[0]
+    if u < 2:
+        return np.full(points.shape[0], np.inf)
+    kk = min(k, u - 1)
+    dist, _ = NearestNeighbors(n_neighbors=kk + 1).fit(uniq).kneighbors(uniq)
+    return dist[:, kk][inverse]
+
+
+@dataclass(frozen=True)
+class LocalCap:
+    """Bound rule: the inner rule's bounds, each capped at ``factor`` × the agent's
+    local scale (:func:`local_scale`), separately for X and W."""
+
+    inner: Any
+    k: int
+    factor: float
+
+    def resolve(self, population: Population, random_state: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+        gx, gw = resolve_bounds(population, self.inner, random_state=random_state)
+        cx, cw = (self.factor * local_scale(p, self.k) for p in parts(population))
+        return np.minimum(gx, cx), np.minimum(gw, cw)
+
+    def __str__(self) -> str:
+        return f"{self.inner}|cap:{self.k}x{self.factor:g}"
+
+
+@dataclass(frozen=True)
+class BoundCap(Defense):
+    """Cap every bound in force at a multiple of the agent's local scale:
+    γᵢ ← min(γᵢ, c · d_k(i)), with d_k(i) the distance from i's declaration to its k-th
+    nearest distinct declaration (X and W separately).
+
+    Idea: a threshold only needs to reach an agent's neighbourhood. Whoever can make
+    thresholds large — by inflating a ``quantile:q`` threshold with far-away
+    declarations (threshold shift), or by declaring huge bounds — links distant
+    groups and consolidates them. A cap relative to each agent's *own* neighbourhood
+    cannot be inflated by anyone: adding declarations never increases an honest
+    agent's k-nearest distance. It can only be deflated, by placing declarations
+    near honest agents, which then count as their neighbours. Local scaling of
+    affinities follows Zelnik-Manor & Perona, *Self-tuning spectral clustering*
+    (NIPS 2004); the k-nearest-neighbour distance as a density scale is the core
+    distance of DBSCAN/HDBSCAN (Campello et al. 2013).
+
+    Parameters
+    ----------
+    k : int
+        Neighbour rank of the local scale (default 10).
+    factor : float
+        Cap as a multiple of the local scale (default 2).
+
+    Assumes an honest agent's acceptable partners lie within ``factor`` times its
+    k-th neighbour distance; groups that are far apart relative to their own spread
+    are not merged, even when the policy's threshold would merge them (that is the
+    clean cost: more, smaller groups).
+
+    Acts on the agreement mechanism under any bound policy (it wraps the rule in
+    force). No-op for the consensus, which has no threshold.
+    """
+
+    name = "bound_cap"
+    summary = "cap every bound at a multiple of the agent's k-nearest distance (against " \
+              "threshold inflation)"
+    layer = "declarations"
+    targets = ("threshold_shift", "bridge")
+    assumes = "honest partners lie within factor x the k-th nearest-neighbour distance"
+
+    k: int = 10
+    factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.k, int | np.integer) or self.k < 1:
+            raise InputError("k", f"{self.k!r} is not a positive integer", "pass e.g. k=10")
+        if not self.factor > 0:
+            raise InputError("factor", f"{self.factor!r} is not positive", "pass e.g. 2.0")
+
+    def apply(self, mechanism: Mechanism) -> Mechanism:
+        if check_kind(self, mechanism) == "consensus":
+            return mechanism
+        return mechanism.with_params(bounds=LocalCap(bound_rule(mechanism), int(self.k),
+                                                     float(self.factor)))
+
+
+@dataclass(frozen=True)
+class ProtocolBounds(Defense):
+    """Ignore the declared bounds: everyone gets the ``quantile:q`` threshold.
+
+    Idea: the agents' own bounds are the cheapest attack surface — a stubborn agent
+    declares γ̂ ≈ 0, a coalition shapes who can join whom. Taking the threshold out of
+    the agents' hands, as the paper's experiments do (Hernández-Sánchez et al. 2026,
+    Q1–Q3 thresholds), removes that surface; the quantile of the pairwise declared
+    distances is then the attack surface instead (threshold shift).
+
+    Parameters
+    ----------
+    q : float
+        Quantile level of the pairwise declared distances (default 0.5, the median).
+
+    Assumes one threshold suits every honest agent (their true bounds are ignored:
+    the clean cost is the change from their own bounds to the common one).
+
+    Acts on the agreement mechanism under the ``declared`` policy (wrappers other
+    defenses put around it are kept). Under ``quantile``/``fixed`` policies the
+    declared bounds are already ignored, and the consensus has no threshold: no-op.
+    """
+
+    name = "protocol_bounds"
+    summary = "ignore declared bounds, use the quantile:q threshold (against stubborn " \
+              "bounds)"
+    layer = "declarations"
+    targets = ("stubborn", "exclude", "infiltrate")
+    assumes = "one common threshold suits every honest agent"
+
+    q: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.q <= 1:
+            raise InputError("q", f"{self.q!r} is outside [0, 1]", "pass e.g. q=0.5")
+
+    def apply(self, mechanism: Mechanism) -> Mechanism:
+        if check_kind(self, mechanism) == "consensus" or not uses_declared_bounds(mechanism):
+            return mechanism
+        policy = BoundPolicy("quantile", q=float(self.q))
+        return mechanism.with_params(bounds=rebase(bound_rule(mechanism), lambda _: policy))

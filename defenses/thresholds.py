@@ -1,0 +1,196 @@
+"""Threshold rules: a quantile a minority cannot move, and a seeded random threshold.
+
+Both replace or wrap the agreement mechanism's bound rule (``bounds=`` accepts any
+object with ``resolve(population, random_state) -> (gamma_x, gamma_w)``), so they
+compose with the other bound defenses: wrappers are kept, the innermost policy is
+what a robust threshold replaces.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+from pluralguard.core.bounds import BoundPolicy, pairwise_distance_quantile, resolve_bounds
+from pluralguard.core.errors import InputError
+from pluralguard.core.mechanism import Mechanism
+from pluralguard.core.model import Population
+
+from .base import Defense, base_rule, bound_rule, check_fraction, check_kind, parts, rebase
+
+#: Above this many agents, depths are medians of distances to a seeded sample.
+REFERENCE = 2000
+#: Rows per block of the depth computation.
+BLOCK = 1024
+
+
+def median_distance(points: np.ndarray, random_state: int = 0) -> np.ndarray:
+    """Each row's median distance to all rows (to a seeded sample of ``REFERENCE`` rows
+    when there are more)."""
+    n = points.shape[0]
+    ref = points
+    if n > REFERENCE:
+        ref = points[np.random.default_rng(random_state).choice(n, REFERENCE, replace=False)]
+    return np.concatenate([np.median(cdist(points[s:s + BLOCK], ref), axis=1)
+                           for s in range(0, n, BLOCK)])
+
+
+@dataclass(frozen=True)
+class TrimmedQuantile:
+    """Bound rule: the q-quantile of the pairwise distances among the agents left after
+    trimming the ⌈trim·n⌉ most central and ⌈trim·n⌉ most peripheral declarations
+    (by median distance to the others), for X and W separately; everyone gets it."""
+
+    q: float
+    trim: float
+
+    def resolve(self, population: Population, random_state: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+        n = population.n
+        t = min(math.ceil(self.trim * n), (n - 2) // 2) if n > 2 else 0
+        gammas = []
+        for points in parts(population):
+            order = np.argsort(median_distance(points, random_state), kind="stable")
+            kept = points[order[t:n - t]]
+            gammas.append(np.full(n, pairwise_distance_quantile(kept, self.q,
+                                                                random_state=random_state)))
+        return gammas[0], gammas[1]
+
+    def __str__(self) -> str:
+        return f"trimmed-quantile:{self.q:g},{self.trim:g}"
+
+
+@dataclass(frozen=True)
+class RobustThreshold(Defense):
+    """Compute the ``quantile:q`` threshold after trimming the most central and the most
+    peripheral declarations.
+
+    Idea: under ``quantile:q`` every declaration moves the threshold; a minority
+    holding a share f of the agents controls a share ≈ 2f of the pairwise distances,
+    so it can shift the quantile level by ≈ 2f — declaring far away inflates the
+    threshold and consolidates everyone, declaring one central point deflates it and
+    fragments everyone (threshold shift). Both need declarations at an extreme of
+    *depth*: far-away points have the largest median distance to the others, a
+    stuffed centre the smallest. Trimming ⌈f·n⌉ agents at each end of the depth
+    order before taking the quantile removes them; what survives sits where honest
+    agents sit and moves the quantile about as much as f·n extra honest agents would.
+    This is the trimmed estimator of robust statistics (Tukey 1960; Huber & Ronchetti,
+    *Robust Statistics*, 2009), ordering by depth (median distance, a
+    Weber/medoid-type depth) instead of by value.
+
+    Parameters
+    ----------
+    q : float, optional
+        Quantile level; default the mechanism's own ``quantile:q``.
+    assumed_fraction : float
+        Tolerated share of attackers, trimmed at each end (default 0.1).
+
+    Assumes attackers are at most ``assumed_fraction`` of the agents. Clean cost:
+    the trimmed quantile of honest declarations differs a little from the plain one,
+    so the threshold and the groups change a little.
+
+    Acts on the agreement mechanism under a ``quantile`` policy (wrappers kept). Under
+    ``declared``/``fixed`` policies there is no quantile to shift, and the consensus
+    has no threshold: no-op.
+    """
+
+    name = "robust_threshold"
+    summary = "quantile threshold after trimming extreme declarations (against " \
+              "threshold shift)"
+    layer = "network"
+    targets = ("threshold_shift",)
+    assumes = "attackers are at most assumed_fraction of the agents"
+
+    q: float | None = None
+    assumed_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.q is not None and not 0 <= self.q <= 1:
+            raise InputError("q", f"{self.q!r} is outside [0, 1]", "pass e.g. q=0.5, or None")
+        check_fraction(self.assumed_fraction)
+
+    def apply(self, mechanism: Mechanism) -> Mechanism:
+        if check_kind(self, mechanism) == "consensus":
+            return mechanism
+        policy = base_rule(bound_rule(mechanism))
+        if not (isinstance(policy, BoundPolicy) and policy.kind == "quantile"):
+            return mechanism
+        q = float(policy.q if self.q is None else self.q)
+        rule = TrimmedQuantile(q, float(self.assumed_fraction))
+        return mechanism.with_params(bounds=rebase(bound_rule(mechanism), lambda _: rule))
+
+
+@dataclass(frozen=True)
+class Jittered:
+    """Bound rule: the inner rule's bounds, agent i's multiplied by 1 + a(2Uᵢ − 1) with
+    Uᵢ ~ U(0, 1) drawn from ``seed`` in agent order."""
+
+    inner: Any
+    amplitude: float
+    seed: int
+
+    def resolve(self, population: Population, random_state: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+        gx, gw = resolve_bounds(population, self.inner, random_state=random_state)
+        u = np.random.default_rng(self.seed).random(population.n)
+        factor = 1.0 + self.amplitude * (2.0 * u - 1.0)
+        return gx * factor, gw * factor
+
+    def __str__(self) -> str:
+        return f"{self.inner}|jitter:{self.amplitude:g}"
+
+
+@dataclass(frozen=True)
+class RandomizedThreshold(Defense):
+    """Jitter every agent's bound in force by a seeded random factor in [1 − a, 1 + a].
+
+    Idea: attacks tuned to the exact threshold — a bridge chain spaced at the linking
+    distance, an infiltrator declared just inside a group's acceptance region — rely
+    on knowing it. A per-agent random factor makes every link at the margin succeed
+    only by chance (a link needs *both* endpoints' bounds), so a chain of L marginal
+    links survives only if all its L + 1 endpoints draw a factor ≥ 1, with
+    probability about 2^−(L+1), while links well inside the threshold are unaffected.
+    Randomised decision thresholds against evasion follow Barreno et al., *Can machine
+    learning be secure?* (ASIACCS 2006) and the randomised-classifier defenses since;
+    the attacker's answer is a margin (chains spaced at (1 − a) times the threshold,
+    costing more identities).
+
+    Parameters
+    ----------
+    amplitude : float
+        a in [0, 1): relative jitter (default 0.2).
+    seed : int
+        Seed of the factors (runs stay deterministic; an attacker who knows it can
+        plan around it, so a deployment would keep it secret).
+
+    Assumes the attacker does not know the seed. Clean cost: honest links at the
+    margin change too (some gained, some lost).
+
+    Acts on the agreement mechanism under any bound policy (wraps the rule in force).
+    No-op for the consensus, which has no threshold.
+    """
+
+    name = "randomized_threshold"
+    summary = "seeded per-agent jitter on the bounds in force (against threshold-tuned " \
+              "bridges)"
+    layer = "network"
+    targets = ("bridge", "infiltrate")
+    assumes = "the attacker does not know the seed"
+
+    amplitude: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.amplitude < 1:
+            raise InputError("amplitude", f"{self.amplitude!r} is not in [0, 1)",
+                             "pass a relative jitter such as 0.2")
+
+    def apply(self, mechanism: Mechanism) -> Mechanism:
+        if check_kind(self, mechanism) == "consensus":
+            return mechanism
+        return mechanism.with_params(bounds=Jittered(bound_rule(mechanism),
+                                                     float(self.amplitude), int(self.seed)))
