@@ -468,11 +468,14 @@ class AttackContext:
 # ------------------------------------------------------------- applicability
 def bound_policy_kind(mechanism: Mechanism) -> str | None:
     """``declared``, ``quantile``, ``fixed`` or ``custom`` for the agreement mechanism's
-    bound policy; None for mechanisms without one."""
+    bound policy, looking through wrappers (rules with an ``inner`` rule) and honouring
+    a custom rule's own ``kind``; None for mechanisms without one."""
     if mechanism.kind != "agreements":
         return None
     policy = BoundPolicy.parse(mechanism.params.get("bounds", "declared"))
-    return policy.kind if isinstance(policy, BoundPolicy) else "custom"
+    while not isinstance(policy, BoundPolicy) and hasattr(policy, "inner"):
+        policy = policy.inner  # a defense's wrapper around the policy in force
+    return getattr(policy, "kind", "custom")
 
 
 def require_agreements(name: str, mechanism: Mechanism, reason: str) -> None:

@@ -101,7 +101,9 @@ def _stable(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if callable(value) and not hasattr(value, "__dataclass_fields__"):
-        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
+        name = f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
+        owner = getattr(value, "__self__", None)  # a bound method: its object matters
+        return name if owner is None else f"{name}<{owner!r}>"
     return repr(value)
 
 

@@ -132,8 +132,8 @@ class _Neighbourhood:
 
     * ``clip:τ`` — self-centred clipping d ← d·min(1, τ/‖d‖) (He, Karimireddy &
       Jaggi, *Byzantine-robust decentralized learning via ClippedGossip*, 2022);
-    * ``trimmed:b`` — each agent ignores its b most distant neighbours' messages
-      (screening as in BRIDGE, Fang, Yang & Bajwa 2022);
+    * ``trimmed:b`` (dgd only) — each agent ignores its b most distant neighbours'
+      messages (screening as in BRIDGE, Fang, Yang & Bajwa 2022);
     * ``median`` (dgd only) — each agent moves to the coordinate-wise median of its
       own and its neighbours' messages (BRIDGE-M).
     """
@@ -141,13 +141,17 @@ class _Neighbourhood:
     def __init__(self, n: int, edges: np.ndarray, weight: np.ndarray, kind: str,
                  param: float) -> None:
         i, j = edges[:, 0], edges[:, 1]
-        self.dst = np.concatenate([i, j])  # receiver
-        self.src = np.concatenate([j, i])  # sender
-        self.w = np.concatenate([weight, weight])
+        e = i.size
+        dst = np.concatenate([i, j])  # receiver
+        src = np.concatenate([j, i])  # sender
+        order = np.lexsort((src, dst))
+        self.dst, self.src = dst[order], src[order]
+        self.w = np.concatenate([weight, weight])[order]
         self.n, self.kind, self.param = n, kind, param
-        order = np.lexsort((self.src, self.dst))
-        self.dst, self.src, self.w = self.dst[order], self.src[order], self.w[order]
         self.start = np.searchsorted(self.dst, np.arange(n + 1))
+        # receiver incidence: (S v)_i = Σ over links into i
+        self.S = sparse.csr_matrix((np.ones(2 * e), (self.dst, np.arange(2 * e))),
+                                   shape=(n, 2 * e))
 
     def weighted_pull(self, y: np.ndarray) -> np.ndarray:
         """Σ_j w_ij ρ(y_j − y_i) per receiver i, with ρ the robust rule."""
@@ -162,9 +166,7 @@ class _Neighbourhood:
             rank = np.empty(order.size, dtype=np.int64)
             rank[order] = np.arange(order.size) - self.start[self.dst[order]]
             w = np.where(rank < self.param, 0.0, w)
-        out = np.zeros_like(y)
-        np.add.at(out, self.dst, w[:, None] * d)
-        return out
+        return self.S @ (w[:, None] * d)
 
     def median(self, y: np.ndarray) -> np.ndarray:
         """Coordinate-wise median of each agent's own and its neighbours' messages."""
@@ -316,11 +318,13 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
     # in scaled coordinates f_i = w_i ‖y − ŷ_i‖², conjugate-gradient Lipschitz 1/(2 w_i)
     alpha = c / ((0.5 / p.w[i] + 0.5 / p.w[j]) * np.maximum(deg[i], deg[j]))
     kind, param = parse_mixing(mixing)
-    if kind == "median":
+    if kind in ("median", "trimmed"):
         from .errors import InputError
 
-        raise InputError("mixing", "'median' mixing has no dual form",
-                         "use method='dgd' with mixing='median', or 'clip:TAU'/'trimmed:B'")
+        raise InputError("mixing", f"'{kind}' mixing has no dual form (ignoring a neighbour "
+                         "on one side breaks the multipliers' antisymmetry, and the dual "
+                         "never settles)", f"use method='dgd' with mixing='{mixing}', or "
+                         "mixing='clip:TAU' with the dual")
     L = _laplacian(p.n, edges, alpha)
     hood = _Neighbourhood(p.n, edges, alpha, kind, param) if kind != "mean" else None
     dx = p.cx.shape[1]

@@ -27,7 +27,8 @@ class RobustMixing(Defense):
 
     It only acts in message passing: an ``exact`` agreement mechanism (a centralised
     per-group solve, with no messages to manipulate) is switched to ``dual`` (``dgd``
-    for the linear utility or ``median`` mixing, which the dual cannot do). Same fixed
+    for the linear utility, ``trimmed`` or ``median`` mixing, which the dual cannot
+    do: ignoring a neighbour on one side breaks its multipliers' antisymmetry). Same fixed
     point in theory, so the clean cost is the message-passing residual, but the run
     is far slower.
 
@@ -64,7 +65,7 @@ class RobustMixing(Defense):
             return mechanism
         method = mechanism.params.get("method", "exact")
         linear = mechanism.params.get("utility", "quadratic") == "linear"
-        if parse_mixing(self.mixing)[0] == "median" or linear:
+        if parse_mixing(self.mixing)[0] in ("median", "trimmed") or linear:
             method = "dgd"
         elif method == "exact":
             method = "dual"

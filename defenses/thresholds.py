@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -47,6 +47,8 @@ class TrimmedQuantile:
 
     q: float
     trim: float
+    #: Acts like a quantile threshold (attacks on the quantile apply to it).
+    kind: ClassVar[str] = "quantile"
 
     def resolve(self, population: Population, random_state: int = 0
                 ) -> tuple[np.ndarray, np.ndarray]:

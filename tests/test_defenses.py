@@ -487,7 +487,7 @@ def test_robust_mixing_reduces_a_byzantine_member():
     assert loss > 0.03 and clipped < 0.95 * loss
     _, trimmed = losses(truth, truth, dual, {"name": "robust_mixing", "mixing": "trimmed:1"},
                         honest, byzantine_hook)
-    assert trimmed < 0.1 * loss
+    assert trimmed < 0.1 * loss  # trimming runs on dgd: the dual has no trimmed form
 
 
 def test_robust_mixing_switches_exact_to_message_passing_at_no_clean_cost():
