@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/pluralguard solve --dataset pve_like --bounds quantile:0.5
+	$(BIN)/pluralguard run --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
@@ -29,6 +29,9 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+gate: $(STAMP)
+	$(BIN)/pluralguard check ci/suite.toml --baseline ci/baseline.json --quiet
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,dask,bench]"

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,12 @@ from pluralguard.core.solver import solve_agreements
 
 from .sources import load_source
 
+if TYPE_CHECKING:
+    from .suite import Suite
+
 EXIT_USAGE = 2
+EXIT_REGRESSION = 1
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,7 +139,221 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------ run, baseline, check
+def _suite(path: str | None) -> Suite:
+    from .suite import load_suite
+
+    return load_suite(path)
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"executor": args.executor, "jobs": args.jobs, "scheduler": args.scheduler,
+            "batch_size": args.batch, "progress": not args.quiet}
+
+
+def _sanity_line(summary: dict[str, Any]) -> str:
+    parts = [f"{name} {'RAISED' if flag['raised'] else 'ok'}"
+             for name, flag in summary["sanity"].items()]
+    return "sanity: " + ", ".join(parts)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_suite, summary_table
+
+    res = run_suite(_suite(args.suite), args.out, fresh=args.fresh,
+                    report=not args.no_report, **_run_options(args))
+    summary = res.summary
+    counts, executor = summary["counts"], summary["executor"]
+    print(summary_table(res.results))
+    print()
+    print(f"{counts['grid']} runs ({counts['rows']} rows, {counts['skipped']} not applicable; "
+          f"{counts['computed']} computed, {counts['reused']} reused) in "
+          f"{summary['wall_time_s']:.1f} s, {executor['kind']} executor × {executor['jobs']}")
+    print(_sanity_line(summary))
+    written = ["results.csv", "timings.csv", "summary.json", "suite.resolved.json"]
+    if res.report is not None:
+        written.append(res.report.name)
+    print(f"wrote {', '.join(written)} in {res.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.dir)}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .gate import make_baseline
+
+    suite = _suite(args.suite)
+    path = make_baseline(suite, args.output, out=args.out, **_run_options(args))
+    print(f"wrote the baseline of suite {suite.name!r} ({suite.digest}) to {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .gate import check, regression_table
+
+    res = check(_suite(args.suite), args.baseline, out=args.out, **_run_options(args))
+    note = (f"; {res.improved} improved beyond tolerance (refresh the baseline with "
+            "pluralguard baseline)" if res.improved else "")
+    if res.ok:
+        print(f"ok: {res.compared} metric values within tolerance of {args.baseline}{note}")
+        return 0
+    print(f"{len(res.regressions)} regressions against {args.baseline} "
+          f"({res.compared} metric values compared{note}):")
+    print(regression_table(res.regressions))
+    return EXIT_REGRESSION
+
+
+# ----------------------------------------------------------------------- list
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "attacks":
+        from pluralguard.attacks import list_attacks
+
+        items = list_attacks()
+    elif args.what == "defenses":
+        from pluralguard.defenses import list_defenses
+
+        items = list_defenses()
+    elif args.what == "datasets":
+        items = datasets.list_datasets()
+    elif args.what == "mechanisms":
+        from pluralguard.core.mechanism import mechanism_kinds
+
+        items = mechanism_kinds()
+    else:
+        from .metrics import METRICS
+
+        items = [(m.name, (f"({m.worse} is worse) " if m.worse != "none" else "") + m.formula)
+                 for m in METRICS.values()]
+    width = max(len(name) for name, _ in items)
+    for name, text in items:
+        print(f"{name:<{width}}  {text}")
+    return 0
+
+
+# --------------------------------------------------------------------- attack
+def _agreements(outcome: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"group": g, "X": outcome.X[g].tolist(), "W": outcome.W[g].tolist(),
+             "members": [names[i] for i in np.flatnonzero(outcome.labels == g)]}
+            for g in range(outcome.n_groups)]
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    from pluralguard.attacks import ATTACKS
+
+    from .runner import json_ready
+    from .scenario import run_scenario
+    from .suite import (
+        NO_DEFENSE,
+        GridPoint,
+        load_attack,
+        load_dataset,
+        load_defense,
+        load_mechanism,
+        parse_named,
+        parse_value,
+    )
+
+    if (args.dataset is None) == (args.population is None):
+        raise InputError("--dataset", "give exactly one of --dataset and --population",
+                         "use --dataset NAME[,key=value...] or --population FILE.csv")
+    if args.dataset is not None:
+        name, params = parse_named(args.dataset, "--dataset")
+        entry, key = {"name": name, **params}, "--dataset"
+    else:
+        entry, key = {"file": args.population, "format": args.format}, "--population"
+        if args.weights is not None:
+            entry["weights"] = args.weights
+    dataset = load_dataset({**entry, "true_bounds": args.true_bounds}, key)
+
+    given = {"bounds": args.bounds, "method": args.method, "utility": args.utility,
+             "link_rule": args.link_rule, "p": None if args.p is None else parse_value(args.p)}
+    if args.mechanism == "agreements":
+        given = {"bounds": "quantile:0.5", "method": "exact"} | {
+            k: v for k, v in given.items() if v is not None}
+    mechanism = load_mechanism({"kind": args.mechanism, **{
+        k: v for k, v in given.items() if v is not None}}, "--mechanism")
+
+    name, params = parse_named(args.attack, "--attack")
+    budget = args.budget
+    if budget is None:
+        budget = ATTACKS[name].default_budget if name in ATTACKS else 0.0
+    attack = load_attack({"name": name, **params, "budgets": [budget]}, "--attack")
+    steps: list[Any] = []
+    for text in args.defense or []:
+        if "," in text:
+            step, step_params = parse_named(text, "--defense")
+            steps.append({"name": step, **step_params})
+        else:
+            steps.extend(text.split("+"))
+    defense = load_defense({"chain": steps}, "--defense") if steps else NO_DEFENSE
+
+    point = GridPoint(dataset, mechanism, defense, attack, float(budget), args.seed)
+    res = run_scenario(dataset.population, mechanism.mechanism, attack.build(),
+                       defense.build(), budget=point.budget, seed=point.seed,
+                       labels=point.identity)
+    if args.json:
+        declared = res.plan.declared if res.plan is not None else dataset.population
+        _dump(json_ready({**res.row,
+                          "clean_agreements": _agreements(res.clean, dataset.population.agents),
+                          "attacked_agreements": _agreements(res.attacked, declared.agents)}))
+        return 0
+    width = max(len(k) for k in res.row)
+    for k, v in res.row.items():
+        print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    return 0
+
+
 # --------------------------------------------------------------------- parser
+def _add_executor(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("execution")
+    g.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="local: joblib worker processes (default); dask: a dask.distributed "
+                   "cluster (pip install 'pluralguard[dask]')")
+    g.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes (local, or a local dask cluster; default: CPUs)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask scheduler address (default: start a local cluster)")
+    g.add_argument("--batch", type=int, default=8, metavar="N",
+                   help="most runs per task (default 8)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+_SUITE_HELP = """A suite is a TOML file; every list expands into a grid (the `none` attack and
+defense baselines are always included):
+
+  name = "nightly"
+  seeds = [0, 1]
+  datasets = ["evs2017", {name = "pve_like", seed = 3}, {file = "pop.csv"}]
+  attacks = ["all",
+             {name = "sybil", label = "sybil-20", sybils = 20, budgets = [0.05, inf]}]
+  defenses = ["all", "bound_floor+other", {name = "bound_floor", quantile = 0.25}]
+
+  [[mechanisms]]
+  name = "agreements"          # the label in results.csv
+  kind = "agreements"
+  bounds = "quantile:0.5"
+  method = "exact"
+
+  [[mechanisms]]
+  name = "consensus-p2"
+  kind = "consensus"
+  p = 2
+
+  [budgets]                    # attacks without their own budgets
+  default = [0.05, 0.2]
+
+  [tolerances]                 # CI gate (pluralguard check)
+  utility_loss_mean = 0.01
+
+Full reference: the docstring of pluralguard.eval.suite.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pluralguard", formatter_class=_formatter,
                      description="Stress-test value-agreement mechanisms against strategic "
@@ -183,6 +402,112 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE.csv", help="output file for export")
     p.add_argument("--seed", type=int, help="seed of a synthetic dataset")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("run", formatter_class=_formatter, help="run an attack suite",
+                       description="Run every grid point of a suite, resuming from DIR, and "
+                       "write DIR/results.csv, timings.csv,\nsummary.json, "
+                       "suite.resolved.json and report.md. Without SUITE.toml: the embedded "
+                       "suite\n(all registered attacks and defenses on evs2017 and pve_like, "
+                       "the agreement solver and\nthe p = 2 consensus, two seeds).\n\n"
+                       + _SUITE_HELP,
+                       epilog="examples:\n  pluralguard run --out results/demo\n  "
+                       "pluralguard run ci/suite.toml --out results/ci --jobs 2\n  "
+                       "pluralguard run suite.toml --out results/x --executor dask "
+                       "--scheduler tcp://10.0.0.5:8786")
+    p.add_argument("suite", nargs="?", metavar="SUITE.toml",
+                   help="suite file (default: the embedded default suite)")
+    p.add_argument("--out", required=True, metavar="DIR", help="results directory")
+    p.add_argument("--fresh", action="store_true",
+                   help="recompute everything (forget the runs stored in DIR)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.md")
+    _add_executor(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", formatter_class=_formatter,
+                       help="write the report of a results directory",
+                       description="Write DIR/report.md and DIR/figures/*.png from "
+                       "DIR/results.csv and DIR/summary.json.",
+                       epilog="example:\n  pluralguard report results/demo")
+    p.add_argument("dir", metavar="DIR", help="results directory of pluralguard run")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("baseline", formatter_class=_formatter,
+                       help="store a suite's metrics as a CI baseline",
+                       description="Run a suite and store every gated metric of every grid "
+                       "point, with the suite's digest, for pluralguard check.",
+                       epilog="example:\n  pluralguard baseline ci/suite.toml -o "
+                       "ci/baseline.json")
+    p.add_argument("suite", metavar="SUITE.toml")
+    p.add_argument("-o", "--output", required=True, metavar="BASELINE.json",
+                   help="baseline file to write")
+    p.add_argument("--out", metavar="DIR", help="keep the run's results there "
+                   "(default: a temporary directory)")
+    _add_executor(p)
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("check", formatter_class=_formatter,
+                       help="rerun a suite and fail on robustness regressions",
+                       description="Rerun a suite and compare it with a baseline. Exit 0 "
+                       "when no metric got worse than its tolerance (suite [tolerances], "
+                       "else per-metric defaults), 1 with a table of regressions otherwise, "
+                       "2 on usage errors (missing files, a baseline of another suite).",
+                       epilog="example:\n  pluralguard check ci/suite.toml --baseline "
+                       "ci/baseline.json")
+    p.add_argument("suite", metavar="SUITE.toml")
+    p.add_argument("--baseline", required=True, metavar="BASELINE.json")
+    p.add_argument("--out", metavar="DIR", help="keep the run's results there "
+                   "(default: a temporary directory)")
+    _add_executor(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("list", formatter_class=_formatter,
+                       help="list attacks, defenses, datasets, metrics or mechanisms",
+                       description="One line per registered item (metrics with their "
+                       "direction and formula).",
+                       epilog="examples:\n  pluralguard list attacks\n  pluralguard list "
+                       "metrics")
+    p.add_argument("what", choices=["attacks", "defenses", "datasets", "metrics",
+                                    "mechanisms"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("attack", formatter_class=_formatter, help="run one attack scenario",
+                       description="Run one scenario (clean, defended, attacked) and print "
+                       "its metrics row; with --json also the clean and attacked agreements. "
+                       "Recipes take threat-model keys too: attackers=ID[+ID...] or "
+                       "fraction=F, sybils=S, goal=KIND, knowledge=white|black, ...; values "
+                       "are typed (ints, floats, inf, true/false, a+b tuples).",
+                       epilog="examples:\n  pluralguard attack --dataset evs2017 --mechanism "
+                       "consensus --p 2 --attack sybil,sybils=10,goal=capture --budget 0.2\n"
+                       "  pluralguard attack --dataset pve_like,seed=1 --mechanism agreements "
+                       "--attack sybil,attackers=3+7 --defense bound_floor,quantile=0.2 --json")
+    src = p.add_argument_group("population (one of)")
+    src.add_argument("--dataset", metavar="NAME[,key=value...]",
+                     help=f"registered dataset ({', '.join(datasets.available())}) and "
+                     "loader parameters, e.g. pve_like,seed=3")
+    src.add_argument("--population", metavar="FILE.csv", help="population file")
+    src.add_argument("--format", default="auto", choices=["auto", "pluralguard", "lera"],
+                     help="format of --population (default: from its columns)")
+    src.add_argument("--weights", choices=["none", "respondents", "population"],
+                     help="weighting mode of a Lera-Leri file")
+    src.add_argument("--true-bounds", default="quantile:0.5", metavar="POLICY",
+                     help="true bounds of a population without any (default quantile:0.5)")
+    mech = p.add_argument_group("mechanism")
+    mech.add_argument("--mechanism", required=True, metavar="KIND",
+                      help="agreements | consensus | a registered kind")
+    mech.add_argument("--bounds", help="agreements: declared | quantile:Q | fixed:GX,GW "
+                      "(default quantile:0.5)")
+    mech.add_argument("--method", choices=METHODS, help="agreements: default exact")
+    mech.add_argument("--utility", choices=UTILITIES)
+    mech.add_argument("--link-rule", choices=LINK_RULES)
+    mech.add_argument("--p", help="consensus: exponent in [1, inf] (default 2)")
+    p.add_argument("--attack", required=True, metavar="NAME[,key=value...]")
+    p.add_argument("--defense", action="append", metavar="NAME[,key=value...]",
+                   help="a defense, or a+b chain; repeat to chain defenses with parameters")
+    p.add_argument("--budget", type=float, help="attack budget (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=0, help="scenario seed (default 0)")
+    p.add_argument("--json", action="store_true",
+                   help="print the row and the clean and attacked agreements as JSON")
+    p.set_defaults(func=cmd_attack)
     return parser
 
 
@@ -198,6 +523,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
+    except KeyboardInterrupt:
+        print(f"pluralguard {args.command}: interrupted (finished runs are stored; rerun "
+              "the same command to resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ class RunCache:
     def run(self, mechanism: Mechanism, declared: Population, hook: Any = None) -> Outcome:
         if hook is not None:
             return mechanism(declared, hook=hook)
-        key = hashlib.sha256(f"{mechanism.key}\x00{declared.fingerprint()}".encode()).hexdigest()
+        key = self._key(mechanism, declared)
         if key in self._store:
             self.hits += 1
             self._store.move_to_end(key)
@@ -60,8 +60,37 @@ class RunCache:
             self._store.popitem(last=False)
         return out
 
+    def get(self, mechanism: Mechanism, declared: Population) -> Outcome | None:
+        """The cached outcome of a hook-free run, or None (never runs anything)."""
+        out = self._store.get(self._key(mechanism, declared))
+        if out is not None:
+            self.hits += 1
+        return out
+
+    @staticmethod
+    def _key(mechanism: Mechanism, declared: Population) -> str:
+        return hashlib.sha256(f"{mechanism.key}\x00{declared.fingerprint()}".encode()).hexdigest()
+
 
 _DEFAULT_CACHE = RunCache()
+
+
+@dataclass(frozen=True, repr=False)
+class CachedMechanism(Mechanism):
+    """A mechanism that answers hook-free calls already in a :class:`RunCache` from it.
+
+    Handed to the attack in place of the defended mechanism, so that the attack's
+    query of the clean outcome reuses the clean run instead of solving it again.
+    Other queries run and are not stored (an attack's exploratory queries would evict
+    the clean runs). Copies made by ``with_params`` / ``with_transform`` keep the cache.
+    """
+
+    cache: RunCache = field(default_factory=RunCache, compare=False)
+
+    def __call__(self, population: Population, *, hook: Any = None) -> Outcome:
+        plain = Mechanism(self.kind, self.params, self.transforms)
+        known = self.cache.get(plain, population) if hook is None else None
+        return known if known is not None else plain(population, hook=hook)
 
 
 @dataclass(frozen=True)
@@ -199,7 +228,9 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     timing["clean"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    plan = recipe.plan(truth, defended, budget, seed) if recipe else None
+    facing = (CachedMechanism(defended.kind, defended.params, defended.transforms, cache)
+              if type(defended) is Mechanism else defended)
+    plan = recipe.plan(truth, facing, budget, seed) if recipe else None
     timing["plan"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     attacked = (cache.run(defended, plan.declared, plan.hook) if plan else clean_d)
@@ -246,7 +277,7 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     row["join_success"] = (M.join_success(att_labels, target, intruders)
                            if target is not None else float("nan"))
     victims = plan.victims if plan is not None and plan.victims is not None else None
-    row["exclusion_rate"] = (M.exclusion_rate(clean_labels, attacked, victims, honest)
+    row["exclusion_rate"] = (M.exclusion_rate(clean_d, attacked, victims, honest)
                              if victims is not None else float("nan"))
     row["partition_change"] = M.partition_change(clean_labels[honest], att_labels[honest])
     row["comembership_flips"] = M.comembership_flips(clean_labels[honest], att_labels[honest])

@@ -1,0 +1,578 @@
+"""Running a suite: executors, the resumable result store, result files, sanity checks.
+
+:func:`run_suite` runs every grid point of a :class:`~pluralguard.eval.suite.Suite`
+with :func:`~pluralguard.eval.scenario.run_scenario` and writes, into ``out``:
+
+=======================  ==============================================================
+``runs.jsonl``           the store: one JSON line per finished run (below)
+``results.csv``          one row per grid point, in grid order, rebuilt from the store;
+                         columns = the scenario row (floats written with ``repr``, so
+                         exact; NaN as an empty cell)
+``timings.csv``          wall-clock seconds per run and phase, and the worker that ran
+                         it (kept out of ``results.csv``, which is reproducible)
+``summary.json``         counts, wall time, per-mechanism and per-defense aggregates,
+                         runs skipped as not applicable, and the sanity flags
+                         (:data:`SANITY`; each ``{"raised", "description", "count",
+                         "details"}``, details = up to 10 offending grid points)
+``suite.resolved.json``  the suite with every default filled in (itself a valid suite;
+                         an infinite budget is written ``Infinity``, as Python does)
+``report.md``            the report and its figures in ``figures/``
+                         (:func:`pluralguard.eval.report.write_report`)
+=======================  ==============================================================
+
+**Store and resume.** A run is content-addressed: its key hashes what it computes (the
+true population's fingerprint, the mechanism key, the attack's name and parameters, the
+budget, the defense chain, the seed) together with the package version and a digest of
+the package's source code, so a store never serves results computed by other code. A
+finished run is appended to ``runs.jsonl`` as soon as its batch returns, with flush and
+fsync. A rerun into the same directory reads the store (a torn last line, from a kill
+mid-write, is cut off), computes only the missing keys, and rebuilds ``results.csv``
+from the store (written to a temporary file, then ``os.replace``), so a killed and
+resumed suite ends with the same table as an uninterrupted one, and runs shared by
+several grid points (same content, other labels) are computed once. A run whose attack
+does not apply (the recipe raises :class:`InputError`, e.g. a protocol deviation
+against a mechanism without message passing) is stored as skipped, listed in
+``summary.json``, and has no row.
+
+**Executors.** ``local`` runs batches in joblib worker processes (``jobs`` of them);
+``dask`` submits the same batches to a ``distributed`` scheduler (``scheduler``
+address) or to a ``LocalCluster`` of ``jobs`` single-threaded worker processes.
+Batches group runs of one (dataset, mechanism, defense), at most ``batch_size`` each,
+so a worker reuses the clean runs (a per-worker :class:`RunCache`, renewed for every
+:func:`run_suite` call so that long-lived workers never serve stale runs). Every run
+limits BLAS to one thread, so rows are bit-identical on any executor.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib
+import json
+import math
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pluralguard.core.errors import InputError
+
+from .scenario import IDENTITY, RunCache, run_scenario
+from .suite import GridPoint, Suite, canonical_json
+
+EXECUTORS = ("local", "dask")
+#: Name of the adaptive recipe the ``adaptive_beaten`` sanity check watches.
+ADAPTIVE = "best_response"
+#: goal → (column measuring it, sign): larger signed value = the goal better reached.
+GOAL_MEASURE = {"selfish": ("attacker_gain", 1), "capture": ("capture", 1),
+                "exclude": ("exclusion_rate", 1), "merge": ("attack_success", 1),
+                "split": ("attack_success", 1), "fragment": ("delta_groups", 1),
+                "consolidate": ("delta_groups", -1)}
+#: The sanity flags of ``summary.json``: name → what raises it.
+SANITY = {
+    "non_convergence": "some run did not converge (rows with converged = 0): their "
+                       "agreements are not valid fixed points",
+    "nondeterminism": "a sample of runs (the first applicable attacked run of every "
+                      "dataset × mechanism) was recomputed in a worker with an empty cache "
+                      "and differs bit-for-bit from the stored one",
+    "zero_gain": "no attack gained anything: attacker_gain <= 0 or NaN in every attacked "
+                 "row (the attacks may be broken or the budgets too small)",
+    "adaptive_beaten": f"the adaptive search ({ADAPTIVE}) reached its goal less well than "
+                       "a fixed recipe with the same goal on the same dataset, mechanism, "
+                       "defense, budget and seed (goal measure: attacker_gain, capture, "
+                       "exclusion_rate, attack_success or ±delta_groups)",
+}
+_PACKAGES = ("core", "attacks", "defenses", "eval")
+_TIMING_PHASES = ("clean", "plan", "attacked", "undefended", "total")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run_suite` produced.
+
+    Attributes
+    ----------
+    out : Path
+        The results directory.
+    results : pandas.DataFrame
+        ``results.csv`` as a table.
+    summary : dict
+        ``summary.json``.
+    report : Path or None
+        ``report.md`` (None when ``report=False``).
+    """
+
+    out: Path
+    results: pd.DataFrame
+    summary: dict[str, Any]
+    report: Path | None
+
+
+# --------------------------------------------------------------------- keys
+@cache
+def code_digest() -> str:
+    """SHA-256 (16 hex digits) of the package version and every source file of pluralguard."""
+    h = hashlib.sha256(version("pluralguard").encode())
+    for name in _PACKAGES:
+        root = Path(importlib.import_module(f"pluralguard.{name}").__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            h.update(f"{name}/{path.relative_to(root).as_posix()}".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(point: GridPoint) -> str:
+    """Content address of one run (module doc)."""
+    return hashlib.sha256(f"{code_digest()}\x00{point.content}".encode()).hexdigest()
+
+
+# -------------------------------------------------------------------- store
+class RunStore:
+    """The append-only JSON-lines store of finished runs (``runs.jsonl``, module doc).
+
+    Each line is ``{"key": ..., "row": {...}, "timing": {...}}`` or
+    ``{"key": ..., "skipped": "reason"}``; floats round-trip exactly (NaN and
+    Infinity as JSON extensions).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Finished runs by key; cuts off a torn last line first."""
+        if not self.path.exists():
+            return {}
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            os.truncate(self.path, end)
+        records: dict[str, dict[str, Any]] = {}
+        for line in data[:end].splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash before the next append
+            records[record.pop("key")] = record
+        return records
+
+    def append(self, records: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Append finished runs durably (one write, flush, fsync)."""
+        text = "".join(json.dumps({"key": k, **r}, separators=(",", ":")) + "\n"
+                       for k, r in records)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ workers
+@dataclass(frozen=True)
+class _Task:
+    session: str
+    points: tuple[tuple[str, GridPoint], ...]
+    sanity: bool = False
+
+
+_SESSION: tuple[str, RunCache] | None = None
+
+
+def _session_cache(session: str) -> RunCache:
+    """This worker's cache for one :func:`run_suite` call (a new call starts empty)."""
+    global _SESSION
+    if _SESSION is None or _SESSION[0] != session:
+        _SESSION = (session, RunCache())
+    return _SESSION[1]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python ones."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def run_point(point: GridPoint, cache: RunCache) -> dict[str, Any]:
+    """One grid point as a store record: ``{"row", "timing"}`` or ``{"skipped"}``."""
+    start = time.perf_counter()
+    try:
+        res = run_scenario(point.dataset.population, point.mechanism.mechanism,
+                           point.attack.build(), point.defense.build(), budget=point.budget,
+                           seed=point.seed, cache=cache, labels=point.identity)
+    except InputError as err:
+        return {"skipped": str(err)}
+    timing = {**res.timing, "total": time.perf_counter() - start,
+              "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    return {"row": {k: _plain(v) for k, v in res.row.items()}, "timing": timing}
+
+
+def _run_task(task: _Task) -> tuple[bool, list[tuple[str, dict[str, Any]]]]:
+    """Run a batch; a sanity task (fresh cache) stops at its first run that has a row."""
+    from threadpoolctl import threadpool_limits
+
+    cache = RunCache() if task.sanity else _session_cache(task.session)
+    records = []
+    with threadpool_limits(1):
+        for key, point in task.points:
+            records.append((key, run_point(point, cache)))
+            if task.sanity and "row" in records[-1][1]:
+                break
+    return task.sanity, records
+
+
+# ---------------------------------------------------------------- executors
+def default_jobs() -> int:
+    """Worker processes by default: the CPUs this process may use."""
+    import joblib
+
+    return joblib.cpu_count()
+
+
+def _local(tasks: list[_Task], jobs: int) -> Iterator[tuple[bool, list]]:
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
+    yield from parallel(delayed(_run_task)(t) for t in tasks)
+
+
+def _dask(tasks: list[_Task], jobs: int, scheduler: str | None
+          ) -> Iterator[tuple[bool, list]]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InputError("executor", "dask is not installed",
+                         "pip install 'pluralguard[dask]', or use --executor local") from None
+    import logging
+
+    with ExitStack() as stack:
+        if scheduler is None:
+            target: Any = stack.enter_context(LocalCluster(
+                n_workers=jobs, threads_per_worker=1, processes=True,
+                dashboard_address=None, silence_logs=logging.ERROR))
+        else:
+            target = scheduler
+        try:
+            client = stack.enter_context(Client(target, timeout="20s"))
+        except (OSError, TimeoutError) as err:
+            raise InputError("scheduler", f"cannot connect to {scheduler!r} ({err})",
+                             "start a scheduler there, or omit --scheduler for a local "
+                             "cluster") from None
+        for future in as_completed(client.map(_run_task, tasks, pure=False)):
+            yield future.result()
+
+
+def _execute(tasks: list[_Task], executor: str, jobs: int, scheduler: str | None
+             ) -> Iterator[tuple[bool, list]]:
+    if executor == "local":
+        return _local(tasks, jobs)
+    return _dask(tasks, jobs, scheduler)
+
+
+def _batches(pending: dict[str, GridPoint], size: int, session: str) -> list[_Task]:
+    groups: dict[tuple[str, str, str], list[tuple[str, GridPoint]]] = {}
+    for key, p in pending.items():
+        groups.setdefault((p.dataset.label, p.mechanism.label, p.defense.label), []).append(
+            (key, p))
+    return [_Task(session, tuple(g[i:i + size]))
+            for g in groups.values() for i in range(0, len(g), size)]
+
+
+def _sanity_tasks(grid: list[GridPoint], keys: list[str], session: str) -> list[_Task]:
+    """One recomputation per (dataset, mechanism): its first attacked run that applies
+    (the task walks the attacked points in grid order, the clean run last)."""
+    points: dict[tuple[str, str], list[tuple[str, GridPoint]]] = {}
+    for key, p in sorted(zip(keys, grid, strict=True), key=lambda kp: kp[1].attack.name
+                         == "none"):
+        points.setdefault((p.dataset.label, p.mechanism.label), []).append((key, p))
+    return [_Task(session, tuple(group), sanity=True) for group in points.values()]
+
+
+# ------------------------------------------------------------------- files
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return "" if value is None else str(value)
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
+    os.replace(tmp, path)
+
+
+def json_ready(value: Any) -> Any:
+    """Strict-JSON form: NaN → None, ±inf → ``"inf"``/``"-inf"``, numpy scalars → Python."""
+    value = _plain(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def write_json(path: Path, obj: Any, *, strict: bool = True) -> None:
+    """Write JSON atomically (temporary file, then ``os.replace``).
+
+    Strict JSON by default (:func:`json_ready`); ``strict=False`` keeps infinite floats as
+    ``Infinity``, which Python's :mod:`json` reads back as numbers.
+    """
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    text = (json.dumps(json_ready(obj), indent=2, allow_nan=False) if strict
+            else json.dumps(obj, indent=2))
+    tmp.write_text(text + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ summary
+def _sanity(results: pd.DataFrame, recipes: pd.Series, reruns: dict[str, dict[str, Any]],
+            stored: dict[str, dict[str, Any]], grid_by_key: dict[str, GridPoint]
+            ) -> dict[str, Any]:
+    def flag(name: str, hits: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {"raised": bool(hits), "description": SANITY[name], "count": len(hits),
+                "details": hits[:10], **extra}
+
+    identity = list(IDENTITY)
+    bad = results[results["converged"] == 0] if len(results) else results
+    out = {"non_convergence": flag("non_convergence",
+                                   bad[identity].to_dict("records"))}
+
+    diffs = []
+    for key, rerun in reruns.items():
+        before = stored.get(key, {})
+        if "row" in rerun and "row" in before:  # labels aside (they may have been renamed)
+            cols = [c for c in rerun["row"] if c not in IDENTITY and canonical_json(
+                rerun["row"][c]) != canonical_json(before["row"].get(c))]
+        else:
+            cols = [] if ("skipped" in rerun) == ("skipped" in before) else ["skipped"]
+        if cols:
+            diffs.append({**grid_by_key[key].identity, "columns": cols})
+    out["nondeterminism"] = flag("nondeterminism", diffs,
+                                 checked=sum("row" in r for r in reruns.values()))
+
+    attacked = results[results["attack"] != "none"] if len(results) else results
+    gains = attacked["attacker_gain"].to_numpy(dtype=float) if len(attacked) else np.zeros(0)
+    zero = bool(gains.size) and not np.any(gains > 0)
+    out["zero_gain"] = {"raised": zero, "description": SANITY["zero_gain"],
+                        "count": int(gains.size) if zero else 0, "details": []}
+
+    beaten = []
+    if len(results) and (recipes == ADAPTIVE).any():
+        scene = ["dataset", "mechanism", "defense", "budget", "seed", "goal"]
+        table = results.assign(_recipe=recipes.to_numpy())
+        table = table[table["_recipe"] != "none"]
+        for _, group in table.groupby(scene, sort=False, dropna=False):
+            adaptive = group[group["_recipe"] == ADAPTIVE]
+            fixed = group[group["_recipe"] != ADAPTIVE]
+            if adaptive.empty or fixed.empty:
+                continue
+            column, sign = GOAL_MEASURE[group["goal"].iloc[0]]
+            best = sign * adaptive[column].astype(float).max()
+            for _, row in fixed.iterrows():
+                value = sign * float(row[column])
+                if value > best + 1e-9 or (math.isnan(best) and not math.isnan(value)):
+                    beaten.append({**{c: row[c] for c in identity}, "measure": column,
+                                   "fixed": value * sign, "adaptive": best * sign})
+    out["adaptive_beaten"] = flag("adaptive_beaten", beaten)
+    return out
+
+
+def _aggregates(results: pd.DataFrame) -> dict[str, Any]:
+    if results.empty:
+        return {"by_mechanism": {}, "by_defense": {}, "worst": []}
+    attacked = results[results["attack"] != "none"]
+    clean = results[results["attack"] == "none"]
+
+    def stats(frame: pd.DataFrame, clean_frame: pd.DataFrame) -> dict[str, Any]:
+        return {
+            "rows": int(len(frame) + len(clean_frame)),
+            "utility_loss_mean": float(frame["utility_loss_mean"].mean()),
+            "utility_loss_max": float(frame["utility_loss_max"].max()),
+            "attacker_gain_max": float(frame["attacker_gain"].max()),
+            "capture_max": float(frame["capture"].max()),
+            "attack_success_rate": float(frame["attack_success"].mean()),
+            "defense_cost_mean": float(clean_frame["defense_cost"].mean()),
+            "not_converged": int((frame["converged"] == 0).sum()
+                                 + (clean_frame["converged"] == 0).sum()),
+        }
+
+    by = {}
+    for column in ("mechanism", "defense"):
+        by[f"by_{column}"] = {
+            str(name): stats(attacked[attacked[column] == name], clean[clean[column] == name])
+            for name in results[column].unique()}
+    worst = []
+    for (attack, mechanism), group in attacked.groupby(["attack", "mechanism"], sort=False):
+        loss = group["utility_loss_mean"].astype(float)
+        top = group.loc[loss.idxmax()] if loss.notna().any() else group.iloc[0]
+        worst.append({"attack": attack, "mechanism": mechanism,
+                      "utility_loss_mean": float(loss.max()),
+                      "utility_loss_max": float(group["utility_loss_max"].max()),
+                      "at": {c: top[c] for c in IDENTITY}})
+    return {**by, "worst": worst}
+
+
+def summary_table(results: pd.DataFrame) -> str:
+    """Worst honest utility loss per attack × mechanism, and every defense's clean cost."""
+    if results.empty:
+        return "no results"
+    attacked = results[results["attack"] != "none"]
+    clean = results[results["defense"] != "none"]
+    clean = clean[clean["attack"] == "none"]
+    parts = []
+    if not attacked.empty:
+        worst = attacked.pivot_table(index="attack", columns="mechanism",
+                                     values="utility_loss_mean", aggfunc="max", sort=False)
+        parts.append("worst honest utility loss (max over datasets, defenses, budgets and "
+                     f"seeds of utility_loss_mean)\n{worst.to_string(float_format=_g)}")
+    if not clean.empty:
+        cost = clean.pivot_table(index="defense", columns="mechanism", values="defense_cost",
+                                 aggfunc="mean", sort=False)
+        parts.append("defense cost with no attack (mean over datasets and seeds of "
+                     f"defense_cost)\n{cost.to_string(float_format=_g)}")
+    return "\n\n".join(parts)
+
+
+def _g(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _write_report(out: Path) -> Path:
+    from .report import write_report  # matplotlib: imported only when a report is written
+
+    return write_report(out)
+
+
+# ---------------------------------------------------------------------- run
+def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
+              jobs: int | None = None, scheduler: str | None = None, batch_size: int = 8,
+              progress: bool = True, fresh: bool = False, report: bool = True) -> RunResult:
+    """Run every grid point of a suite (resuming from ``out``) and write the result files.
+
+    Parameters
+    ----------
+    suite : Suite
+        From :func:`~pluralguard.eval.suite.load_suite`.
+    out : path
+        Results directory (created; a store found there is resumed).
+    executor : {"local", "dask"}
+        joblib processes, or a dask ``distributed`` cluster (module doc).
+    jobs : int, optional
+        Worker processes (local, or the workers of a local dask cluster); default the
+        number of CPUs.
+    scheduler : str, optional
+        Address of a dask scheduler (``executor="dask"`` only); default a local cluster.
+    batch_size : int
+        Most runs per task.
+    progress : bool
+        Show a progress bar on stderr (only when stderr is a terminal).
+    fresh : bool
+        Forget the store first (recompute everything).
+    report : bool
+        Write ``report.md`` and its figures.
+
+    Returns
+    -------
+    RunResult
+
+    Examples
+    --------
+    >>> from pluralguard.eval.suite import load_suite
+    >>> result = run_suite(load_suite("ci/suite.toml"), "results/ci")  # doctest: +SKIP
+    >>> result.results[["attack", "defense", "utility_loss_mean"]]  # doctest: +SKIP
+    """
+    from tqdm import tqdm
+
+    if executor not in EXECUTORS:
+        raise InputError("executor", f"unknown executor {executor!r}", "use local or dask")
+    if scheduler is not None and executor != "dask":
+        raise InputError("scheduler", "only used by the dask executor", "add --executor dask")
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1 or batch_size < 1:
+        raise InputError("jobs" if jobs < 1 else "batch_size", "must be at least 1",
+                         "pass a positive number")
+    start = time.perf_counter()
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError("out", f"cannot create {str(out)!r} ({err.strerror})",
+                         "choose a writable directory") from None
+    write_json(out / "suite.resolved.json", suite.resolved(), strict=False)
+    store = RunStore(out / "runs.jsonl")
+    if fresh:
+        store.clear()
+    done = store.load()
+    grid = suite.grid()
+    keys = [run_key(p) for p in grid]
+    pending = {k: p for k, p in zip(keys, grid, strict=True) if k not in done}
+    session = uuid.uuid4().hex
+    tasks = _batches(pending, batch_size, session) + _sanity_tasks(grid, keys, session)
+
+    reruns: dict[str, dict[str, Any]] = {}
+    computed = 0
+    with tqdm(total=len(pending), unit="run", desc=suite.name, file=sys.stderr,
+              disable=None if progress else True, dynamic_ncols=True) as bar:
+        for sanity, records in _execute(tasks, executor, jobs, scheduler):
+            if sanity:
+                reruns.update(records)
+                continue
+            store.append(records)
+            done.update(records)
+            computed += len(records)
+            bar.update(len(records))
+
+    rows, timings, skipped, recipes = [], [], [], []
+    for key, point in zip(keys, grid, strict=True):
+        record = done[key]
+        if "skipped" in record:
+            skipped.append({**point.identity, "reason": record["skipped"]})
+            continue
+        rows.append({**record["row"], **point.identity})
+        timings.append({**point.identity, **record["timing"], "key": key})
+        recipes.append(point.attack.name)
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    _write_csv(out / "results.csv", columns, rows)
+    phases = [p for p in _TIMING_PHASES if any(p in t for t in timings)]
+    _write_csv(out / "timings.csv", [*IDENTITY, *phases, "worker", "key"], timings)
+
+    results = pd.DataFrame(rows, columns=columns)
+    summary = {
+        "suite": {"name": suite.name, "source": suite.source, "digest": suite.digest,
+                  "version": version("pluralguard"), "code": code_digest()},
+        "counts": {"grid": len(grid), "rows": len(rows), "skipped": len(skipped),
+                   "computed": computed, "reused": len(grid) - len(pending),
+                   "datasets": len(suite.datasets), "mechanisms": len(suite.mechanisms),
+                   "defenses": len(suite.defenses), "attacks": len(suite.attacks),
+                   "seeds": len(suite.seeds)},
+        "wall_time_s": time.perf_counter() - start,
+        "executor": {"kind": executor, "jobs": jobs, "scheduler": scheduler},
+        "sanity": _sanity(results, pd.Series(recipes, dtype=object), reruns, done,
+                          dict(zip(keys, grid, strict=True))),
+        **_aggregates(results),
+        "skipped": skipped,
+    }
+    write_json(out / "summary.json", summary)
+    report_path = _write_report(out) if report else None
+    return RunResult(out, results, summary, report_path)

@@ -1,0 +1,806 @@
+"""Suites: datasets × mechanisms × attacks (× budgets) × defenses × seeds, as a grid.
+
+A suite is a TOML file (or the same structure as JSON, e.g. the ``suite.resolved.json``
+a run writes). Every list expands into the grid; the order of the grid, and so of
+``results.csv``, is dataset → mechanism → defense → attack → budget → seed, each in
+the order written. Example::
+
+    name = "nightly"                     # optional; default the file's stem
+    seeds = [0, 1]                       # default [0]
+    datasets = [
+        "evs2017",                               # a registered dataset
+        {name = "pve_like", seed = 3},           # with loader parameters
+        {file = "data/pop.csv", format = "auto", label = "mine"},  # relative to this file
+    ]
+    attacks = [
+        "all",                                   # every registered recipe, default params
+        {name = "sybil", label = "sybil-20", sybils = 20, budgets = [0.05, 0.2, inf]},
+    ]
+    defenses = ["bound_floor", "bound_floor+other",
+                {name = "bound_floor", quantile = 0.25, label = "floor-q25"},
+                {label = "both", chain = ["bound_floor", {name = "other", k = 3}]}]
+    exclude = [{dataset = "pve_like", defense = "floor-q25", attack = "sybil-20"}]
+
+    [[mechanisms]]
+    name = "agreements"                  # the label in results.csv (default: the kind)
+    kind = "agreements"
+    bounds = "quantile:0.5"
+    method = "exact"
+
+    [[mechanisms]]
+    name = "consensus-p2"
+    kind = "consensus"
+    p = 2
+
+    [budgets]                # budgets of attacks that do not list their own: per recipe,
+    sybil = [0.1]            # else `default`, else "curve"; a list, "single" (the
+    default = "single"       # recipe's default_budget) or "curve" (its default_budgets)
+
+    [params]                 # parameters per recipe (and `default` for every recipe),
+    best_response = {queries = 20}   # under each entry's own; not part of the labels
+
+    [tolerances]                         # CI gate (pluralguard check), per metric
+    utility_loss_mean = 0.01
+
+Rules:
+
+* **Baselines are automatic.** The ``none`` attack (budget 0, one row per dataset ×
+  mechanism × defense × seed: the clean run, whose ``defense_cost`` is the defense's
+  price) and the ``none`` defense come first in every suite; writing them explicitly
+  is allowed and changes nothing.
+* **Entries.** A string names a registered item (``"all"`` = every registered attack or
+  defense with default parameters, read from the registries at load time, so new
+  recipes join automatically; ``"a+b"`` = a defense chain). A table gives ``name`` and
+  parameters (attack parameters mix the recipe's own, threat-model and goal fields, as
+  :func:`~pluralguard.attacks.make_attack` does; lists become tuples), an optional
+  ``label`` (the name in ``results.csv``, default ``name`` or ``name(k=v,...)``) and,
+  for attacks, ``budgets``. Labels must be distinct within each list.
+* **Budgets** of an attack: its entry's ``budgets``, else ``[budgets].<recipe>``, else
+  ``[budgets].default``, else ``"curve"``. A value is a list of numbers (``inf``
+  allowed), ``"single"`` (the recipe's ``default_budget``) or ``"curve"`` (its
+  ``default_budgets``). ``[params]`` gives parameters per recipe (``default``: every
+  recipe), under each entry's own.
+* **exclude** drops the grid points whose labels match every key of one of its
+  tables (keys ``dataset``, ``mechanism``, ``defense``, ``attack``; labels checked).
+* **Datasets** without true bounds (e.g. ``evs2017``) get them from ``true_bounds``
+  (a bound policy, default ``quantile:0.5``): attacks need every agent's true bounds.
+* **Mechanisms** are checked once on a tiny probe population, so a misspelt parameter
+  fails at load time, naming its key.
+* Errors are :class:`~pluralguard.core.errors.InputError` naming the key, with list
+  positions counted from 0: ``attacks[2].budgets: expected a list of numbers; …``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pluralguard.attacks import ATTACKS, Attack, make_attack
+from pluralguard.core import datasets
+from pluralguard.core.bounds import BoundPolicy, resolve_bounds
+from pluralguard.core.errors import InputError
+from pluralguard.core.mechanism import Mechanism, mechanism_kinds
+from pluralguard.core.model import Population
+from pluralguard.defenses import DEFENSES, DefenseChain, make_defense
+
+from .metrics import METRICS
+from .sources import load_source
+
+#: True bound policy for populations that declare no bounds.
+DEFAULT_TRUE_BOUNDS = "quantile:0.5"
+#: File name of the embedded default suite (package data of ``pluralguard.eval``).
+DEFAULT_SUITE = "default_suite.toml"
+
+#: Absolute tolerances of the CI gate: how much worse (in the direction of
+#: ``METRICS[name].worse``) a metric may get before ``pluralguard check`` fails.
+#: Results are bit-identical for identical code, so these only absorb deliberate,
+#: negligible numerical changes; 0/1 metrics tolerate no flip. Every metric with a
+#: direction is gated; one without an entry here gets tolerance 0.
+_TOLERANCE = {
+    "honest_utility_mean": 1e-4, "honest_utility_p10": 1e-4, "honest_utility_min": 1e-4,
+    "utility_loss_mean": 1e-4, "utility_loss_p90": 1e-4, "utility_loss_max": 1e-4,
+    "attacker_gain": 1e-4, "defense_cost": 1e-4, "capture": 0.01, "exclusion_rate": 0.01,
+    "partition_change": 0.01, "comembership_flips": 0.01,
+}
+DEFAULT_TOLERANCES: dict[str, float] = {
+    name: _TOLERANCE.get(name, 0.0) for name, info in METRICS.items() if info.worse != "none"}
+
+_TOP_KEYS = ("name", "seeds", "datasets", "mechanisms", "attacks", "defenses", "budgets",
+             "params", "exclude", "tolerances")
+_NONE = "none"
+_ALL = "all"
+#: Attack parameters that list agent ids (a single id is accepted too).
+_ID_LISTS = ("attackers", "victims")
+
+
+# ------------------------------------------------------------------ the specs
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One population of the suite.
+
+    Attributes
+    ----------
+    label : str
+        Name in ``results.csv``.
+    source : dict
+        ``{"name": ..., **loader params}`` or ``{"file": absolute path, "format": ...}``.
+    true_bounds : str
+        Bound policy giving true bounds to a population without any.
+    population : Population
+        The loaded TRUE population (bounds filled).
+    """
+
+    label: str
+    source: dict[str, Any]
+    true_bounds: str
+    population: Population = field(repr=False, compare=False)
+
+    def resolved(self) -> dict[str, Any]:
+        return {"label": self.label, **self.source, "true_bounds": self.true_bounds}
+
+
+@dataclass(frozen=True)
+class MechanismSpec:
+    """One mechanism of the suite: a label and a :class:`Mechanism`."""
+
+    label: str
+    mechanism: Mechanism
+
+    def resolved(self) -> dict[str, Any]:
+        return {"name": self.label, "kind": self.mechanism.kind, **self.mechanism.params}
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack recipe of the suite, with its parameters and budgets."""
+
+    label: str
+    name: str
+    params: dict[str, Any]
+    budgets: tuple[float, ...]
+
+    def build(self) -> Attack | None:
+        """The recipe object (None for the ``none`` attack)."""
+        return None if self.name == _NONE else make_attack(self.name, **self.params)
+
+    def resolved(self) -> dict[str, Any] | str:
+        if self.name == _NONE:
+            return _NONE
+        return {"name": self.name, "label": self.label, "budgets": list(self.budgets),
+                **self.params}
+
+
+@dataclass(frozen=True)
+class DefenseSpec:
+    """One defense chain of the suite: ``(name, params)`` steps, empty for ``none``."""
+
+    label: str
+    steps: tuple[tuple[str, dict[str, Any]], ...]
+
+    def build(self) -> DefenseChain:
+        return DefenseChain(tuple(make_defense(n, **p) for n, p in self.steps))
+
+    def resolved(self) -> dict[str, Any] | str:
+        if not self.steps:
+            return _NONE
+        return {"label": self.label, "chain": [{"name": n, **p} for n, p in self.steps]}
+
+
+NO_ATTACK = AttackSpec(_NONE, _NONE, {}, (0.0,))
+NO_DEFENSE = DefenseSpec(_NONE, ())
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One run of the suite: a scenario (see :func:`~pluralguard.eval.scenario.run_scenario`)."""
+
+    dataset: DatasetSpec
+    mechanism: MechanismSpec
+    defense: DefenseSpec
+    attack: AttackSpec
+    budget: float
+    seed: int
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The identifying columns of its ``results.csv`` row."""
+        return {"dataset": self.dataset.label, "mechanism": self.mechanism.label,
+                "attack": self.attack.label, "budget": self.budget,
+                "defense": self.defense.label, "seed": self.seed}
+
+    @property
+    def content(self) -> str:
+        """Canonical text of what the run computes (labels excluded)."""
+        return canonical_json({
+            "dataset": self.dataset.population.fingerprint(),
+            "mechanism": self.mechanism.mechanism.key,
+            "attack": [self.attack.name, self.attack.params],
+            "budget": self.budget,
+            "defense": [[n, p] for n, p in self.defense.steps],
+            "seed": self.seed})
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed, validated suite (build it with :func:`load_suite` or :func:`parse_suite`).
+
+    Attributes
+    ----------
+    name : str
+    source : str
+        The file it came from (``"<default>"`` for the embedded suite).
+    datasets, mechanisms, defenses, attacks : tuple of specs
+        In grid order; ``defenses`` and ``attacks`` start with ``none``.
+    seeds : tuple of int
+    tolerances : dict
+        Gate tolerance of every gated metric (defaults overridden by ``[tolerances]``).
+    exclude : tuple of dict
+        Label patterns (``dataset``, ``mechanism``, ``defense``, ``attack``) of grid
+        points left out: a point matching every key of one pattern is dropped.
+    """
+
+    name: str
+    source: str
+    datasets: tuple[DatasetSpec, ...]
+    mechanisms: tuple[MechanismSpec, ...]
+    defenses: tuple[DefenseSpec, ...]
+    attacks: tuple[AttackSpec, ...]
+    seeds: tuple[int, ...]
+    tolerances: dict[str, float]
+    exclude: tuple[dict[str, str], ...] = ()
+
+    def grid(self) -> list[GridPoint]:
+        """Every run, in grid order (dataset → mechanism → defense → attack → budget → seed)."""
+        return [GridPoint(d, m, f, a, b, s)
+                for d in self.datasets for m in self.mechanisms for f in self.defenses
+                if not self._excluded(d=d.label, m=m.label, f=f.label)
+                for a in self.attacks
+                if not self._excluded(d=d.label, m=m.label, f=f.label, a=a.label)
+                for b in a.budgets for s in self.seeds]
+
+    def _excluded(self, d: str, m: str, f: str, a: str | None = None) -> bool:
+        labels = {"dataset": d, "mechanism": m, "defense": f, "attack": a}
+        return any(all(labels[k] == v for k, v in pattern.items())
+                   for pattern in self.exclude
+                   if a is not None or "attack" not in pattern)
+
+    @property
+    def digest(self) -> str:
+        """Hash of the grid (labels and content of every point; not the tolerances)."""
+        h = hashlib.sha256()
+        for point in self.grid():
+            h.update(canonical_json(point.identity).encode())
+            h.update(point.content.encode())
+        return h.hexdigest()[:16]
+
+    def resolved(self) -> dict[str, Any]:
+        """The suite with every suite-level default filled in; itself a valid suite."""
+        return {"name": self.name, "seeds": list(self.seeds),
+                "datasets": [d.resolved() for d in self.datasets],
+                "mechanisms": [m.resolved() for m in self.mechanisms],
+                "attacks": [a.resolved() for a in self.attacks],
+                "defenses": [d.resolved() for d in self.defenses],
+                "exclude": [dict(p) for p in self.exclude],
+                "tolerances": dict(self.tolerances)}
+
+
+# ------------------------------------------------------------------- helpers
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON text (sorted keys, tuples as lists, floats by ``repr``)."""
+    def norm(v: Any) -> Any:
+        if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
+            return v
+        if isinstance(v, float):
+            return {"float": repr(v)}
+        if isinstance(v, Mapping):
+            return {str(k): norm(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        return {"repr": repr(v)}
+    return json.dumps(norm(value), sort_keys=True, separators=(",", ":"))
+
+
+def _tuples(value: Any) -> Any:
+    """TOML/JSON arrays → tuples, recursively (parameters must be hashable)."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "+".join(_fmt(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def auto_label(name: str, params: Mapping[str, Any]) -> str:
+    """``name`` or ``name(k=v,...)``: the default label of an entry."""
+    if not params:
+        return name
+    return f"{name}({','.join(f'{k}={_fmt(v)}' for k, v in params.items())})"
+
+
+def _rekey(err: InputError, key: str) -> InputError:
+    """The same error with its field prefixed by the suite key it came from."""
+    return InputError(f"{key}.{err.field}", err.problem, err.fix)
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str, what: str, fix: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise InputError(key, f"expected {what}, got {_type_name(value)}", fix)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _unique_labels(specs: Sequence[Any], key: str) -> None:
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        if spec.label in seen:
+            raise InputError(f"{key}[{i}].label", f"duplicate label {spec.label!r} (also "
+                             f"entry {seen[spec.label]})", "give each entry a distinct label")
+        seen[spec.label] = i
+
+
+# ------------------------------------------------------------ typed key=value
+_INT = re.compile(r"[-+]?\d+")
+_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf")
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: int, float (``inf`` too), boolean, ``a+b`` tuple, or string."""
+    if "+" in text.strip("+-") and not _FLOAT.fullmatch(text):
+        return tuple(parse_value(part) for part in text.split("+"))
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(low):
+        return float(low)
+    return text
+
+
+def parse_named(text: str, key: str) -> tuple[str, dict[str, Any]]:
+    """Parse ``NAME[,key=value...]`` (as ``--attack sybil,sybils=10,attackers=3+7``)."""
+    name, *pairs = [part.strip() for part in text.split(",")]
+    if not name:
+        raise InputError(key, f"no name in {text!r}", "write NAME[,key=value...]")
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip() or not v.strip():
+            raise InputError(key, f"{pair!r} is not key=value", "write NAME[,key=value...], "
+                             "e.g. sybil,sybils=10,goal=capture")
+        params[k.strip()] = parse_value(v.strip())
+    return name, params
+
+
+# ------------------------------------------------------------------ datasets
+def load_dataset(entry: str | Mapping[str, Any], key: str = "dataset",
+                 base: Path | None = None) -> DatasetSpec:
+    """A dataset entry (a registered name, ``{name, **params}`` or ``{file, ...}``).
+
+    Parameters
+    ----------
+    entry : str or mapping
+        See the module doc. ``label`` and ``true_bounds`` are optional keys.
+    key : str
+        The entry's key, for error messages.
+    base : Path, optional
+        Directory relative file paths are read from (the suite file's).
+    """
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    _expect(entry, dict, key, "a dataset name or a table",
+            "write \"evs2017\" or {name = \"pve_like\", seed = 1} or {file = \"pop.csv\"}")
+    params = dict(entry)
+    label = params.pop("label", None)
+    true_bounds = params.pop("true_bounds", DEFAULT_TRUE_BOUNDS)
+    _expect(true_bounds, str, f"{key}.true_bounds", "a bound policy",
+            "write e.g. true_bounds = \"quantile:0.5\"")
+    try:
+        BoundPolicy.parse(true_bounds)
+    except InputError as err:
+        raise InputError(f"{key}.true_bounds", err.problem, err.fix) from None
+    if ("name" in params) == ("file" in params):
+        raise InputError(key, "give exactly one of name and file",
+                         "write {name = \"pve_like\"} or {file = \"pop.csv\"}")
+    try:
+        if "name" in params:
+            name = params.pop("name")
+            _expect(name, str, f"{key}.name", "a dataset name", "write e.g. name = \"pve_like\"")
+            if name.strip().lower() not in datasets.available():
+                raise InputError("name", f"unknown dataset {name!r}",
+                                 f"use one of {', '.join(datasets.available())}")
+            params = {k: _tuples(v) for k, v in params.items()}
+            population = datasets.load(name, **params)
+            source = {"name": name.strip().lower(), **params}
+            default_label = auto_label(source["name"], params)
+        else:
+            file = params.pop("file")
+            _expect(file, str, f"{key}.file", "a path", "write e.g. file = \"pop.csv\"")
+            fmt = params.pop("format", "auto")
+            weights = params.pop("weights", None)
+            if params:
+                bad = sorted(params)[0]
+                raise InputError(bad, "unknown key of a population file entry",
+                                 "use file, format, weights, label, true_bounds")
+            path = Path(file) if base is None else base / file
+            population = load_source(population=path, file_format=fmt, weights=weights)
+            source = {"file": str(path.resolve()), "format": fmt}
+            if weights is not None:
+                source["weights"] = weights
+            default_label = Path(file).stem
+    except InputError as err:
+        raise _rekey(err, key) from None
+    if not population.has_bounds:
+        population = population.with_bounds(*resolve_bounds(population, true_bounds))
+    label = _label(label, default_label, f"{key}.label")
+    return DatasetSpec(label, source, true_bounds, population)
+
+
+def _label(label: Any, default: str, key: str) -> str:
+    """``label`` (checked; ``key`` is its own key) or the default."""
+    if label is None:
+        return default
+    _expect(label, str, key, "a string", "write e.g. label = \"mine\"")
+    if not label or label != label.strip():
+        raise InputError(key, f"{label!r} is not a usable label",
+                         "use a non-empty label without surrounding spaces")
+    return label
+
+
+# ---------------------------------------------------------------- mechanisms
+_PROBE: Population | None = None
+
+
+def _probe() -> Population:
+    """A tiny bounded population every mechanism is tried on once."""
+    global _PROBE
+    if _PROBE is None:
+        _PROBE = datasets.load("blobs", n=8, k=2, m=2, centers=2, seed=0)
+    return _PROBE
+
+
+def load_mechanism(entry: str | Mapping[str, Any], key: str = "mechanism") -> MechanismSpec:
+    """A mechanism entry: a kind, or ``{name = label, kind = ..., **params}``.
+
+    The mechanism is run once on a tiny probe population, so a misspelt or invalid
+    parameter fails here, naming ``key``.
+    """
+    if isinstance(entry, str):
+        entry = {"kind": entry}
+    _expect(entry, dict, key, "a mechanism kind or a table",
+            "write {name = \"agreements\", kind = \"agreements\", bounds = \"quantile:0.5\"}")
+    params = {k: _tuples(v) for k, v in entry.items()}
+    label = params.pop("name", None)
+    kind = params.pop("kind", None)
+    if kind is None:
+        raise InputError(f"{key}.kind", "missing", "give kind = \"agreements\" or "
+                         "\"consensus\" (see pluralguard list mechanisms)")
+    _expect(kind, str, f"{key}.kind", "a mechanism kind", "write e.g. kind = \"consensus\"")
+    kinds = [k for k, _ in mechanism_kinds()]
+    if kind not in kinds:
+        raise InputError(f"{key}.kind", f"unknown mechanism {kind!r}",
+                         f"use one of {', '.join(kinds)} or register_mechanism()")
+    try:
+        mechanism = Mechanism(kind, params)
+        mechanism(_probe())
+    except InputError as err:
+        raise _rekey(err, key) from None
+    except TypeError as err:
+        raise InputError(key, f"mechanism {kind!r} rejects its parameters ({err})",
+                         "check the parameter names (see pluralguard list mechanisms)"
+                         ) from None
+    return MechanismSpec(_label(label, auto_label(kind, params), f"{key}.name"), mechanism)
+
+
+# ------------------------------------------------------------------- attacks
+def _attack_entries(entries: list[Any], key: str,
+                    budgets: Mapping[str, str | tuple[float, ...]],
+                    defaults: Mapping[str, Mapping[str, Any]]) -> list[AttackSpec]:
+    specs = [NO_ATTACK]
+    for i, entry in enumerate(entries):
+        k = f"{key}[{i}]"
+        if entry == _ALL:
+            specs.extend(load_attack(name, k, budgets, defaults) for name in ATTACKS)
+        elif entry != _NONE:
+            specs.append(load_attack(entry, k, budgets, defaults))
+    return specs
+
+
+_BUDGET_FIX = ("write e.g. budgets = [0.05, 0.2] (normalised distance; inf allowed), "
+               "\"single\" (the recipe's default_budget) or \"curve\" (its default_budgets)")
+
+
+def _budget_spec(spec: Any, key: str) -> str | tuple[float, ...]:
+    """Check a budgets value: a list of numbers, ``"single"`` or ``"curve"``."""
+    if spec in ("single", "curve"):
+        return spec
+    if not isinstance(spec, list) or not spec or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+        raise InputError(key, "expected a list of numbers, \"single\" or \"curve\"",
+                         _BUDGET_FIX)
+    own = tuple(float(b) for b in spec)
+    for b in own:
+        if not b >= 0:
+            raise InputError(key, f"budget {b!r} is negative or NaN", _BUDGET_FIX)
+    if len(set(own)) != len(own):
+        raise InputError(key, "a budget is listed twice", "list each budget once")
+    return own
+
+
+def _budgets(spec: str | tuple[float, ...], name: str) -> tuple[float, ...]:
+    """The budgets of recipe ``name`` under a checked budgets value."""
+    if spec == "single":
+        return (float(ATTACKS[name].default_budget),)
+    if spec == "curve":
+        return tuple(float(b) for b in ATTACKS[name].default_budgets)
+    return spec
+
+
+def load_attack(entry: str | Mapping[str, Any], key: str = "attack",
+                budgets: Mapping[str, str | tuple[float, ...]] | None = None,
+                defaults: Mapping[str, Mapping[str, Any]] | None = None) -> AttackSpec:
+    """An attack entry: a recipe name, or ``{name, label?, budgets?, **params}``.
+
+    Parameters
+    ----------
+    entry : str or mapping
+        See the module doc; the recipe is built once to check the parameters.
+    key : str
+        The entry's key, for error messages.
+    budgets : mapping, optional
+        The suite's ``[budgets]`` table, used when the entry lists none (then
+        ``"curve"``: the recipe's ``default_budgets``).
+    defaults : mapping, optional
+        The suite's ``[params]`` table: parameters per recipe name (and ``default`` for
+        all), under the entry's own. They do not enter the default label.
+    """
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    _expect(entry, dict, key, "an attack name or a table",
+            "write \"sybil\" or {name = \"sybil\", budgets = [0.1], sybils = 10}")
+    params = dict(entry)
+    name = params.pop("name", None)
+    if name is None:
+        raise InputError(f"{key}.name", "missing", "give the recipe's name "
+                         "(see pluralguard list attacks)")
+    _expect(name, str, f"{key}.name", "an attack name", "write e.g. name = \"sybil\"")
+    if name not in ATTACKS:
+        raise InputError(f"{key}.name", f"unknown attack {name!r}",
+                         f"use one of {', '.join(ATTACKS)} (see pluralguard list attacks)")
+    label = params.pop("label", None)
+    if "budgets" in params:
+        own = _budgets(_budget_spec(params.pop("budgets"), f"{key}.budgets"), name)
+    else:
+        table = budgets or {}
+        own = _budgets(table.get(name, table.get("default", "curve")), name)
+    label = _label(label, auto_label(name, {k: _tuples(v) for k, v in params.items()}),
+                   f"{key}.label")
+    defaults = defaults or {}
+    params = {k: _tuples(v) for k, v in
+              {**defaults.get("default", {}), **defaults.get(name, {}), **params}.items()}
+    for ids in _ID_LISTS:  # one agent: attackers = 3 means (3,)
+        if isinstance(params.get(ids), int) and not isinstance(params[ids], bool):
+            params[ids] = (params[ids],)
+    try:
+        make_attack(name, **params)
+    except InputError as err:
+        raise _rekey(err, key) from None
+    except TypeError as err:
+        raise InputError(key, f"attack {name!r} rejects its parameters ({err})",
+                         "check the parameter values (see the recipe's docstring)") from None
+    return AttackSpec(label, name, params, own)
+
+
+# ------------------------------------------------------------------ defenses
+def _defense_entries(entries: list[Any], key: str) -> list[DefenseSpec]:
+    specs = [NO_DEFENSE]
+    for i, entry in enumerate(entries):
+        k = f"{key}[{i}]"
+        if entry == _ALL:
+            specs.extend(load_defense(name, k) for name in DEFENSES)
+        elif entry != _NONE:
+            specs.append(load_defense(entry, k))
+    return specs
+
+
+def _defense_step(entry: Any, key: str) -> tuple[str, dict[str, Any]]:
+    if isinstance(entry, str):
+        entry, name_key = {"name": entry.strip()}, key
+    else:
+        name_key = f"{key}.name"
+    _expect(entry, dict, key, "a defense name or a table",
+            "write \"bound_floor\" or {name = \"bound_floor\", quantile = 0.2}")
+    params = {k: _tuples(v) for k, v in entry.items()}
+    name = params.pop("name", None)
+    if name is None:
+        raise InputError(name_key, "missing", "give the defense's name "
+                         "(see pluralguard list defenses)")
+    _expect(name, str, name_key, "a defense name", "write e.g. name = \"bound_floor\"")
+    if name not in DEFENSES:
+        raise InputError(name_key, f"unknown defense {name!r}",
+                         f"use one of {', '.join(DEFENSES)} (see pluralguard list defenses)")
+    try:
+        make_defense(name, **params)
+    except InputError as err:
+        raise _rekey(err, key) from None
+    except TypeError as err:
+        raise InputError(key, f"defense {name!r} rejects its parameters ({err})",
+                         "check the parameter values (see the defense's docstring)") from None
+    return name, params
+
+
+def load_defense(entry: str | Mapping[str, Any], key: str = "defense") -> DefenseSpec:
+    """A defense entry: ``"name"``, ``"a+b"``, ``{name, label?, **params}`` or
+    ``{label?, chain = [entries]}`` (module doc); each step is built once to check it."""
+    if isinstance(entry, str):
+        steps = tuple(_defense_step(name, key) for name in entry.split("+"))
+        return DefenseSpec("+".join(n for n, _ in steps), steps)
+    _expect(entry, dict, key, "a defense name or a table",
+            "write \"bound_floor\", \"a+b\", {name = \"bound_floor\", quantile = 0.2} or "
+            "{label = \"x\", chain = [\"a\", \"b\"]}")
+    if "chain" not in entry:
+        params = dict(entry)
+        label = params.pop("label", None)
+        name, params = _defense_step(params, key)
+        return DefenseSpec(_label(label, auto_label(name, params), f"{key}.label"),
+                           ((name, params),))
+    extra = sorted(set(entry) - {"chain", "label"})
+    if extra:
+        raise InputError(f"{key}.{extra[0]}", "unknown key of a defense chain",
+                         "a chain table has only chain and label")
+    chain = entry["chain"]
+    if not isinstance(chain, list) or not chain:
+        raise InputError(f"{key}.chain", "expected a non-empty list of defenses",
+                         "write chain = [\"bound_floor\", {name = \"other\", k = 3}]")
+    steps = tuple(_defense_step(s, f"{key}.chain[{j}]") for j, s in enumerate(chain))
+    default = "+".join(auto_label(n, p) for n, p in steps)
+    return DefenseSpec(_label(entry.get("label"), default, f"{key}.label"), steps)
+
+
+# --------------------------------------------------------------------- suite
+def _recipe_key(key: str, table: str) -> None:
+    if key != "default" and key not in ATTACKS:
+        raise InputError(f"{table}.{key}", "not an attack name",
+                         f"use default or one of {', '.join(ATTACKS)}")
+
+
+def parse_suite(data: Mapping[str, Any], *, name: str = "suite", source: str = "<memory>",
+                base: Path | None = None) -> Suite:
+    """Validate a suite given as a mapping (a parsed TOML/JSON document).
+
+    Parameters
+    ----------
+    data : mapping
+        The document (module doc for the keys).
+    name : str
+        Name when the document has none.
+    source : str
+        Where it came from (recorded in the summary).
+    base : Path, optional
+        Directory of relative population file paths.
+    """
+    unknown = sorted(set(data) - set(_TOP_KEYS))
+    if unknown:
+        raise InputError(unknown[0], "unknown key", f"use {', '.join(_TOP_KEYS)}")
+    for key in ("datasets", "mechanisms"):
+        if key not in data:
+            raise InputError(key, "missing", f"list at least one entry in {key}")
+    for key in ("datasets", "mechanisms", "attacks", "defenses"):
+        value = data.get(key, [])
+        if not isinstance(value, list) or (key in ("datasets", "mechanisms") and not value):
+            raise InputError(key, "expected a non-empty list" if isinstance(value, list)
+                             else f"expected a list, got {_type_name(value)}",
+                             f"write {key} = [...] or [[{key}]] tables")
+    suite_name = data.get("name", name)
+    _expect(suite_name, str, "name", "a string", "write e.g. name = \"nightly\"")
+
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise InputError("seeds", "expected a list of non-negative integers",
+                         "write e.g. seeds = [0, 1]")
+    if len(set(seeds)) != len(seeds):
+        raise InputError("seeds", "a seed is listed twice", "list each seed once")
+
+    table = data.get("budgets", {})
+    _expect(table, dict, "budgets", "a table", "write [budgets] default = [0.05, 0.2]")
+    budgets: dict[str, str | tuple[float, ...]] = {}
+    for key, value in table.items():
+        _recipe_key(key, "budgets")
+        budgets[key] = _budget_spec(value, f"budgets.{key}")
+    defaults = data.get("params", {})
+    _expect(defaults, dict, "params", "a table", "write [params] sybil = {sybils = 10}")
+    for key, value in defaults.items():
+        _recipe_key(key, "params")
+        _expect(value, dict, f"params.{key}", "a table of parameters",
+                f"write {key} = {{fraction = 0.05}}")
+
+    tolerances = dict(DEFAULT_TOLERANCES)
+    table = data.get("tolerances", {})
+    _expect(table, dict, "tolerances", "a table", "write [tolerances] utility_loss_mean = 0.01")
+    for key, value in table.items():
+        if key not in DEFAULT_TOLERANCES:
+            raise InputError(f"tolerances.{key}", "not a gated metric",
+                             f"use one of {', '.join(DEFAULT_TOLERANCES)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise InputError(f"tolerances.{key}", "expected a non-negative number",
+                             f"write e.g. {key} = 0.01")
+        tolerances[key] = float(value)
+
+    sets = (
+        [load_dataset(e, f"datasets[{i}]", base) for i, e in enumerate(data["datasets"])],
+        [load_mechanism(e, f"mechanisms[{i}]") for i, e in enumerate(data["mechanisms"])],
+        _defense_entries(data.get("defenses", []), "defenses"),
+        _attack_entries(data.get("attacks", []), "attacks", budgets, defaults),
+    )
+    for specs, key in zip(sets, ("datasets", "mechanisms", "defenses", "attacks"),
+                          strict=True):
+        _unique_labels(specs, key)
+    exclude = _exclude(data.get("exclude", []), dict(zip(
+        ("dataset", "mechanism", "defense", "attack"),
+        ({spec.label for spec in specs} for specs in sets), strict=True)))
+    return Suite(suite_name, source, *(tuple(s) for s in sets), tuple(seeds), tolerances,
+                 exclude)
+
+
+def _exclude(entries: Any, labels: Mapping[str, set[str]]) -> tuple[dict[str, str], ...]:
+    """Check the ``exclude`` patterns against the suite's labels."""
+    fix = "write e.g. exclude = [{dataset = \"pve_like\", defense = \"robust_mixing\"}]"
+    if not isinstance(entries, list):
+        raise InputError("exclude", f"expected a list, got {_type_name(entries)}", fix)
+    for i, pattern in enumerate(entries):
+        _expect(pattern, dict, f"exclude[{i}]", "a table of labels", fix)
+        if not pattern:
+            raise InputError(f"exclude[{i}]", "empty pattern (it would drop everything)", fix)
+        for k, v in pattern.items():
+            if k not in labels:
+                raise InputError(f"exclude[{i}].{k}", "unknown key",
+                                 f"use {', '.join(labels)}")
+            if v not in labels[k]:
+                raise InputError(f"exclude[{i}].{k}", f"no {k} labelled {v!r} in this suite",
+                                 f"use one of {', '.join(sorted(labels[k]))}")
+    return tuple(dict(p) for p in entries)
+
+
+def load_suite(path: str | Path | None = None) -> Suite:
+    """Read and validate a suite file (``.toml``, or ``.json`` of the same structure).
+
+    Parameters
+    ----------
+    path : path, optional
+        The file; None for the embedded default suite (``eval/default_suite.toml``:
+        all registered attacks and defenses on ``evs2017`` and ``pve_like``).
+
+    Raises
+    ------
+    InputError
+        Naming the offending key (module doc).
+    """
+    if path is None:
+        text = resources.files(__package__).joinpath(DEFAULT_SUITE).read_text("utf-8")
+        return parse_suite(tomllib.loads(text), name="default", source="<default>")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "no such suite file", "give the path of a suite .toml file")
+    try:
+        text = path.read_text("utf-8")
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(str(path), f"not a valid {path.suffix.lstrip('.') or 'TOML'} file "
+                         f"({err})", "fix the syntax at that position") from None
+    if not isinstance(data, dict):
+        raise InputError(str(path), "not a table of suite keys", "see pluralguard run --help")
+    return parse_suite(data, name=path.stem, source=str(path), base=path.parent)

@@ -1,0 +1,248 @@
+"""Suite runner: result files, determinism, resume after a kill, executors, sanity flags."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pluralguard.eval.runner import RunStore, _sanity, run_key, run_suite
+from pluralguard.eval.suite import load_suite
+
+#: Columns results.csv must have (issue 3).
+REQUIRED = ["dataset", "mechanism", "attack", "budget", "defense", "seed",
+            "honest_utility_mean", "utility_loss_mean", "utility_loss_p90", "utility_loss_max",
+            "attacker_gain", "capture", "join_success", "exclusion_rate", "partition_change",
+            "n_groups_clean", "n_groups_attacked", "defense_cost", "attack_success", "queries",
+            "converged"]
+
+SMALL = """\
+name = "small"
+seeds = [0, 1]
+datasets = ["evs2017"]
+attacks = [{name = "sybil", budgets = [0.1, 0.3]}]
+defenses = ["bound_floor"]
+
+[[mechanisms]]
+name = "agreements"
+kind = "agreements"
+bounds = "quantile:0.5"
+method = "exact"
+
+[[mechanisms]]
+name = "consensus-p2"
+kind = "consensus"
+p = 2
+"""
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    return path
+
+
+def cli(*argv: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pluralguard.eval.cli", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def test_results_files_and_determinism(small, tmp_path):
+    suite = load_suite(small)
+    res = run_suite(suite, tmp_path / "a", jobs=1, progress=False, report=False)
+    out = tmp_path / "a"
+    assert {p.name for p in out.iterdir()} >= {"results.csv", "timings.csv", "summary.json",
+                                               "suite.resolved.json", "runs.jsonl"}
+    table = pd.read_csv(out / "results.csv")
+    assert list(table.columns[:6]) == REQUIRED[:6]
+    assert set(REQUIRED) <= set(table.columns)
+    assert not {"clean", "plan", "attacked", "total", "worker"} & set(table.columns)
+    grid = [p.identity for p in suite.grid()]
+    assert len(grid) == 2 * 2 * 3 * 2
+    skipped = [{k: s[k] for k in grid[0]} for s in res.summary["skipped"]]
+    assert [r for r in table[list(grid[0])].to_dict("records")] == [
+        g for g in grid if g not in skipped]  # grid order, one row per run
+    assert res.summary["counts"] == {
+        "grid": len(grid), "rows": len(table), "skipped": len(skipped), "computed": len(grid),
+        "reused": 0, "datasets": 1, "mechanisms": 2, "defenses": 2, "attacks": 2, "seeds": 2}
+    timings = pd.read_csv(out / "timings.csv")
+    assert len(timings) == len(table) and (timings["total"] >= 0).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["suite"]["digest"] == suite.digest
+    assert set(summary["sanity"]) == {"non_convergence", "nondeterminism", "zero_gain",
+                                      "adaptive_beaten"}
+    assert all(flag["raised"] is False for flag in summary["sanity"].values())
+    assert summary["sanity"]["nondeterminism"] == {
+        "raised": False, "description": summary["sanity"]["nondeterminism"]["description"],
+        "count": 0, "details": [], "checked": 2}
+    assert set(summary["by_mechanism"]) == {"agreements", "consensus-p2"}
+    assert set(summary["by_defense"]) == {"none", "bound_floor"}
+
+    # rerun into the same directory: nothing computed, same bytes
+    first = (out / "results.csv").read_bytes()
+    again = run_suite(suite, out, jobs=1, progress=False, report=False)
+    assert again.summary["counts"]["computed"] == 0
+    assert again.summary["counts"]["reused"] == len(grid)
+    assert (out / "results.csv").read_bytes() == first
+    # a fresh directory: bit-identical table
+    run_suite(suite, tmp_path / "b", jobs=1, progress=False, report=False)
+    assert (tmp_path / "b" / "results.csv").read_bytes() == first
+
+
+def test_floats_are_written_exactly(small, tmp_path):
+    res = run_suite(load_suite(small), tmp_path, jobs=1, progress=False, report=False)
+    back = pd.read_csv(tmp_path / "results.csv")
+    got = back["utility_loss_mean"].to_numpy()
+    want = res.results["utility_loss_mean"].to_numpy(dtype=float)
+    assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_store_tolerates_a_torn_last_line(small, tmp_path):
+    suite = load_suite(small)
+    run_suite(suite, tmp_path, jobs=1, progress=False, report=False)
+    first = (tmp_path / "results.csv").read_bytes()
+    store = tmp_path / "runs.jsonl"
+    lines = store.read_text().splitlines(keepends=True)
+    store.write_text("".join(lines[:-3]) + lines[-3][: len(lines[-3]) // 2])  # torn write
+    assert len(RunStore(store).load()) == len(lines) - 3
+    assert store.read_text().endswith("\n")  # the torn tail was cut off
+    res = run_suite(suite, tmp_path, jobs=1, progress=False, report=False)
+    assert res.summary["counts"]["computed"] == 3
+    assert (tmp_path / "results.csv").read_bytes() == first
+    assert len(store.read_text().splitlines()) == len(lines)
+
+
+def test_fresh_forgets_the_store(small, tmp_path):
+    suite = load_suite(small)
+    run_suite(suite, tmp_path, jobs=1, progress=False, report=False)
+    res = run_suite(suite, tmp_path, jobs=1, progress=False, report=False, fresh=True)
+    assert res.summary["counts"]["computed"] == len(suite.grid())
+
+
+def test_run_keys_are_content_addresses(small):
+    suite = load_suite(small)
+    keys = [run_key(p) for p in suite.grid()]
+    assert len(set(keys)) == len(keys)
+    assert keys == [run_key(p) for p in load_suite(small).grid()]
+
+
+def test_resume_after_kill(tmp_path):
+    """SIGKILL a run midway, rerun: the same table as an uninterrupted run, no duplicates."""
+    path = tmp_path / "resume.toml"
+    path.write_text(SMALL.replace("seeds = [0, 1]", "seeds = [0, 1, 2, 3]")
+                    .replace("[0.1, 0.3]", "[0.05, 0.1, 0.2, 0.3]"))
+    suite = load_suite(path)
+    total = len(suite.grid())
+    run_suite(suite, tmp_path / "whole", jobs=1, progress=False, report=False)
+
+    out = tmp_path / "killed"
+    argv = ("run", str(path), "--out", str(out), "--jobs", "1", "--batch", "2", "--quiet",
+            "--no-report")
+    proc = cli(*argv, start_new_session=True)
+    store = out / "runs.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if store.exists() and store.read_text().count("\n") >= 4:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stored = store.read_text().count("\n")
+    assert 4 <= stored < total
+    assert not (out / "results.csv").exists()
+
+    rerun = cli(*argv)
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    assert f"{total - stored} computed, {stored} reused" in stdout
+    assert (out / "results.csv").read_bytes() == (tmp_path / "whole" / "results.csv").read_bytes()
+    table = pd.read_csv(out / "results.csv")
+    identity = ["dataset", "mechanism", "attack", "budget", "defense", "seed"]
+    assert not table.duplicated(identity).any()
+
+
+def test_local_and_dask_executors_agree(small, tmp_path):
+    pytest.importorskip("distributed")
+    suite = load_suite(small)
+    run_suite(suite, tmp_path / "one", jobs=1, progress=False, report=False)
+    local = run_suite(suite, tmp_path / "local", jobs=2, progress=False, report=False)
+    dask = run_suite(suite, tmp_path / "dask", executor="dask", jobs=2, progress=False,
+                     report=False)
+    one = (tmp_path / "one" / "results.csv").read_bytes()
+    assert (tmp_path / "local" / "results.csv").read_bytes() == one
+    assert (tmp_path / "dask" / "results.csv").read_bytes() == one
+    workers = {w for w in pd.read_csv(tmp_path / "dask" / "timings.csv")["worker"]}
+    assert str(os.getpid()) not in {w.split(":")[1] for w in workers}  # ran in workers
+    assert local.summary["executor"] == {"kind": "local", "jobs": 2, "scheduler": None}
+    assert dask.summary["sanity"]["nondeterminism"]["raised"] is False
+
+
+def test_bad_run_options(small, tmp_path, monkeypatch):
+    from pluralguard.core.errors import InputError
+
+    suite = load_suite(small)
+    for kwargs, field in [({"executor": "spark"}, "executor"),
+                          ({"scheduler": "tcp://x:1"}, "scheduler"),
+                          ({"jobs": 0}, "jobs"), ({"batch_size": 0}, "batch_size")]:
+        with pytest.raises(InputError, match=field):
+            run_suite(suite, tmp_path, progress=False, **kwargs)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # dask not installed
+    with pytest.raises(InputError, match=r"pluralguard\[dask\]"):
+        run_suite(suite, tmp_path, executor="dask", progress=False)
+
+
+def _row(attack: str, goal: str = "selfish", gain: float = 0.0, **extra) -> dict:
+    return {"dataset": "d", "mechanism": "m", "attack": attack, "budget": 0.1,
+            "defense": "none", "seed": 0, "goal": goal, "attacker_gain": gain,
+            "capture": math.nan, "converged": 1, **extra}
+
+
+def test_sanity_flags():
+    rows = pd.DataFrame([_row("none", "none", math.nan), _row("a", gain=0.0),
+                         _row("b", gain=-0.1), _row("br", gain=-0.05)])
+    flags = _sanity(rows, pd.Series(["none", "a", "b", "best_response"]), {}, {}, {})
+    assert flags["zero_gain"]["raised"] is True
+    assert flags["adaptive_beaten"]["raised"] is True  # fixed "a" (0.0) beat it (-0.05)
+    assert flags["adaptive_beaten"]["details"][0]["attack"] == "a"
+    assert flags["non_convergence"]["raised"] is False
+
+    rows = pd.DataFrame([_row("a", gain=0.2, converged=0), _row("br", gain=0.3),
+                         _row("c", goal="capture", gain=0.5, capture=0.9)])
+    flags = _sanity(rows, pd.Series(["a", "best_response", "c"]), {}, {}, {})
+    assert flags["zero_gain"]["raised"] is False
+    assert flags["adaptive_beaten"]["raised"] is False  # "c" pursues another goal
+    assert flags["non_convergence"]["raised"] is True
+    assert flags["non_convergence"]["count"] == 1
+
+
+def test_nondeterminism_is_flagged(tmp_path):
+    from pluralguard.core.consensus import lp_consensus
+    from pluralguard.core.mechanism import register_mechanism
+
+    rng = np.random.default_rng()
+
+    def noisy(population, **params):  # an unseeded mechanism: never the same twice
+        jitter = rng.uniform(0.5, 1.5, population.n)
+        return lp_consensus(population, weights=population.weight * jitter, **params)
+
+    register_mechanism("noisy_test_mechanism", noisy, description="test: unseeded")
+    path = tmp_path / "noisy.toml"
+    path.write_text('datasets = ["evs2017"]\nmechanisms = ["noisy_test_mechanism"]\n'
+                    'attacks = [{name = "sybil", budgets = [0.1]}]\n')
+    res = run_suite(load_suite(path), tmp_path / "out", jobs=1, progress=False, report=False)
+    flag = res.summary["sanity"]["nondeterminism"]
+    assert flag["raised"] is True and flag["checked"] == 1
+    assert flag["details"][0]["attack"] == "sybil"
+    assert "utility_loss_mean" in flag["details"][0]["columns"]
