@@ -20,7 +20,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .errors import InputError
-from .geometry import ACCEPT_TOL, D_W, diameter_x, normalised_distance
+from .geometry import ACCEPT_TOL, D_W, diameter_x
 from .model import Population
 
 #: Up to this many coordinates a k-d tree finds candidate pairs.
@@ -59,6 +59,16 @@ class Edges:
         g.add_nodes_from(range(self.n))
         g.add_edges_from(zip(self.i.tolist(), self.j.tolist(), strict=True))
         return g
+
+
+def _row_sq_distances(points: np.ndarray, i: np.ndarray, j: np.ndarray,
+                      chunk: int = 16384) -> np.ndarray:
+    """‖p_i − p_j‖² for index pairs, in chunks (exact differences, cache-sized)."""
+    out = np.empty(i.size)
+    for s in range(0, i.size, chunk):
+        d = points[i[s:s + chunk]] - points[j[s:s + chunk]]
+        out[s:s + chunk] = np.einsum("ij,ij->i", d, d)
+    return out
 
 
 def _too_many(count: int) -> InputError:
@@ -188,12 +198,12 @@ def homophily_edges(population: Population, gamma_x: np.ndarray, gamma_w: np.nda
     else:
         # candidates from the higher-dimensional block, refined on both blocks below
         i, j = _pairs_within(Xf, np.asarray(gamma_x) + tol)
-    dx = np.sqrt(((Xf[i] - Xf[j]) ** 2).sum(axis=1))
-    dw = np.sqrt(((W[i] - W[j]) ** 2).sum(axis=1))
-    keep = (dx <= np.minimum(gamma_x[i], gamma_x[j]) + tol) & \
-           (dw <= np.minimum(gamma_w[i], gamma_w[j]) + tol)
+    dx2, dw2 = _row_sq_distances(Xf, i, j), _row_sq_distances(W, i, j)
+    keep = (dx2 <= (np.minimum(gamma_x[i], gamma_x[j]) + tol) ** 2) & \
+           (dw2 <= (np.minimum(gamma_w[i], gamma_w[j]) + tol) ** 2)
     i, j = i[keep], j[keep]
-    dist = normalised_distance(population.X[i], W[i], population.X[j], W[j])
+    dist = np.sqrt(0.5 * (dx2[keep] / diameter_x(population.k, population.m) ** 2
+                          + dw2[keep] / D_W**2))
     order = np.lexsort((j, i, dist))
     return Edges(i=i[order].astype(np.int64), j=j[order].astype(np.int64),
                  distance=dist[order], n=n)
