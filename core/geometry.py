@@ -195,7 +195,9 @@ def project_ball_box(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndar
     # A_t = Σ_{u ≥ t} lin_u (still moving at s_t), B_t = Σ_{u < t} sat_u (stopped)
     A = np.cumsum(lin[:, ::-1], axis=1)[:, ::-1]
     B = np.concatenate([np.zeros((out.size, 1)), np.cumsum(sat, axis=1)[:, :-1]], axis=1)
-    reach = np.where(np.isfinite(s_sorted), s_sorted**2 * A + B, np.inf) >= g2[:, None]
+    finite = np.isfinite(s_sorted)
+    reach = np.where(finite, np.where(finite, s_sorted, 0.0) ** 2 * A + B, np.inf) \
+        >= g2[:, None]
     t = np.argmax(reach, axis=1)  # first breakpoint at or beyond the radius
     At = np.take_along_axis(A, t[:, None], axis=1)[:, 0]
     Bt = np.take_along_axis(B, t[:, None], axis=1)[:, 0]
