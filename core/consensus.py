@@ -361,6 +361,9 @@ class ConsensusResult:
         ``[True]``: the agreement is computed centrally, nothing to reach.
     residual : ndarray, shape (1,)
         ``[0.0]``.
+    accepted : ndarray of bool, shape (n,)
+        Whether each agent accepts the consensus (inside its F_i); all true without
+        bounds. :attr:`membership` is the same as an (n, 1) sparse matrix.
     membership : scipy.sparse.csr_matrix of bool, shape (n, 1)
         Entry (i, 0) is true iff the consensus lies in agent i's acceptable set F_i
         (within :data:`~pluralguard.core.geometry.ACCEPT_TOL`); all true when the
@@ -404,7 +407,7 @@ class ConsensusResult:
     W: np.ndarray
     consensus: np.ndarray
     residual: np.ndarray
-    membership: sparse.csr_matrix
+    accepted: np.ndarray
     utilities: np.ndarray
     converged: bool
     n_iter: int
@@ -419,6 +422,14 @@ class ConsensusResult:
     interval_X: tuple[np.ndarray, np.ndarray] | None
     interval_W: tuple[np.ndarray, np.ndarray] | None
     message: str
+
+    @property
+    def membership(self) -> sparse.csr_matrix:
+        """Overlapping membership, shape (n, 1): agent i accepts the consensus."""
+        rows = np.flatnonzero(self.accepted)
+        return sparse.csr_matrix((np.ones(rows.size, dtype=bool),
+                                  (rows, np.zeros(rows.size, dtype=np.int64))),
+                                 shape=(self.accepted.size, 1))
 
     @property
     def n_groups(self) -> int:
@@ -466,7 +477,7 @@ class ConsensusResult:
         def interval(iv: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any] | None:
             return None if iv is None else {"lo": iv[0].tolist(), "hi": iv[1].tolist()}
 
-        accepted = self.membership[:, 0].toarray().ravel()
+        accepted = self.accepted
         return {
             "n_groups": 1,
             "X": self.agreement_X.tolist(),
@@ -532,21 +543,24 @@ def lp_consensus(population: Population, p: float | str = 2, weights: Any = None
     n, k, m = population.X.shape
     BX = population.X.reshape(n, -1)
     BW = population.W
-    if pv == 1 or math.isinf(pv):
+    if math.isinf(pv):  # the optimal value t* is joint within a target
         xX, ivX = _optimal_set(BX, w, pv)
         xW, ivW = _optimal_set(BW, w, pv)
-    else:
-        both = _minimiser(population.flat(), w, pv)
-        xX, xW, ivX, ivW = both[:k * m], both[k * m:], None, None
+    else:  # separable per coordinate: X and W in one pass
+        both, interval = _optimal_set(population.flat(), w, pv)
+        xX, xW = both[:k * m], both[k * m:]
+        ivX = ivW = None
+        if interval is not None:
+            ivX = (interval[0][:k * m], interval[1][:k * m])
+            ivW = (interval[0][k * m:], interval[1][k * m:])
     X, W = xX.reshape(k, m), xW
     on_simplex = bool(np.all(W >= -RANGE_TOL) and abs(W.sum() - 1.0) <= RANGE_TOL)
     accepted = accepts(X, W, population.X, population.W, population.gamma_x,
                        population.gamma_w)
-    membership = sparse.csr_matrix(accepted.reshape(n, 1).astype(bool))
     label = _p_label(pv)
     return ConsensusResult(
         labels=np.zeros(n, dtype=int), X=X[None], W=W[None],
-        consensus=np.array([True]), residual=np.zeros(1), membership=membership,
+        consensus=np.array([True]), residual=np.zeros(1), accepted=accepted,
         utilities=utility_fn(X, W, population.X, population.W, utility),
         converged=True, n_iter=0, method=f"lp:{label}", utility=utility, p=pv,
         U_p_X=lp_value(xX, BX, w, pv), U_p_W=lp_value(xW, BW, w, pv),

@@ -33,6 +33,7 @@ such groups are reported as not having reached consensus.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -300,8 +301,8 @@ def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: 
 
 def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
            link_rule: str = "merge", social_graph: object | None = None,
-           edge_filter: EdgeFilter | None = None, max_links: int | None = None
-           ) -> tuple[Edges, Partition]:
+           edge_filter: EdgeFilter | None = None, max_links: int | None = None,
+           timings: dict[str, float] | None = None) -> tuple[Edges, Partition]:
     """Initial homophily network and the partition the link rule settles into.
 
     Parameters
@@ -319,13 +320,22 @@ def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
     max_links : int, optional
         Sparse candidate graph for very large populations
         (:func:`~pluralguard.core.network.homophily_edges`).
+    timings : dict, optional
+        Receives the seconds spent building the network and settling it.
     """
     check_link_rule(link_rule)
+    t0 = time.perf_counter()
     edges = homophily_edges(population, gamma_x, gamma_w, social_graph=social_graph,
                             max_links=max_links)
     if edge_filter is not None:
         edges = edge_filter(population, edges)
+    t1 = time.perf_counter()
     if link_rule == "static":
-        return edges, static_partition(edges)
-    return edges, merge_partition(population.X, population.W, gamma_x, gamma_w,
-                                  population.weight, edges)
+        partition = static_partition(edges)
+    else:
+        partition = merge_partition(population.X, population.W, gamma_x, gamma_w,
+                                    population.weight, edges)
+    if timings is not None:
+        timings["network"] = t1 - t0
+        timings["linking"] = time.perf_counter() - t1
+    return edges, partition

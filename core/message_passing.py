@@ -32,6 +32,7 @@ reported as not having reached consensus — never silently averaged.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -85,6 +86,7 @@ class PassingOutcome:
     group_done: np.ndarray
     group_stalled: np.ndarray
     history: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _laplacian(n: int, edges: np.ndarray, edge_weight: np.ndarray) -> sparse.csr_matrix:
@@ -338,8 +340,12 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
     inv2w = (0.5 / p.w)[:, None]
     t = 0
     yx, yw = p.project(p.cx, p.cw)
+    clock = {"projection": 0.0, "mixing": 0.0}
     for t in range(1, max_iter + 1):
+        c0 = time.perf_counter()
         yx_new, yw_new = p.project(p.cx - nu_x * inv2w, p.cw - nu_w * inv2w)
+        c1 = time.perf_counter()
+        clock["projection"] += c1 - c0
         yx = np.where(active[:, None], yx_new, yx)
         yw = np.where(active[:, None], yw_new, yw)
         _apply_hook(hook, p, t, yx, yw)
@@ -349,6 +355,7 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
         else:  # L y = Σ_j α_ij (y_i − y_j) = −pull, with the robust rule
             pull = -hood.weighted_pull(_joint(yx, yw))
             gx_, gw_ = pull[:, :dx], pull[:, dx:]
+        clock["mixing"] += time.perf_counter() - c1
         new_x = np.where(mask, nu_x + gx_, lam_x)
         new_w = np.where(mask, nu_w + gw_, lam_w)
         if accelerate:
@@ -370,7 +377,7 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
             if not active.any():
                 break
     Xo, Wo = p.unscale(yx, yw)
-    return PassingOutcome(Xo, Wo, t, monitor.done, monitor.stalled, monitor.history)
+    return PassingOutcome(Xo, Wo, t, monitor.done, monitor.stalled, monitor.history, clock)
 
 
 def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,
@@ -400,8 +407,10 @@ def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray 
     active = np.ones(p.n, dtype=bool)
     yx, yw = p.project(p.cx, p.cw)
     t = 0
+    clock = {"projection": 0.0, "mixing": 0.0}
     for t in range(1, max_iter + 1):
         _apply_hook(hook, p, t, yx, yw)
+        c0 = time.perf_counter()
         gx_, gw_ = yx - p.cx, yw - p.cw
         if utility == "linear":  # ∇δ = (y − ŷ)/‖y − ŷ‖, zero at ŷ
             norm = np.sqrt((gx_**2).sum(1) + (gw_**2).sum(1))
@@ -417,7 +426,10 @@ def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray 
                 y = _joint(mx_, mw_)
                 y = hood.median(y) if kind == "median" else y + hood.weighted_pull(y)
                 mx_, mw_ = y[:, :dx], y[:, dx:]
+        c1 = time.perf_counter()
+        clock["mixing"] += c1 - c0
         yx_new, yw_new = p.project(mx_ - eta * wcol * gx_, mw_ - eta * wcol * gw_)
+        clock["projection"] += time.perf_counter() - c1
         yx = np.where(active[:, None], yx_new, yx)
         yw = np.where(active[:, None], yw_new, yw)
         if t % check_every == 0:
@@ -425,7 +437,7 @@ def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray 
             if not active.any():
                 break
     Xo, Wo = p.unscale(yx, yw)
-    return PassingOutcome(Xo, Wo, t, monitor.done, monitor.stalled, monitor.history)
+    return PassingOutcome(Xo, Wo, t, monitor.done, monitor.stalled, monitor.history, clock)
 
 
 def consensus_residual(X: np.ndarray, W: np.ndarray, labels: np.ndarray,

@@ -53,6 +53,10 @@ class AgreementResult:
         Human-readable summary of termination.
     history : list of dict
         Per-check residuals and estimates, when requested.
+    timings : dict
+        Wall-clock seconds per phase: ``bounds``, ``network`` (homophily network),
+        ``linking`` (the link rule), ``optimisation`` (within groups; for message
+        passing split further into ``mixing`` and ``projection``), ``readout``.
     """
 
     labels: np.ndarray
@@ -76,6 +80,7 @@ class AgreementResult:
     network: np.ndarray
     message: str
     history: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_groups(self) -> int:

@@ -26,6 +26,8 @@ Pipeline:
 
 from __future__ import annotations
 
+import time
+
 import networkx as nx
 import numpy as np
 from scipy import sparse
@@ -277,7 +279,10 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     _check_args(population, method, utility, link_rule, hook, neighbors, tol, max_iter,
                 mixing)
     policy = BoundPolicy.parse(bounds)
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
     gx, gw = resolve_bounds(population, policy, random_state=random_state)
+    timings["bounds"] = time.perf_counter() - clock
     n = population.n
 
     if deduplicate and social_graph is None and hook is None:
@@ -295,13 +300,14 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     X, W, wts = reduced.X, reduced.W, reduced.weight
     rgx, rgw = reduced.gamma_x, reduced.gamma_w
     edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph, edge_filter,
-                              max_links)
+                              max_links, timings)
     labels = partition.labels
     G = partition.n_groups
     network = (_communication_graph(partition, edges, neighbors) if method != "exact"
                else partition.tree)
 
     history: list[dict] = []
+    clock = time.perf_counter()
     if method == "exact":
         AX, AW, ok, EX, EW = _exact(X, W, rgx, rgw, wts, labels, utility)
         n_iter, stalled = 0, np.zeros(G, dtype=bool)
@@ -315,6 +321,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
                   record_history=record_history, **kwargs)
         EX, EW, n_iter, stalled, history = out.X, out.W, out.n_iter, out.group_stalled, \
             out.history
+        timings |= out.timings
         counts = np.bincount(labels, minlength=G)
         AX = np.zeros((G, *X.shape[1:]))
         AW = np.zeros((G, W.shape[1]))
@@ -325,6 +332,8 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         # every estimate lies in its own F_i, so at consensus the mean is within the
         # residual of every member's set
         ok = out.group_done
+    timings["optimisation"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     residual = consensus_residual(EX, EW, labels, AX, AW)
     consensus = ok & ~stalled
 
@@ -346,9 +355,11 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     if method != "exact" and n_iter >= (max_iter or MAX_ITER[method]):
         message += f"; stopped at the iteration cap ({n_iter})"
     network_full = index[network] if network.size else network
+    timings["readout"] = time.perf_counter() - clock
     return AgreementResult(
         labels=full, X=AX, W=AW, consensus=consensus, residual=residual,
         membership=membership.tocsr(), utilities=utilities, estimates_X=EXf, estimates_W=EWf,
         gamma_x=gx, gamma_w=gw, converged=bool(consensus.all()), n_iter=int(n_iter),
         method=method, utility=utility, bounds=str(policy), link_rule=link_rule,
-        links=partition.log, network=network_full, message=message, history=history)
+        links=partition.log, network=network_full, message=message, history=history,
+        timings=timings)

@@ -184,6 +184,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_casestudy(args: argparse.Namespace) -> int:
+    from .casestudy import casestudy
+
+    names = list(dict.fromkeys(args.names))
+    if "all" in names and len(names) > 1:
+        raise InputError("names", "'all' already names every case", "give 'all' alone")
+    path = casestudy(names, args.out, ess8=args.population,
+                     robustness=not args.no_robustness, jobs=args.jobs)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from .gate import make_baseline
 
@@ -508,6 +520,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print the row and the clean and attacked agreements as JSON")
     p.set_defaults(func=cmd_attack)
+
+    p = sub.add_parser("casestudy", formatter_class=_formatter,
+                       help="reproduce the paper's case studies and measure their robustness",
+                       description="Case studies: groups, utilities and embeddings at the "
+                       "Q1/Q2/Q3/max bounds next to the single consensus (part 1), then the "
+                       "default attack suite at Q2 and a breakdown sweep (part 2). Writes "
+                       "OUT/case-studies.md and OUT/figures/*.png, byte-reproducible.",
+                       epilog="examples:\n  pluralguard casestudy evs2017 --out docs\n  "
+                       "pluralguard casestudy all --out docs --population "
+                       "../shared/data/trevorrow_ess8/ess8_all_individual_value_systems.csv")
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="evs2017, pve_like, ess8 (needs --population), or all")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--population", metavar="FILE.csv",
+                   help="the ESS-8 individual table, for the ess8 case")
+    p.add_argument("--no-robustness", action="store_true",
+                   help="only part 1 (no attack suite, no breakdown sweep)")
+    p.add_argument("--jobs", type=int, help="worker processes for the suites")
+    p.set_defaults(func=cmd_casestudy)
     return parser
 
 

@@ -59,6 +59,9 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("delta_groups", "n_groups_attacked − n_groups_clean", "none"),
     MetricInfo("defense_cost", "mean_{i} u_i(clean, undefended) − u_i(clean, defended): "
                "what the defense costs with no attack", "higher"),
+    MetricInfo("defense_partition_change", "1 − ARI(clean undefended labels, clean "
+               "defended labels) over all agents: how much the defense reshapes the groups "
+               "with no attack (utilities miss it: an agent left alone scores 1)", "higher"),
     MetricInfo("attack_success", "1 if the goal's measure crossed its threshold: selfish "
                "attacker_gain > 1e-6; capture ≥ 0.5; exclusion_rate ≥ 0.5; merge: the two "
                "target groups' honest majorities share a group; split: G's honest members "

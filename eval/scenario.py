@@ -285,6 +285,10 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     row["n_groups_attacked"] = M.n_groups(att_labels[honest])
     row["delta_groups"] = row["n_groups_attacked"] - row["n_groups_clean"]
     row["defense_cost"] = cost
+    # utilities cannot see fragmentation (an agent left alone scores 1): report the
+    # partition the defense changes with no attack too
+    row["defense_partition_change"] = M.partition_change(clean_u.labels[:n],
+                                                         clean_d.labels[:n])
     merged = split = float("nan")
     if plan is not None and plan.merge_groups is not None:
         a, b = plan.merge_groups

@@ -107,7 +107,7 @@ _TOLERANCE = {
     "honest_utility_mean": 1e-4, "honest_utility_p10": 1e-4, "honest_utility_min": 1e-4,
     "utility_loss_mean": 1e-4, "utility_loss_p90": 1e-4, "utility_loss_max": 1e-4,
     "attacker_gain": 1e-4, "defense_cost": 1e-4, "capture": 0.01, "exclusion_rate": 0.01,
-    "partition_change": 0.01, "comembership_flips": 0.01,
+    "partition_change": 0.01, "comembership_flips": 0.01, "defense_partition_change": 0.01,
 }
 DEFAULT_TOLERANCES: dict[str, float] = {
     name: _TOLERANCE.get(name, 0.0) for name, info in METRICS.items() if info.worse != "none"}

@@ -469,13 +469,14 @@ def test_result_mirrors_the_agreement_solver_read_out() -> None:
     np.testing.assert_array_equal(res.weights, pop.weights)
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.p = 2.0  # type: ignore[misc]
+    from pluralguard.core.mechanism import Outcome
     from pluralguard.core.result import AgreementResult
     for name in ("labels", "X", "W", "consensus", "residual", "membership", "utilities",
-                 "converged", "n_iter", "method", "utility"):
-        assert name in AgreementResult.__dataclass_fields__
-        assert name in ConsensusResult.__dataclass_fields__
-    for name in ("n_groups", "group_sizes", "agent_X", "agent_W", "members"):
-        assert hasattr(res, name)
+                 "converged", "n_iter", "method", "utility", "n_groups", "group_sizes",
+                 "agent_X", "agent_W", "members"):
+        assert hasattr(res, name), name
+    assert isinstance(res, Outcome)
+    assert isinstance(solve_agreements_like(pop), AgreementResult)
 
 
 @pytest.mark.parametrize("kind", ["quadratic", "linear"])
@@ -558,3 +559,10 @@ def test_bad_input_names_the_field(call, field: str) -> None:
         call(evs("none"))
     assert err.value.field == field
     assert str(err.value).startswith(f"{field}: ")
+
+
+def solve_agreements_like(pop: Population):
+    """The agreement solver's result on the same population (its read-out is the model)."""
+    from pluralguard.core.solver import solve_agreements
+
+    return solve_agreements(pop, "quantile:0.5")
