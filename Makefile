@@ -35,7 +35,7 @@ gate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,dask,bench]"
-	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis
