@@ -66,6 +66,7 @@ from .errors import InputError
 from .geometry import accepts, check_utility
 from .geometry import utility as utility_fn
 from .model import RANGE_TOL, Population
+from .result import GroupReadout
 
 #: Parts of a value system a p-sweep can target.
 TARGETS = ("W", "X")
@@ -340,7 +341,7 @@ def _p_label(p: float) -> str:
 
 # ---------------------------------------------------------------------- result
 @dataclass(frozen=True, repr=False)
-class ConsensusResult:
+class ConsensusResult(GroupReadout):
     """Outcome of :func:`lp_consensus`: one agreement for the whole population.
 
     The read-out mirrors :class:`~pluralguard.core.result.AgreementResult` (one group
@@ -432,16 +433,6 @@ class ConsensusResult:
                                  shape=(self.accepted.size, 1))
 
     @property
-    def n_groups(self) -> int:
-        """Number of groups: 1."""
-        return int(self.X.shape[0])
-
-    @property
-    def group_sizes(self) -> np.ndarray:
-        """Members per group: ``[n]``."""
-        return np.bincount(self.labels, minlength=self.n_groups)
-
-    @property
     def agreement_X(self) -> np.ndarray:
         """Consensus judgements, shape (k, m)."""
         return self.X[0]
@@ -450,20 +441,6 @@ class ConsensusResult:
     def agreement_W(self) -> np.ndarray:
         """Consensus value weights, shape (m,)."""
         return self.W[0]
-
-    @property
-    def agent_X(self) -> np.ndarray:
-        """The agreement each agent ends with, shape (n, k, m)."""
-        return self.X[self.labels]
-
-    @property
-    def agent_W(self) -> np.ndarray:
-        """The value weights each agent ends with, shape (n, m)."""
-        return self.W[self.labels]
-
-    def members(self, group: int) -> np.ndarray:
-        """Indices of the members of a group (group 0: everyone)."""
-        return np.flatnonzero(self.labels == group)
 
     def __repr__(self) -> str:
         return (f"ConsensusResult(method={self.method!r}, n_agents={self.labels.size}, "

@@ -11,8 +11,40 @@ from scipy import sparse
 from .linking import LinkLog
 
 
+class GroupReadout:
+    """Read-out shared by every mechanism result (``labels``, ``X``, ``W`` fields)."""
+
+    labels: np.ndarray
+    X: np.ndarray
+    W: np.ndarray
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups."""
+        return int(self.X.shape[0])
+
+    @property
+    def group_sizes(self) -> np.ndarray:
+        """Members per group."""
+        return np.bincount(self.labels, minlength=self.n_groups)
+
+    @property
+    def agent_X(self) -> np.ndarray:
+        """The agreement each agent ends with (its group's), shape (n, k, m)."""
+        return self.X[self.labels]
+
+    @property
+    def agent_W(self) -> np.ndarray:
+        """The value weights each agent ends with, shape (n, m)."""
+        return self.W[self.labels]
+
+    def members(self, group: int) -> np.ndarray:
+        """Indices of the members of a group."""
+        return np.flatnonzero(self.labels == group)
+
+
 @dataclass(frozen=True, repr=False)
-class AgreementResult:
+class AgreementResult(GroupReadout):
     """Outcome of :func:`~pluralguard.core.solver.solve_agreements`.
 
     Attributes
@@ -81,30 +113,6 @@ class AgreementResult:
     message: str
     history: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def n_groups(self) -> int:
-        """Number of groups."""
-        return int(self.X.shape[0])
-
-    @property
-    def group_sizes(self) -> np.ndarray:
-        """Members per group."""
-        return np.bincount(self.labels, minlength=self.n_groups)
-
-    @property
-    def agent_X(self) -> np.ndarray:
-        """The agreement each agent ends with (its group's), shape (n, k, m)."""
-        return self.X[self.labels]
-
-    @property
-    def agent_W(self) -> np.ndarray:
-        """The value weights each agent ends with, shape (n, m)."""
-        return self.W[self.labels]
-
-    def members(self, group: int) -> np.ndarray:
-        """Indices of the members of a group."""
-        return np.flatnonzero(self.labels == group)
 
     def __repr__(self) -> str:
         sizes = np.sort(self.group_sizes)[::-1]

@@ -158,20 +158,25 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     return frame
 
 
-def load_summary(results_dir: str | Path) -> dict[str, Any]:
-    """Read ``DIR/summary.json`` (``{}`` when absent)."""
-    path = Path(results_dir) / SUMMARY
+def _read_json(results_dir: str | Path, name: str) -> dict[str, Any]:
+    """Read ``DIR/name`` as a JSON object (``{}`` when absent)."""
+    path = Path(results_dir) / name
     if not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(SUMMARY, f"{path} is not valid JSON ({exc})",
+        raise InputError(name, f"{path} is not valid JSON ({exc})",
                          "rerun the suite to rewrite it, or delete the file") from None
     if not isinstance(data, dict):
-        raise InputError(SUMMARY, f"{path} holds a {type(data).__name__}, not an object",
+        raise InputError(name, f"{path} holds a {type(data).__name__}, not an object",
                          "rerun the suite to rewrite it, or delete the file")
     return data
+
+
+def load_summary(results_dir: str | Path) -> dict[str, Any]:
+    """Read ``DIR/summary.json`` (``{}`` when absent)."""
+    return _read_json(results_dir, SUMMARY)
 
 
 # ------------------------------------------------------------------ sanity flags
@@ -534,15 +539,7 @@ def mechanism_kind(mechanism: str, kinds: Mapping[str, str] | None = None) -> st
 
 def load_mechanism_kinds(results_dir: str | Path) -> dict[str, str]:
     """Mechanism label → kind from ``DIR/suite.resolved.json`` (``{}`` when absent)."""
-    path = Path(results_dir) / RESOLVED
-    if not path.is_file():
-        return {}
-    try:
-        suite = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(RESOLVED, f"{path} is not valid JSON ({exc})",
-                         "rerun the suite to rewrite it, or delete the file") from None
-    mechanisms = suite.get("mechanisms") if isinstance(suite, dict) else None
+    mechanisms = _read_json(results_dir, RESOLVED).get("mechanisms")
     return {str(m["name"]): str(m["kind"]) for m in mechanisms or []
             if isinstance(m, Mapping) and "name" in m and "kind" in m}
 

@@ -327,6 +327,18 @@ def auto_label(name: str, params: Mapping[str, Any]) -> str:
     return f"{name}({','.join(f'{k}={_fmt(v)}' for k, v in params.items())})"
 
 
+def _try_build(factory: Any, what: str, name: str, params: Mapping[str, Any],
+               key: str) -> None:
+    """Build the attack or defense once, so a bad parameter fails when the suite loads."""
+    try:
+        factory(name, **params)
+    except InputError as err:
+        raise _rekey(err, key) from None
+    except TypeError as err:
+        raise InputError(key, f"{what} {name!r} rejects its parameters ({err})",
+                         f"check the parameter values (see the {what}'s docstring)") from None
+
+
 def _rekey(err: InputError, key: str) -> InputError:
     """The same error with its field prefixed by the suite key it came from."""
     return InputError(f"{key}.{err.field}", err.problem, err.fix)
@@ -594,13 +606,7 @@ def load_attack(entry: str | Mapping[str, Any], key: str = "attack",
     for ids in _ID_LISTS:  # one agent: attackers = 3 means (3,)
         if isinstance(params.get(ids), int) and not isinstance(params[ids], bool):
             params[ids] = (params[ids],)
-    try:
-        make_attack(name, **params)
-    except InputError as err:
-        raise _rekey(err, key) from None
-    except TypeError as err:
-        raise InputError(key, f"attack {name!r} rejects its parameters ({err})",
-                         "check the parameter values (see the recipe's docstring)") from None
+    _try_build(make_attack, "attack", name, params, key)
     return AttackSpec(label, name, params, own)
 
 
@@ -632,13 +638,7 @@ def _defense_step(entry: Any, key: str) -> tuple[str, dict[str, Any]]:
     if name not in DEFENSES:
         raise InputError(name_key, f"unknown defense {name!r}",
                          f"use one of {', '.join(DEFENSES)} (see pluralguard list defenses)")
-    try:
-        make_defense(name, **params)
-    except InputError as err:
-        raise _rekey(err, key) from None
-    except TypeError as err:
-        raise InputError(key, f"defense {name!r} rejects its parameters ({err})",
-                         "check the parameter values (see the defense's docstring)") from None
+    _try_build(make_defense, "defense", name, params, key)
     return name, params
 
 
