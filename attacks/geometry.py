@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pluralguard.core.convex import solve_group
+from pluralguard.core.convex import POLISH_SLACK, solve_group
 from pluralguard.core.geometry import (
     D_W,
     accepts,
@@ -23,6 +23,7 @@ from pluralguard.core.geometry import (
     project_simplex,
 )
 from pluralguard.core.model import Population
+from pluralguard.core.projection import FEASIBLE, INFEASIBLE, project_intersection
 
 from .base import AttackContext
 
@@ -109,26 +110,38 @@ def region_point(declared: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
     The acceptance region of ``members`` is ∩_i F_i (their declarations and bounds in
     force); optionally intersected with the product of per-block balls of
     :func:`block_radii` ``(radius)`` around ``anchor`` (inside the δ-ball of that
-    radius). Solved with the exact group solver
-    (:func:`~pluralguard.core.convex.solve_group`): a virtual unbounded agent at the
-    target with weight 1 and the members with weight 10⁻⁹, so the group optimum is
-    the projection of the target onto the region up to ~10⁻⁹·|members|.
+    radius). Per block it is the projection of the target onto an intersection of balls
+    in the box or the simplex, solved exactly by its dual
+    (:func:`~pluralguard.core.projection.project_intersection`); when that cannot
+    decide, by the exact group solver (:func:`~pluralguard.core.convex.solve_group`)
+    with a virtual unbounded agent at the target with weight 1 and the members with
+    weight 10⁻⁹.
     """
     tX, tW = target
-    Xs = [declared.X[members], tX[None]]
+    k, m = declared.k, declared.m
+    Xs = [declared.X[members].reshape(members.size, -1), tX.reshape(1, -1)]
     Ws = [declared.W[members], tW[None]]
     gx = [gamma_x[members], [math.inf]]
     gw = [gamma_w[members], [math.inf]]
     wts = [np.full(members.size, _ANCHOR_WEIGHT), [1.0]]
     if anchor is not None and math.isfinite(radius):
-        rx, rw = block_radii(radius, declared.k, declared.m)
-        Xs.append(anchor[0][None])
+        rx, rw = block_radii(radius, k, m)
+        Xs.append(anchor[0].reshape(1, -1))
         Ws.append(anchor[1][None])
         gx.append([rx])
         gw.append([rw])
         wts.append([_ANCHOR_WEIGHT])
-    sol = solve_group(np.concatenate(Xs), np.concatenate(Ws), np.concatenate(wts),
-                      np.concatenate(gx).astype(float), np.concatenate(gw).astype(float))
+    Xs, Ws = np.concatenate(Xs), np.concatenate(Ws)
+    gx, gw = np.concatenate(gx).astype(float), np.concatenate(gw).astype(float)
+    px = project_intersection(tX.ravel(), Xs, gx, project_box, tol=POLISH_SLACK)
+    if px.status == INFEASIBLE:
+        return None
+    pw = project_intersection(tW, Ws, gw, project_simplex, tol=POLISH_SLACK)
+    if pw.status == INFEASIBLE:
+        return None
+    if px.status == pw.status == FEASIBLE:
+        return px.x.reshape(k, m), pw.x
+    sol = solve_group(Xs.reshape(-1, k, m), Ws, np.concatenate(wts), gx, gw)
     if not sol.feasible:
         return None
     return sol.X, sol.W

@@ -81,8 +81,10 @@ def _dual(c: np.ndarray, a: np.ndarray, r: np.ndarray,
     converges in a few steps when few balls bind. The Hessian has rank at most the
     dimension, so more binding balls than dimensions make it singular: a
     Levenberg–Marquardt damping, shrunk after full steps and grown after backtracking,
-    keeps those steps bounded. It stops at a vanishing projected
-    gradient, or after three steps that no longer raise g beyond rounding.
+    keeps those steps bounded, and steps are capped at ten times 1 + Σλ (where Π_S
+    clips every moving coordinate, g is locally linear in λ and the Hessian vanishes).
+    It stops at a vanishing projected gradient, or after three steps that no longer
+    raise g beyond rounding.
     """
     r2 = r * r
     upper = 0.5 * float(np.min(np.sqrt(((a - c) ** 2).sum(axis=1)) + r)) ** 2
@@ -102,6 +104,8 @@ def _dual(c: np.ndarray, a: np.ndarray, r: np.ndarray,
     stagnant = 0
     damping = 1e-8  # Levenberg–Marquardt factor, adapted to the line search
     for _ in range(max_iter):
+        if not np.isfinite(value):
+            return lam
         if value > upper * (1 + 1e-9) + 1e-15:
             return None
         held = (lam <= 0) & (grad <= 0)
@@ -109,12 +113,20 @@ def _dual(c: np.ndarray, a: np.ndarray, r: np.ndarray,
         if np.abs(pg).max() <= 1e-13 * scale or stagnant >= 3:
             return lam
         free = ~held
-        M = _jacobian_gram(D[free], z, x, simplex) / (1.0 + lam.sum())
-        M[np.diag_indices_from(M)] += damping * max(float(np.trace(M)), 1e-300)
+        total = 1.0 + lam.sum()
+        M = _jacobian_gram(D[free], z, x, simplex) / total
+        # where S's projection clips every moving coordinate, g is locally linear in λ
+        # (M = 0): the floor keeps the system regular, the cap keeps the step finite
+        floor = 1e-12 * float((D[free] ** 2).sum()) / total
+        M[np.diag_indices_from(M)] += damping * max(float(np.trace(M)), floor, 1e-300)
         try:
             step = np.linalg.solve(M, grad[free])
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(M, grad[free], rcond=None)[0]
+        cap = 10.0 * total
+        largest = float(np.abs(step).max(initial=0.0))
+        if largest > cap:
+            step = step * (cap / largest)
         direction = np.zeros_like(lam)
         direction[free] = step
         t = 1.0

@@ -62,3 +62,23 @@ def test_unbounded_and_inside_cases_return_the_projection_of_c(project):
     a = np.array([[0.25, 0.25, 0.5]])
     assert np.allclose(project_intersection(c, a, np.array([np.inf]), project).x, project(c))
     assert np.allclose(project_intersection(c, a, np.array([1.0]), project).x, project(c))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2, 25), st.floats(0.8, 2.5))
+def test_far_targets_onto_a_feasible_region(seed, p, radius):
+    # a corner of the box and a vertex of the simplex: S's projection clips every
+    # coordinate, where the dual is locally linear (a regression: steps overflowed)
+    X, W, gx, gw = random_group(seed, p, 0.2, radius)
+    Xf = X.reshape(p, -1)
+    ref = solve_group(X, W, np.ones(p), gx, gw)
+    if not ref.feasible:
+        return
+    cx, cw = np.ones(Xf.shape[1]), np.eye(W.shape[1])[0]
+    px = project_intersection(cx, Xf, gx, project_box, tol=1e-9)
+    pw = project_intersection(cw, W, gw, project_simplex, tol=1e-9)
+    assert px.status == pw.status == FEASIBLE
+    # the projection is the region's point nearest the target, so it is at least as
+    # near as the group's optimum (another point of the region)
+    assert np.linalg.norm(px.x - cx) <= np.linalg.norm(ref.X.ravel() - cx) + 1e-9
+    assert np.linalg.norm(pw.x - cw) <= np.linalg.norm(ref.W - cw) + 1e-9
