@@ -144,3 +144,15 @@ def test_scenarios_are_deterministic_and_detailed():
         assert same, key
     assert len(a.agents) == 30 and set(a.agents["role"]) == {"honest", "attacker"}
     assert isinstance(a.clean.labels, np.ndarray) and isinstance(pop, Population)
+
+
+def test_defense_partition_change_sees_what_utilities_miss():
+    pop = clustered(40, seed=3).with_bounds(0.8, 0.25)
+    mech = {"kind": "agreements", "bounds": "declared"}
+    same = run_scenario(pop, mech, defense={"name": "bound_floor", "gamma_x": 0.0,
+                                            "gamma_w": 0.0})
+    assert same.row["defense_partition_change"] == 0.0
+    # a tight cap splits the groups: honest utility goes up (agents alone score 1)
+    split = run_scenario(pop, mech, defense={"name": "bound_cap", "k": 1, "factor": 1.0})
+    assert split.row["defense_partition_change"] > 0
+    assert split.row["defense_cost"] <= 0
