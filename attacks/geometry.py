@@ -184,6 +184,20 @@ def make_identities(truth: Population, X: np.ndarray, W: np.ndarray,
         weights=weights, agents=[f"{prefix}{i}" for i in range(s)])
 
 
+def _all_accept(X: np.ndarray, W: np.ndarray, cx: np.ndarray, cw: np.ndarray,
+                gx: np.ndarray, gw: np.ndarray) -> np.ndarray:
+    """Per point (row of X, W): whether every member (centres cx, cw) accepts it.
+
+    Identical points are checked once (an unlimited coalition declares one point).
+    """
+    flat = np.concatenate([X.reshape(X.shape[0], -1), W], axis=1)
+    uniq, inverse = np.unique(flat, axis=0, return_inverse=True)
+    k = X.shape[1] * X.shape[2]
+    ok = np.array([accepts(u[:k].reshape(X.shape[1:]), u[k:], cx, cw, gx, gw).all()
+                   for u in uniq])
+    return ok[inverse.ravel()]
+
+
 def fit_region(ctx: AttackContext, members: np.ndarray,
                propose: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
                declare: Callable[[np.ndarray, np.ndarray], Population],
@@ -208,8 +222,7 @@ def fit_region(ctx: AttackContext, members: np.ndarray,
         X, W = propose(gx * scale, gw * scale)
         declared = declare(X, W)
         fx, fw = ctx.bounds_in_force(declared)
-        inside = np.array([accepts(X[r], W[r], cx, cw, fx[members], fw[members]).all()
-                           for r in range(X.shape[0])])
+        inside = _all_accept(X, W, cx, cw, fx[members], fw[members])
         first = first or (declared, inside)
         if inside.all():
             return declared, inside

@@ -90,9 +90,13 @@ class Infiltrate(Attack):
 
         def propose(gx: np.ndarray, gw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             X, W = np.array(ctx.truth.X[A]), np.array(ctx.truth.W[A])
+            # without a budget every attacker wants the same point: project once
+            shared = (region_point(ctx.declared, gx, gw, members, t)
+                      if math.isinf(budget) else None)
             for r, a in enumerate(A):
                 v = ctx.truth.X[a], ctx.truth.W[a]
-                p = region_point(ctx.declared, gx, gw, members, t, anchor=v, radius=budget)
+                p = shared if shared is not None else region_point(
+                    ctx.declared, gx, gw, members, t, anchor=v, radius=budget)
                 if p is None:  # out of reach: move toward the region's nearest point
                     q = region_point(ctx.declared, gx, gw, members, v) or a_G
                     p = project_budget(v[0], v[1], q[0], q[1], budget)
