@@ -185,3 +185,20 @@ def test_linear_utility_agrees_with_the_oracle():
     dgd = solve_agreements(pop, "quantile:0.4", method="dgd", utility="linear")
     assert normalised_distance(dgd.X, dgd.W, oracle.X, oracle.W).max() < 1e-2
     assert isinstance(pop, Population)
+
+
+@pytest.mark.parametrize("bounds", ["quantile:0.25", "quantile:0.5"])
+def test_fast_path_reaches_the_dual_fixed_point(bounds):
+    # the suites' fast path ('exact') against message passing ('dual') on a seeded
+    # PVE-shaped population: same partition, same agreements
+    from sklearn.metrics import adjusted_rand_score
+
+    from pluralguard.core import datasets
+
+    pop = datasets.load("pve_like", n=150, seed=4)
+    fast = solve_agreements(pop, bounds)
+    dual = solve_agreements(pop, bounds, method="dual")
+    assert dual.converged
+    assert adjusted_rand_score(fast.labels, dual.labels) >= 0.99
+    assert np.array_equal(fast.labels, dual.labels)
+    assert normalised_distance(fast.X, fast.W, dual.X, dual.W).max() <= 1e-6
