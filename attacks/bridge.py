@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
@@ -23,6 +24,8 @@ from .geometry import make_identities
 
 #: Rounds of re-placing the chain when its own declarations move the quantile bounds.
 _QUANTILE_ROUNDS = 6
+#: Pairs per block when searching the closest pair of two groups.
+_PAIR_BLOCK = 1 << 22
 
 
 def chain_ratio(decl: Population, gx: np.ndarray, gw: np.ndarray, A: np.ndarray,
@@ -31,15 +34,25 @@ def chain_ratio(decl: Population, gx: np.ndarray, gw: np.ndarray, A: np.ndarray,
     ‖W_i − W_j‖ / min(γʷ_i, γʷ_j)), with the minimising pair.
 
     i and j link iff r_ij ≤ 1; a straight chain of s evenly spaced identities links
-    them iff (s + 1) ≥ r_ij, so ⌈r⌉ − 1 identities are needed.
+    them iff (s + 1) ≥ r_ij, so ⌈r⌉ − 1 identities are needed. The |A| × |B| ratios
+    are computed in row blocks of at most ``_PAIR_BLOCK`` pairs, so two large groups
+    never need a dense |A| × |B| × k × m array.
     """
-    dX = np.sqrt(((decl.X[A][:, None] - decl.X[B][None]) ** 2).sum(axis=(2, 3)))
-    dW = np.sqrt(((decl.W[A][:, None] - decl.W[B][None]) ** 2).sum(axis=2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.maximum(np.nan_to_num(dX / np.minimum(gx[A][:, None], gx[B][None]), nan=0.0),
-                       np.nan_to_num(dW / np.minimum(gw[A][:, None], gw[B][None]), nan=0.0))
-    i, j = np.unravel_index(int(np.argmin(r)), r.shape)
-    return float(r[i, j]), int(A[i]), int(B[j])
+    XB, WB = decl.X[B].reshape(len(B), -1), decl.W[B]
+    step = max(1, _PAIR_BLOCK // max(len(B), 1))
+    best, best_i, best_j = np.inf, int(A[0]), int(B[0])
+    for start in range(0, len(A), step):
+        rows = A[start:start + step]
+        dX = cdist(decl.X[rows].reshape(len(rows), -1), XB)
+        dW = cdist(decl.W[rows], WB)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.maximum(
+                np.nan_to_num(dX / np.minimum(gx[rows][:, None], gx[B][None]), nan=0.0),
+                np.nan_to_num(dW / np.minimum(gw[rows][:, None], gw[B][None]), nan=0.0))
+        a, b = np.unravel_index(int(np.argmin(r)), r.shape)
+        if r[a, b] < best:
+            best, best_i, best_j = float(r[a, b]), int(rows[a]), int(B[b])
+    return best, best_i, best_j
 
 
 @dataclass(frozen=True)

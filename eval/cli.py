@@ -191,7 +191,8 @@ def cmd_casestudy(args: argparse.Namespace) -> int:
     if "all" in names and len(names) > 1:
         raise InputError("names", "'all' already names every case", "give 'all' alone")
     path = casestudy(names, args.out, ess8=args.population,
-                     robustness=not args.no_robustness, jobs=args.jobs)
+                     robustness=not args.no_robustness, jobs=args.jobs,
+                     workdir=args.workdir)
     print(f"wrote {path}")
     return 0
 
@@ -538,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-robustness", action="store_true",
                    help="only part 1 (no attack suite, no breakdown sweep)")
     p.add_argument("--jobs", type=int, help="worker processes for the suites")
+    p.add_argument("--workdir", metavar="DIR",
+                   help="keep the suites' run directories here; rerunning after an "
+                        "interruption resumes them (default: a temporary directory)")
     p.set_defaults(func=cmd_casestudy)
     return parser
 

@@ -397,3 +397,21 @@ def test_region_point_lies_in_every_acceptable_set() -> None:
     g = clean.labels[members[0]]
     assert normalised_distance(*p, *target) <= normalised_distance(clean.X[g], clean.W[g],
                                                                    *target) + 1e-9
+
+
+def test_bridge_closest_pair_is_blockwise_exact(monkeypatch):
+    """The blocked closest-pair search finds the dense minimum of r_ij and its pair."""
+    from pluralguard.attacks import bridge
+
+    pop = clustered(seed=3)
+    rng = np.random.default_rng(0)
+    gx, gw = rng.uniform(0.2, 0.6, pop.n), rng.uniform(0.1, 0.4, pop.n)
+    A, B = np.arange(0, pop.n // 2), np.arange(pop.n // 2, pop.n)
+    dX = np.linalg.norm(pop.X[A][:, None] - pop.X[B][None], axis=(2, 3))
+    dW = np.linalg.norm(pop.W[A][:, None] - pop.W[B][None], axis=2)
+    r = np.maximum(dX / np.minimum(gx[A][:, None], gx[B][None]),
+                   dW / np.minimum(gw[A][:, None], gw[B][None]))
+    a, b = np.unravel_index(np.argmin(r), r.shape)
+    monkeypatch.setattr(bridge, "_PAIR_BLOCK", 100)  # 3 rows per block, 10 blocks
+    ratio, i, j = bridge.chain_ratio(pop, gx, gw, A, B)
+    assert ratio == pytest.approx(r[a, b], rel=1e-12) and (i, j) == (A[a], B[b])
