@@ -90,15 +90,19 @@ class Infiltrate(Attack):
 
         def propose(gx: np.ndarray, gw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             X, W = np.array(ctx.truth.X[A]), np.array(ctx.truth.W[A])
-            # without a budget every attacker wants the same point: project once
-            shared = (region_point(ctx.declared, gx, gw, members, t)
-                      if math.isinf(budget) else None)
+            # the region's point nearest t (None: the region is empty, for everyone)
+            nearest_t = region_point(ctx.declared, gx, gw, members, t)
             for r, a in enumerate(A):
                 v = ctx.truth.X[a], ctx.truth.W[a]
-                p = shared if shared is not None else region_point(
-                    ctx.declared, gx, gw, members, t, anchor=v, radius=budget)
+                if nearest_t is None:  # no common point: head for the clean agreement
+                    p = project_budget(v[0], v[1], a_G[0], a_G[1], budget)
+                elif math.isinf(budget):  # every attacker can afford the same point
+                    p = nearest_t
+                else:
+                    p = region_point(ctx.declared, gx, gw, members, t, anchor=v,
+                                     radius=budget)
                 if p is None:  # out of reach: move toward the region's nearest point
-                    q = region_point(ctx.declared, gx, gw, members, v) or a_G
+                    q = region_point(ctx.declared, gx, gw, members, v) or nearest_t
                     p = project_budget(v[0], v[1], q[0], q[1], budget)
                 X[r], W[r] = p
             return X, W
