@@ -36,7 +36,7 @@ from pluralguard.core.geometry import normalised_distance
 from pluralguard.core.mechanism import Mechanism, Outcome
 from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
-from pluralguard.core.network import homophily_edges
+from pluralguard.core.network import link_degrees
 
 GOALS = ("selfish", "capture", "exclude", "merge", "split", "fragment", "consolidate")
 KNOWLEDGE = ("white", "black")
@@ -391,9 +391,7 @@ class AttackContext:
                                                  np.median(decl.W, axis=0)))
         if bounds is None:
             return close
-        edges = homophily_edges(decl, *bounds)
-        n = decl.n
-        return np.bincount(edges.i, minlength=n) + np.bincount(edges.j, minlength=n) + close
+        return link_degrees(decl, *bounds) + close
 
     def target_point(self) -> tuple[np.ndarray, np.ndarray]:
         """The goal's point t (default: the attackers' mean true value system)."""

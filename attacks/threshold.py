@@ -10,7 +10,7 @@ import numpy as np
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
-from pluralguard.core.network import homophily_edges
+from pluralguard.core.network import link_degrees
 
 from .base import (
     Attack,
@@ -81,10 +81,7 @@ class ThresholdShift(Attack):
         decl = ctx.declared
         before = ctx.bounds_in_force()
         if ctx.threat.goal.kind == "fragment":
-            edges = homophily_edges(decl, *before)
-            degree = np.bincount(edges.i, minlength=decl.n) + np.bincount(edges.j,
-                                                                           minlength=decl.n)
-            hub = int(np.argmax(degree))
+            hub = int(np.argmax(link_degrees(decl, *before)))
             aim = decl.X[hub], decl.W[hub]
         else:
             aim = far_point(decl)

@@ -6,7 +6,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from pluralguard.core import InputError, homophily_edges
+from pluralguard.core import InputError, Population, homophily_edges
 from populations import clustered
 
 
@@ -43,3 +43,20 @@ def test_social_graph_restricts_links():
     assert set(zip(e.i.tolist(), e.j.tolist(), strict=True)) == {(i, i + 1) for i in range(29)}
     with pytest.raises(InputError, match="unknown agent"):
         homophily_edges(pop, g, g, social_graph=nx.Graph([("nobody", "agent0")]))
+
+
+def test_link_degrees_count_repeated_declarations_once_each():
+    """Degrees computed on the distinct points equal the agent-level network's."""
+    from pluralguard.core.network import link_degrees
+
+    base = clustered(n=40, seed=4)
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, base.n, 90)  # many repeated declarations
+    pop = Population(X=base.X[idx], W=base.W[idx])
+    gx = np.full(pop.n, 0.5)
+    gw = np.where(np.arange(pop.n) % 3 == 0, 0.2, 0.3)  # same point, other bounds
+    edges = homophily_edges(pop, gx, gw)
+    expected = np.bincount(edges.i, minlength=pop.n) + np.bincount(edges.j, minlength=pop.n)
+    degrees = link_degrees(pop, gx, gw)
+    assert np.array_equal(degrees, expected)
+    assert degrees.max() > 0
