@@ -439,6 +439,12 @@ def write_robustness(name: str, rob: Robustness, out_dir: Path,
 
 # --------------------------------------------------------------------- documents
 CASE_NAMES = ("evs2017", "pve_like", "ess8")
+ESS8_DESCRIPTION = (
+    "ESS Round 8 respondents of 23 countries as individual agents, as prepared by "
+    "Trevorrow's fork of Lera-Leri et al.'s pipeline: values = shares of two portrait "
+    "values (ESS imptrad, ipgdtim), one action (a basic-income scheme, ESS basinc) "
+    "judged in [-1, 1]. Adapted from ESS Round 8, edition 2.3 (CC BY-NC-SA 4.0); given "
+    "as a file, not shipped with the toolkit.")
 
 
 def load_case(name: str, ess8: str | Path | None = None) -> tuple[Population, object]:
@@ -452,7 +458,7 @@ def load_case(name: str, ess8: str | Path | None = None) -> tuple[Population, ob
             raise InputError("--population", "the ess8 case needs the 39,939-respondent "
                              "ESS-8 table", "pass --population ess8_all_individual_value_"
                              "systems.csv (in ../shared/data/trevorrow_ess8)")
-        pop = read_lera_csv(ess8, name="ess8")
+        pop = read_lera_csv(ess8, name="ess8").replace(description=ESS8_DESCRIPTION)
         return pop, {"file": str(Path(ess8).resolve()), "format": "lera", "label": "ess8"}
     if name not in CASE_NAMES:
         raise InputError("case", f"unknown case study {name!r}",
@@ -515,7 +521,25 @@ def _power(studies: list[CaseStudy], robs: dict[str, Robustness]) -> list[str]:
                              zip(shifts["goal"], shifts["delta_groups"], shifts["seed"],
                                  strict=True)) + ".")
         out.append(text)
+    fenced = [name for name, rob in robs.items()
+              if _breakdown(rob, "agreements") != _breakdown(rob, "agreements")
+              and _breakdown(rob, "consensus-p2") == _breakdown(rob, "consensus-p2")]
+    if fenced:
+        out += ["", f"Why capture stays small under the agreement mechanism on "
+                f"{', '.join(fenced)}: a group's agreement must lie in every honest "
+                "member's acceptable set F_i, so attackers who join the group (as they must "
+                "to weigh in) can pull its agreement at most to the edge of the group's "
+                "acceptance region, however many they are; the ℓ2 consensus has no such "
+                "fence and moves in proportion to the attackers' weight. The agreement "
+                "mechanism's exposure lies elsewhere: in who sets the threshold, and in "
+                "the most harmful attacks named above, which move honest agents between "
+                "groups or drag an agreement within its region rather than capture it."]
     return out
+
+
+def _breakdown(rob: Robustness, mechanism: str) -> float:
+    h = rob.headline[rob.headline["mechanism"] == mechanism]
+    return float(h["breakdown_fraction"].iloc[0]) if len(h) else float("nan")
 
 
 def casestudy(names: list[str], out: str | Path, *, ess8: str | Path | None = None,
