@@ -179,15 +179,14 @@ def _median_interval(B: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
     result does not depend on summation order (agents' order, weight scale).
     """
     n = B.shape[0]
+    cols = np.arange(B.shape[1])
     order = np.argsort(B, axis=0, kind="stable")
-    Bs = np.take_along_axis(B, order, axis=0)
     C = np.cumsum(w[order], axis=0)
     total = C[-1]
     tol = 4.0 * n * np.finfo(float).eps * total
     j_lo = np.argmax(C >= 0.5 * total - tol, axis=0)
     j_hi = np.argmax(C > 0.5 * total + tol, axis=0)
-    cols = np.arange(B.shape[1])
-    return Bs[j_lo, cols], Bs[j_hi, cols]
+    return B[order[j_lo, cols], cols], B[order[j_hi, cols], cols]
 
 
 def _minimax_interval(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -319,6 +318,8 @@ def lp_value(x: np.ndarray, B: np.ndarray, w: np.ndarray, p: float) -> float:
     residual, so it neither overflows nor underflows for large p.
     """
     r = np.abs(np.asarray(B) - np.asarray(x))
+    if p == 1:  # no power to overflow
+        return float(np.sum(w @ r))
     M = float(r.max(initial=0.0))
     if M == 0.0:
         return 0.0
