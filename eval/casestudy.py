@@ -146,9 +146,14 @@ def _save(fig: Figure, path: Path) -> None:
 
 
 def plot_utilities(study: CaseStudy, path: Path) -> None:
-    """Utility densities per setting, agreements and consensus side by side."""
+    """Utility densities per setting, agreements and consensus side by side.
+
+    One logarithmic density axis for both panels: concentrated settings (peaks in the
+    hundreds) and spread ones (peaks near ten) stay readable and comparable.
+    """
     fig = Figure(figsize=(11, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=False)
+    axes = fig.subplots(1, 2, sharey=True)
+    peak = 0.0
     lo = min(float(u.min()) for u in study.utilities.values())
     grid = np.linspace(max(0.0, lo - 0.02), 1.0, 400)
     for ax, kind in zip(axes, ("agreements", "consensus"), strict=True):
@@ -159,12 +164,15 @@ def plot_utilities(study: CaseStudy, path: Path) -> None:
                 ax.axvline(float(u[0]), label=setting.removeprefix(kind + " "))
                 continue
             density = gaussian_kde(u, bw_method="scott")(grid)
+            peak = max(peak, float(density.max()))
             ax.plot(grid, density, label=setting.removeprefix(kind + " "), lw=1.8)
         ax.set_title(f"{study.name}: {kind}", fontsize=12)
         ax.set_xlabel("individual utility 1 − δ²", fontsize=11)
-        ax.set_ylabel("density", fontsize=11)
         ax.legend(fontsize=9, loc="upper left")
         ax.grid(alpha=0.3)
+    axes[0].set_ylabel("density (log scale)", fontsize=11)
+    axes[0].set_yscale("log")
+    axes[0].set_ylim(1e-2, 2.0 * peak if peak > 0 else 10.0)
     _save(fig, path)
 
 
