@@ -176,9 +176,14 @@ def _median_interval(B: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
     x is optimal iff the weight strictly below x and strictly above x are both at
     most half the total T: lo is the first entry with C_j ≥ T/2, hi the first with
     C_j > T/2. A cumulative weight within 4·n·ε·T of T/2 counts as a tie, so the
-    result does not depend on summation order (agents' order, weight scale).
+    result does not depend on summation order (agents' order, weight scale). With
+    equal weights this is [B_((n+1)/2), B_((n+1)/2)] for odd n and
+    [B_(n/2), B_(n/2+1)] for even n (order statistics), read off a plain sort.
     """
     n = B.shape[0]
+    if np.all(w == w[0]):  # equal weights: the middle order statistic(s)
+        Bs = np.sort(B, axis=0)
+        return Bs[(n - 1) // 2], Bs[n // 2]
     cols = np.arange(B.shape[1])
     order = np.argsort(B, axis=0, kind="stable")
     C = np.cumsum(w[order], axis=0)
@@ -320,6 +325,8 @@ def lp_value(x: np.ndarray, B: np.ndarray, w: np.ndarray, p: float) -> float:
     r = np.abs(np.asarray(B) - np.asarray(x))
     if p == 1:  # no power to overflow
         return float(np.sum(w @ r))
+    if p == 2:  # residuals are at most 2: their squares cannot overflow
+        return float(np.sqrt(np.sum(w @ (r * r))))
     M = float(r.max(initial=0.0))
     if M == 0.0:
         return 0.0

@@ -358,6 +358,21 @@ def test_duplicating_every_agent_equals_doubling_weights(pop, p) -> None:
 
 
 @FAST
+@given(populations(weighted=False), st.data())
+def test_integer_weights_equal_repeated_agents_at_p1(pop, data) -> None:
+    """The weighted median (cumulative weights) equals the order statistics of the
+    population with each agent repeated w_i times (equal weights)."""
+    reps = np.array(data.draw(st.lists(st.integers(1, 4), min_size=pop.n, max_size=pop.n)))
+    idx = np.repeat(np.arange(pop.n), reps)
+    repeated = Population(pop.X[idx], pop.W[idx])
+    a, b = lp_consensus(pop, p=1, weights=reps), lp_consensus(repeated, p=1)
+    np.testing.assert_array_equal(a.interval_X[0], b.interval_X[0])
+    np.testing.assert_array_equal(a.interval_X[1], b.interval_X[1])
+    np.testing.assert_array_equal(a.interval_W[0], b.interval_W[0])
+    np.testing.assert_array_equal(a.interval_W[1], b.interval_W[1])
+
+
+@FAST
 @given(populations(x_abs=0.5), P_SAMPLE, st.floats(-0.5, 0.5))
 def test_translating_judgements_translates_x(pop, p, shift) -> None:
     # valid only while X + shift stays in [-1, 1] (the strategy keeps |X| <= 0.5)
