@@ -194,16 +194,24 @@ def _median_interval(B: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return B[order[j_lo, cols], cols], B[order[j_hi, cols], cols]
 
 
-def _minimax_interval(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mid-range per column and the box of minimisers of max_{i,e} |x_e − B[i, e]|.
+def _minimax_box(bmin: np.ndarray, bmax: np.ndarray
+                 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], float]:
+    """Mid-range, box of minimisers and optimal value of max_{i,e} |x_e − B[i, e]|.
 
-    Returns (mid, lo, hi) with lo = max_i B − t*, hi = min_i B + t*, t* the largest
-    half-range; the box is widened by rounding so it always contains the mid-range.
+    From the column minima and maxima of B: the optimal value is t*, the largest
+    half-range, attained by the mid-range; the minimisers form the box
+    [max_i B − t*, min_i B + t*], widened by rounding so it always contains the
+    mid-range.
     """
-    bmin, bmax = B.min(axis=0), B.max(axis=0)
     mid = 0.5 * (bmin + bmax)
     t_star = float(np.max(0.5 * (bmax - bmin)))
-    return mid, np.minimum(bmax - t_star, mid), np.maximum(bmin + t_star, mid)
+    return mid, (np.minimum(bmax - t_star, mid), np.maximum(bmin + t_star, mid)), t_star
+
+
+def _minimax_interval(B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mid-range per column and the box of minimisers (:func:`_minimax_box`)."""
+    mid, (lo, hi), _ = _minimax_box(B.min(axis=0), B.max(axis=0))
+    return mid, lo, hi
 
 
 def _newton_roots(Y: np.ndarray, w: np.ndarray, p: np.ndarray, y: np.ndarray
@@ -526,18 +534,20 @@ def lp_consensus(population: Population, p: float | str = 2, weights: Any = None
     w = _check_weights(population, weights)
     check_utility(utility)
     n, k, m = population.X.shape
-    BX = population.X.reshape(n, -1)
-    BW = population.W
+    km = k * m
+    B = population.flat()
     if math.isinf(pv):  # the optimal value t* is joint within a target
-        xX, ivX = _optimal_set(BX, w, pv)
-        xW, ivW = _optimal_set(BW, w, pv)
+        bmin, bmax = B.min(axis=0), B.max(axis=0)
+        xX, ivX, U_X = _minimax_box(bmin[:km], bmax[:km])
+        xW, ivW, U_W = _minimax_box(bmin[km:], bmax[km:])
     else:  # separable per coordinate: X and W in one pass
-        both, interval = _optimal_set(population.flat(), w, pv)
-        xX, xW = both[:k * m], both[k * m:]
+        both, interval = _optimal_set(B, w, pv)
+        xX, xW = both[:km], both[km:]
         ivX = ivW = None
         if interval is not None:
-            ivX = (interval[0][:k * m], interval[1][:k * m])
-            ivW = (interval[0][k * m:], interval[1][k * m:])
+            ivX = (interval[0][:km], interval[1][:km])
+            ivW = (interval[0][km:], interval[1][km:])
+        U_X, U_W = lp_value(xX, B[:, :km], w, pv), lp_value(xW, B[:, km:], w, pv)
     X, W = xX.reshape(k, m), xW
     on_simplex = bool(np.all(W >= -RANGE_TOL) and abs(W.sum() - 1.0) <= RANGE_TOL)
     accepted = accepts(X, W, population.X, population.W, population.gamma_x,
@@ -548,7 +558,7 @@ def lp_consensus(population: Population, p: float | str = 2, weights: Any = None
         consensus=np.array([True]), residual=np.zeros(1), accepted=accepted,
         utilities=utility_fn(X, W, population.X, population.W, utility),
         converged=True, n_iter=0, method=f"lp:{label}", utility=utility, p=pv,
-        U_p_X=lp_value(xX, BX, w, pv), U_p_W=lp_value(xW, BW, w, pv),
+        U_p_X=U_X, U_p_W=U_W,
         on_simplex=on_simplex, weights=w, agents=population.agents,
         interval_X=None if ivX is None else (ivX[0].reshape(k, m), ivX[1].reshape(k, m)),
         interval_W=ivW,
