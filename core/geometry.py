@@ -17,6 +17,7 @@ arrays of them; X arrays have shape (..., k, m) and W arrays (..., m).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -42,7 +43,7 @@ def check_utility(utility: str) -> str:
 
 def diameter_x(k: int, m: int) -> float:
     """D_X = 2√(km), the Frobenius diameter of [−1, 1]^{k×m}."""
-    return 2.0 * float(np.sqrt(k * m))
+    return 2.0 * math.sqrt(k * m)
 
 
 def sq_dist_x(XA: np.ndarray, XB: np.ndarray) -> np.ndarray:
@@ -61,7 +62,7 @@ def normalised_sq_distance(XA: np.ndarray, WA: np.ndarray,
                            XB: np.ndarray, WB: np.ndarray) -> np.ndarray:
     """δ² = ½(‖XA − XB‖²_F / D_X² + ‖WA − WB‖² / D_W²) ∈ [0, 1]."""
     k, m = np.shape(XA)[-2:]
-    return 0.5 * (sq_dist_x(XA, XB) / diameter_x(k, m) ** 2 + sq_dist_w(WA, WB) / D_W**2)
+    return (0.5 / diameter_x(k, m) ** 2) * sq_dist_x(XA, XB) + (0.5 / D_W**2) * sq_dist_w(WA, WB)
 
 
 def normalised_distance(XA: np.ndarray, WA: np.ndarray,
