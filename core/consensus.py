@@ -331,16 +331,28 @@ def lp_value(x: np.ndarray, B: np.ndarray, w: np.ndarray, p: float) -> float:
     residual, so it neither overflows nor underflows for large p.
     """
     r = np.abs(np.asarray(B) - np.asarray(x))
-    if p == 1:  # no power to overflow
-        return float(np.sum(w @ r))
-    if p == 2:  # residuals are at most 2: their squares cannot overflow
-        return float(np.sqrt(np.sum(w @ (r * r))))
     M = float(r.max(initial=0.0))
     if M == 0.0:
         return 0.0
     if math.isinf(p):
         return M
     return M * float(np.sum(w @ (r / M) ** p)) ** (1.0 / p)
+
+
+def _target_values(x: np.ndarray, B: np.ndarray, w: np.ndarray, p: float, split: int
+                   ) -> tuple[float, float]:
+    """:func:`lp_value` of the X part (columns before ``split``) and of the W part.
+
+    At p = 1 and 2 one pass over the residuals serves both parts: they are at most 2,
+    so neither sum can overflow and no scaling is needed.
+    """
+    if p in (1.0, 2.0):
+        r = np.abs(B - x)
+        col = w @ (r if p == 1.0 else r * r)
+        a, b = float(col[:split].sum()), float(col[split:].sum())
+        return (a, b) if p == 1.0 else (math.sqrt(a), math.sqrt(b))
+    return (lp_value(x[:split], B[:, :split], w, p),
+            lp_value(x[split:], B[:, split:], w, p))
 
 
 def _row_pnorms(V: np.ndarray, ps: np.ndarray) -> np.ndarray:
@@ -547,9 +559,9 @@ def lp_consensus(population: Population, p: float | str = 2, weights: Any = None
         if interval is not None:
             ivX = (interval[0][:km], interval[1][:km])
             ivW = (interval[0][km:], interval[1][km:])
-        U_X, U_W = lp_value(xX, B[:, :km], w, pv), lp_value(xW, B[:, km:], w, pv)
+        U_X, U_W = _target_values(both, B, w, pv, km)
     X, W = xX.reshape(k, m), xW
-    on_simplex = bool(np.all(W >= -RANGE_TOL) and abs(W.sum() - 1.0) <= RANGE_TOL)
+    on_simplex = bool(W.min() >= -RANGE_TOL and abs(W.sum() - 1.0) <= RANGE_TOL)
     accepted = accepts(X, W, population.X, population.W, population.gamma_x,
                        population.gamma_w)
     label = _p_label(pv)
