@@ -127,7 +127,8 @@ def _nearest_pairs(points: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
             stop = min(n, start + block)
             d2 = sq[start:stop, None] + sq[None, :] - 2.0 * points[start:stop] @ points.T
             d2[np.arange(stop - start), np.arange(start, stop)] = np.inf
-            parts.append(np.argpartition(d2, k - 1, axis=1)[:, :k])
+            # a copy: a view would keep the block's whole argpartition alive
+            parts.append(np.argpartition(d2, k - 1, axis=1)[:, :k].copy())
         nbr = np.concatenate(parts)
     i = np.repeat(np.arange(n), k)
     j = nbr.ravel()
