@@ -514,6 +514,10 @@ class Attack:
         The budget a suite uses for a single measurement.
     default_budgets : tuple of float
         The budgets of a default security curve.
+    mechanism_defaults : dict
+        Agreement-mechanism settings the recipe needs to apply at all (e.g.
+        ``{"method": "dual"}`` for message manipulation), which ``pluralguard attack``
+        uses when the command line leaves them unset.
     """
 
     name: ClassVar[str] = ""
@@ -524,6 +528,7 @@ class Attack:
     needs_sybils: ClassVar[bool] = False
     default_budget: ClassVar[float] = 0.1
     default_budgets: ClassVar[tuple[float, ...]] = (0.02, 0.05, 0.1, 0.2)
+    mechanism_defaults: ClassVar[dict[str, str]] = {}
 
     threat: ThreatModel = field(default_factory=ThreatModel)
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import ClassVar
 
 import numpy as np
 
@@ -89,6 +90,7 @@ class Protocol(Attack):
     """
 
     name = "protocol"
+    mechanism_defaults: ClassVar[dict[str, str]] = {"method": "dual"}
     summary = "honest declarations, manipulated messages during the solver's iterations"
     goals = ("capture", "selfish")
     default_budgets = (0.02, 0.05, 0.1, 0.2, math.inf)

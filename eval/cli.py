@@ -283,15 +283,20 @@ def cmd_attack(args: argparse.Namespace) -> int:
             entry["weights"] = args.weights
     dataset = load_dataset({**entry, "true_bounds": args.true_bounds}, key)
 
+    name, params = parse_named(args.attack, "--attack")
     given = {"bounds": args.bounds, "method": args.method, "utility": args.utility,
              "link_rule": args.link_rule, "p": None if args.p is None else parse_value(args.p)}
     if args.mechanism == "agreements":
-        given = {"bounds": "quantile:0.5", "method": "exact"} | {
+        needed = ATTACKS[name].mechanism_defaults if name in ATTACKS else {}
+        for key, value in needed.items():
+            if given[key] is None:
+                print(f"note: attack {name!r} needs {key} {value!r}; using it (give "
+                      f"--{key} to choose)", file=sys.stderr)
+        given = {"bounds": "quantile:0.5", "method": "exact"} | needed | {
             k: v for k, v in given.items() if v is not None}
     mechanism = load_mechanism({"kind": args.mechanism, **{
         k: v for k, v in given.items() if v is not None}}, "--mechanism")
 
-    name, params = parse_named(args.attack, "--attack")
     budget = args.budget
     if budget is None:
         budget = ATTACKS[name].default_budget if name in ATTACKS else 0.0
@@ -508,8 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     mech.add_argument("--mechanism", required=True, metavar="KIND",
                       help="agreements | consensus | a registered kind")
     mech.add_argument("--bounds", help="agreements: declared | quantile:Q | fixed:GX,GW "
-                      "(default quantile:0.5)")
-    mech.add_argument("--method", choices=METHODS, help="agreements: default exact")
+                      "(default quantile:0.5; declared for stubborn)")
+    mech.add_argument("--method", choices=METHODS,
+                      help="agreements: default exact (dual for protocol)")
     mech.add_argument("--utility", choices=UTILITIES)
     mech.add_argument("--link-rule", choices=LINK_RULES)
     mech.add_argument("--p", help="consensus: exponent in [1, inf] (default 2)")

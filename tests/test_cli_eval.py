@@ -141,3 +141,15 @@ def test_help_has_an_example(command, capsys):
         main([command, "--help"])
     assert stop.value.code == 0
     assert "example" in capsys.readouterr().out
+
+
+def test_attack_uses_the_mechanism_settings_a_recipe_needs(capsys):
+    # protocol needs message passing, stubborn declared bounds: unset options follow
+    code, out, err = run(capsys, "attack", "--dataset", "evs2017", "--mechanism",
+                         "agreements", "--attack", "stubborn", "--json")
+    assert code == 0 and "bounds 'declared'" in err
+    assert json.loads(out)["attack"] == "stubborn"
+    # an explicit choice is kept, and the recipe then says why it does not apply
+    code, _, err = run(capsys, "attack", "--dataset", "evs2017", "--mechanism", "agreements",
+                       "--attack", "protocol", "--method", "exact")
+    assert code == 2 and "method" in err and "note:" not in err
