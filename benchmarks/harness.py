@@ -83,5 +83,6 @@ def seconds(t: float) -> str:
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A markdown pipe table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+              for row in rows]
     return lines
