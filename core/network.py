@@ -210,6 +210,22 @@ def homophily_edges(population: Population, gamma_x: np.ndarray, gamma_w: np.nda
                  distance=dist[order], n=n)
 
 
+def distinct_declarations(population: Population, gamma_x: np.ndarray,
+                          gamma_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Agents with identical declarations and bounds, as one representative each.
+
+    Returns ``(index, inverse)``: ``index[u]`` is the first agent of distinct point u
+    (points in lexicographic order) and ``inverse[i]`` the point of agent i, so
+    ``index[inverse]`` maps every agent to its representative.
+    """
+    n = population.n
+    key = np.concatenate([population.X.reshape(n, -1), population.W,
+                          np.asarray(gamma_x, float)[:, None],
+                          np.asarray(gamma_w, float)[:, None]], axis=1)
+    _, index, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return index, inverse.ravel()
+
+
 def link_degrees(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray, *,
                  tol: float = ACCEPT_TOL) -> np.ndarray:
     """Each agent's degree in the initial homophily network (no social graph).
@@ -234,12 +250,8 @@ def link_degrees(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarra
     ndarray of float, shape (n,)
         Degrees.
     """
-    n = population.n
     gamma_x, gamma_w = np.asarray(gamma_x, float), np.asarray(gamma_w, float)
-    key = np.concatenate([population.X.reshape(n, -1), population.W, gamma_x[:, None],
-                          gamma_w[:, None]], axis=1)
-    _, index, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
+    index, inverse = distinct_declarations(population, gamma_x, gamma_w)
     count = np.bincount(inverse).astype(float)
     edges = homophily_edges(population.subset(index), gamma_x[index], gamma_w[index], tol=tol)
     u = index.size

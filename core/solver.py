@@ -56,7 +56,7 @@ from .message_passing import (
     run_dual,
 )
 from .model import Population
-from .network import Edges
+from .network import Edges, distinct_declarations
 from .projection import FEASIBLE, project_intersection
 from .result import AgreementResult
 
@@ -286,10 +286,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     n = population.n
 
     if deduplicate and social_graph is None and hook is None:
-        key = np.concatenate([population.X.reshape(n, -1), population.W, gx[:, None],
-                              gw[:, None]], axis=1)
-        _, index, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
+        index, inverse = distinct_declarations(population, gx, gw)
         wsum = np.bincount(inverse, weights=population.weight)
         reduced = population.subset(index).replace(gamma_x=gx[index], gamma_w=gw[index],
                                                    weights=wsum)
