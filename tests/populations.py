@@ -35,3 +35,14 @@ def _shared_data() -> Path:
 
 
 SHARED_DATA = _shared_data()
+
+
+def bounded(n: int = 30, seed: int = 3, q: float = 0.3) -> Population:
+    """A clustered population with declared bounds around the q-quantile distance."""
+    pop = clustered(n=n, seed=seed)
+    flat = pop.X.reshape(n, -1)
+    i, j = np.triu_indices(n, 1)
+    gx = np.quantile(np.linalg.norm(flat[i] - flat[j], axis=1), q)
+    gw = np.quantile(np.linalg.norm(pop.W[i] - pop.W[j], axis=1), q)
+    rng = np.random.default_rng(seed)
+    return pop.with_bounds(gx * rng.uniform(0.6, 1.4, n), gw * rng.uniform(0.6, 1.4, n))

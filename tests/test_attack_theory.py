@@ -50,7 +50,7 @@ from pluralguard.core.geometry import accepts, normalised_distance, utility
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.network import homophily_edges
 from pluralguard.eval.scenario import run_scenario
-from populations import clustered
+from populations import bounded, clustered
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 GRID = [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]  # provokes ties and reports on data points
@@ -346,16 +346,6 @@ def test_threshold_shift_moves_group_count_in_goal_direction(seed: int, q: float
 
 
 # ------------------------------------------------------------- best response
-def _bounded(n: int, seed: int, q: float = 0.3) -> Population:
-    pop = clustered(n=n, seed=seed)
-    flat = pop.X.reshape(n, -1)
-    i, j = np.triu_indices(n, 1)
-    gx = np.quantile(np.linalg.norm(flat[i] - flat[j], axis=1), q)
-    gw = np.quantile(np.linalg.norm(pop.W[i] - pop.W[j], axis=1), q)
-    rng = np.random.default_rng(seed)
-    return pop.with_bounds(gx * rng.uniform(0.6, 1.4, n), gw * rng.uniform(0.6, 1.4, n))
-
-
 BR_CASES = [
     ("selfish", {"kind": "agreements", "bounds": "declared"}, False),
     ("selfish", {"kind": "consensus", "p": 2}, False),
@@ -368,7 +358,7 @@ BR_CASES = [
 @pytest.mark.parametrize(("goal", "mechanism", "protocol"), BR_CASES)
 def test_best_response_is_never_weaker_than_a_fixed_recipe(goal: str, mechanism: dict,
                                                            protocol: bool) -> None:
-    pop = _bounded(30, seed=3)
+    pop = bounded(30, seed=3)
     queries = 30
     threat = ThreatModel(count=2, select="central", sybils=2, knowledge="white",
                          queries=queries, protocol=protocol, goal=Goal(goal))

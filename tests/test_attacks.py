@@ -30,7 +30,7 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.message_passing import IterationState
 from pluralguard.core.network import homophily_edges
 from pluralguard.eval.scenario import run_scenario
-from populations import clustered
+from populations import bounded, clustered
 
 NAMES = ("stubborn", "overshoot", "infiltrate", "exclude", "bridge", "sybil",
          "threshold_shift", "camouflage", "protocol", "best_response")
@@ -38,17 +38,6 @@ DECLARED = {"kind": "agreements", "bounds": "declared"}
 QUANTILE = {"kind": "agreements", "bounds": "quantile:0.5"}
 DUAL = {"kind": "agreements", "bounds": "quantile:0.5", "method": "dual"}
 CONSENSUS = {"kind": "consensus", "p": 2}
-
-
-def bounded(n: int = 30, seed: int = 3, q: float = 0.3) -> Population:
-    """A clustered population with declared bounds around the q-quantile distance."""
-    pop = clustered(n=n, seed=seed)
-    flat = pop.X.reshape(n, -1)
-    i, j = np.triu_indices(n, 1)
-    gx = np.quantile(np.linalg.norm(flat[i] - flat[j], axis=1), q)
-    gw = np.quantile(np.linalg.norm(pop.W[i] - pop.W[j], axis=1), q)
-    rng = np.random.default_rng(seed)
-    return pop.with_bounds(gx * rng.uniform(0.6, 1.4, n), gw * rng.uniform(0.6, 1.4, n))
 
 
 # -------------------------------------------------------------------- registry
