@@ -15,7 +15,6 @@ from typing import Any
 from pluralguard.core.errors import InputError
 
 from .base import (
-    GOALS,
     SELECTIONS,
     Attack,
     AttackContext,
@@ -28,6 +27,8 @@ from .best_response import BestResponse
 from .bridge import Bridge
 from .camouflage import Camouflage
 from .exclude import Exclude
+from .exhaustive import ExhaustiveResult, exhaustive_search
+from .goals import GOAL_SPECS, GOALS, GoalSpec, Targets
 from .infiltrate import Infiltrate
 from .overshoot import Overshoot
 from .protocol import Protocol
@@ -88,6 +89,7 @@ def make_attack(name: str, **params: Any) -> Attack:
     return cls(threat=replace(default, goal=goal, **threat_kw), **recipe_kw)
 
 
-__all__ = ["ATTACKS", "GOALS", "SELECTIONS", "Attack", "AttackContext", "AttackPlan", "Goal",
-           "QueryBudgetExhausted", "ThreatModel", "list_attacks", "make_attack",
+__all__ = ["ATTACKS", "GOALS", "GOAL_SPECS", "SELECTIONS", "Attack", "AttackContext",
+           "AttackPlan", "ExhaustiveResult", "Goal", "GoalSpec", "QueryBudgetExhausted",
+           "Targets", "ThreatModel", "exhaustive_search", "list_attacks", "make_attack",
            "register_attack"]

@@ -38,11 +38,14 @@ from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.network import link_degrees
 
-GOALS = ("selfish", "capture", "exclude", "merge", "split", "fragment", "consolidate")
+from .goals import GOAL_SPECS, GOALS, Targets
+
 KNOWLEDGE = ("white", "black")
 SELECTIONS = ("random", "central", "near_target", "in_target")
 #: Default share of the target group's honest members an ``exclude`` goal aims at.
 VICTIM_SHARE = 0.25
+#: A plan whose goal measure is below −RATIONAL_TOL is replaced by the truth.
+RATIONAL_TOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,12 @@ class AttackPlan:
     queries : int
         Mechanism queries spent building the plan.
     info : dict
-        Recipe-specific facts (chosen parameters, search trace).
+        Recipe-specific facts (chosen parameters, search trace); ``fallback = "truth"``
+        when the recipe's own declarations served the goal worse than the truth
+        (:meth:`AttackContext.rational`).
+    outcome : Outcome or None
+        The outcome of the declarations (and hook) on the mechanism the plan was built
+        against, when the planning measured it.
     """
 
     declared: Population
@@ -205,11 +213,20 @@ class AttackPlan:
     hook: MessageHook | None = None
     queries: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = field(default=None, repr=False)
 
-    @property
-    def n_honest_slots(self) -> int:
-        """Number of original agents (Sybils come after them)."""
-        return self.declared.n - self.sybils.size
+    def targets(self, truth: Population, clean: Outcome, utility: str = "quadratic"
+                ) -> Targets:
+        """The plan's targets against a clean outcome, for :mod:`~.goals` measures."""
+        return Targets(truth=truth, clean=clean, attackers=self.attackers, utility=utility,
+                       target_group=self.target_group, target_point=self.target_point,
+                       victims=self.victims, merge_groups=self.merge_groups)
+
+    def measure(self, truth: Population, clean: Outcome, attacked: Outcome,
+                utility: str = "quadratic") -> tuple[float, float]:
+        """The goal's measure (main, tie-break) of an attacked outcome (:mod:`~.goals`)."""
+        return GOAL_SPECS[self.goal.kind].measure(self.targets(truth, clean, utility),
+                                                  attacked)
 
 
 class QueryBudgetExhausted(RuntimeError):
@@ -262,6 +279,7 @@ class AttackContext:
                                             else None)
         self._attackers: np.ndarray | None = None
         self._declared: Population | None = None
+        self._targets: Targets | None = None
 
     # ------------------------------------------------------------ mechanism
     @property
@@ -429,25 +447,60 @@ class AttackContext:
         a, b = self.threat.goal.groups or (0, 1)
         return self.group_by_rank(a), self.group_by_rank(b)
 
+    def targets(self) -> Targets:
+        """What the goal is measured against (:class:`~.goals.Targets`), computed once:
+        the clean outcome, the attackers, and the targets the goal needs."""
+        if self._targets is None:
+            needs = GOAL_SPECS[self.threat.goal.kind].needs
+            group = self.members(self.target_group_id()) if "target_group" in needs else None
+            merge = None
+            if "merge_groups" in needs:
+                a, b = self.merge_group_ids()
+                merge = (self.members(a), self.members(b))
+            self._targets = Targets(
+                truth=self.truth, clean=self.clean, attackers=self.attackers,
+                utility=self.utility_kind, target_group=group,
+                target_point=self.target_point() if "target_point" in needs else None,
+                victims=self.victims() if "victims" in needs else None, merge_groups=merge)
+        return self._targets
+
+    def measure(self, declared: Population, hook: MessageHook | None = None
+                ) -> tuple[float, float]:
+        """The goal's measure (main, tie-break) of declarations: one counted query."""
+        return GOAL_SPECS[self.threat.goal.kind].measure(self.targets(),
+                                                         self.query(declared, hook))
+
+    def rational(self, plan: AttackPlan) -> AttackPlan:
+        """The plan, or telling the truth if the plan serves the goal worse.
+
+        An attacker who can evaluate its declarations does not make them when they
+        serve its goal worse than the truth: the plan's outcome is measured (one
+        counted query, free when already made) and, when its goal measure is below the
+        truth's 0, the attackers declare the truth instead (``info["fallback"] =
+        "truth"``, ``info["plan_measure"]`` the recipe's own value). Without a query
+        left the plan is kept unchecked (``info["checked"] = False``).
+        """
+        if plan.outcome is None and self.ledger.left <= 0:
+            return replace(plan, info={**plan.info, "checked": False})
+        out = plan.outcome if plan.outcome is not None else self.query(plan.declared,
+                                                                        plan.hook)
+        main, _ = GOAL_SPECS[self.threat.goal.kind].measure(self.targets(), out)
+        if main >= -RATIONAL_TOL:
+            return replace(plan, outcome=out, queries=self.queries)
+        truth = self.plan(self.truth, info={**plan.info, "fallback": "truth",
+                                            "plan_measure": main})
+        return replace(truth, outcome=self.clean)
+
     def plan(self, declared: Population, sybils: int = 0, *, hook: MessageHook | None = None,
              info: dict[str, Any] | None = None) -> AttackPlan:
         """Package declarations into an :class:`AttackPlan` with the goal's targets."""
-        goal = self.threat.goal
+        t = self.targets()
         n = self.truth.n
-        target = victims = merge = None
-        if goal.kind in ("capture", "exclude", "split"):
-            target = self.members(self.target_group_id())
-        if goal.kind == "exclude":
-            victims = self.victims()
-        if goal.kind == "merge":
-            a, b = self.merge_group_ids()
-            merge = (self.members(a), self.members(b))
         return AttackPlan(
-            declared=declared, attackers=self.attackers, goal=goal,
-            sybils=np.arange(n, n + sybils), target_group=target,
-            target_point=self.target_point() if goal.kind == "capture" else None,
-            victims=victims, merge_groups=merge, hook=hook, queries=self.queries,
-            info=info or {})
+            declared=declared, attackers=self.attackers, goal=self.threat.goal,
+            sybils=np.arange(n, n + sybils), target_group=t.target_group,
+            target_point=t.target_point, victims=t.victims, merge_groups=t.merge_groups,
+            hook=hook, queries=self.queries, info=info or {})
 
     def with_declarations(self, X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray | None = None,
                           gamma_w: np.ndarray | None = None) -> Population:
@@ -539,7 +592,8 @@ class Attack:
             raise InputError("budget", f"{budget!r} is not a non-negative number",
                              "pass a budget such as 0.1 (normalised distance)")
         self.check(truth, mechanism)
-        return self._plan(AttackContext(truth, mechanism, self.threat, seed), budget)
+        ctx = AttackContext(truth, mechanism, self.threat, seed)
+        return ctx.rational(self._plan(ctx, budget))
 
     def curve(self, truth: Population, mechanism: Mechanism,
               budgets: Sequence[float] | None = None, seed: int = 0) -> list[AttackPlan]:

@@ -62,11 +62,15 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("defense_partition_change", "1 − ARI(clean undefended labels, clean "
                "defended labels) over all agents: how much the defense reshapes the groups "
                "with no attack (utilities miss it: an agent left alone scores 1)", "higher"),
-    MetricInfo("attack_success", "1 if the goal's measure crossed its threshold: selfish "
-               "attacker_gain > 1e-6; capture ≥ 0.5; exclusion_rate ≥ 0.5; merge: the two "
-               "target groups' honest majorities share a group; split: G's honest members "
-               "end in more than one group; fragment: delta_groups > 0; consolidate: "
-               "delta_groups < 0", "higher"),
+    MetricInfo("goal_measure", "the attack goal's own measure, larger = better for the "
+               "attacker (pluralguard.attacks.GOAL_SPECS): attacker_gain (selfish), capture, "
+               "exclusion_rate (exclude), 1/0 merged or split, ±delta_groups (fragment / "
+               "consolidate); 0 = no better than telling the truth", "higher"),
+    MetricInfo("attack_success", "1 if goal_measure reached the goal's threshold: selfish "
+               "≥ 1e-6; capture ≥ 0.5; exclude ≥ 0.5; merge, split, fragment, consolidate "
+               "≥ 1", "higher"),
+    MetricInfo("truth_fallback", "1 if the recipe's own declarations served its goal worse "
+               "than the truth, so the attackers declared the truth (goal_measure 0)", "none"),
     MetricInfo("queries", "mechanism calls the attack made", "none"),
     MetricInfo("solver_iterations", "message-passing iterations of the attacked run",
                "none"),
@@ -123,21 +127,6 @@ def comembership_flips(a: np.ndarray, b: np.ndarray) -> float:
 def n_groups(labels: np.ndarray) -> int:
     """Number of distinct groups among the given labels."""
     return int(np.unique(labels).size)
-
-
-def goal_success(goal: str, row: dict[str, float], *, merged: float = float("nan"),
-                 split: float = float("nan")) -> float:
-    """1.0/0.0: did the attack reach its goal (thresholds in :data:`METRICS`)."""
-    value = {
-        "selfish": row["attacker_gain"] > 1e-6,
-        "capture": row["capture"] >= 0.5,
-        "exclude": row["exclusion_rate"] >= 0.5,
-        "merge": merged == 1.0,
-        "split": split == 1.0,
-        "fragment": row["delta_groups"] > 0,
-        "consolidate": row["delta_groups"] < 0,
-    }[goal]
-    return float(bool(value))
 
 
 def summary(values: np.ndarray, prefix: str, stats: tuple[str, ...]) -> dict[str, float]:

@@ -39,7 +39,6 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,9 @@ from matplotlib.figure import Figure
 
 from pluralguard.core.errors import InputError
 
-from . import plots
+from . import plots, sanity
 from .metrics import METRICS
+from .sanity import Flag
 
 #: Columns of a results row that identify the run — the same as
 #: ``pluralguard.eval.scenario.IDENTITY``, kept here so that reading a results directory
@@ -65,8 +65,6 @@ FIGURES = "figures"
 
 #: The name of "no attack" and "no defense" in results.csv.
 NONE = "none"
-#: Attack name of the adaptive search (rows whose attack starts with it).
-ADAPTIVE = "best_response"
 #: Default worst-case metric.
 LOSS = "utility_loss_p90"
 #: Metrics a worst case may be taken over.
@@ -76,26 +74,6 @@ TOL = 1e-9
 #: Offending rows listed per sanity flag.
 MAX_LISTED = 20
 
-#: goal → (metric the goal maximises, sign); used to compare best_response with recipes.
-OBJECTIVES: dict[str, tuple[str, float]] = {
-    "selfish": ("attacker_gain", 1.0),
-    "capture": ("capture", 1.0),
-    "exclude": ("exclusion_rate", 1.0),
-    "merge": ("attack_success", 1.0),
-    "split": ("attack_success", 1.0),
-    "fragment": ("delta_groups", 1.0),
-    "consolidate": ("delta_groups", -1.0),
-}
-#: Metrics that show an attack had any effect (named in the zero-gain finding).
-EFFECTS = ("attacker_gain", "utility_loss_mean", "utility_loss_p90", "utility_loss_max",
-           "capture", "partition_change")
-#: Sanity checks: key (as in summary.json's "sanity" object) → title.
-CHECKS = {
-    "non_convergence": "non-convergence",
-    "nondeterminism": "nondeterminism",
-    "adaptive_beaten": "adaptive search beaten by a fixed recipe",
-    "zero_gain": "zero gain everywhere",
-}
 _FIGURE_PREFIXES = ("curves_", "heatmap_", "defenses_", "mechanisms_")
 _SCOPE = ["dataset", "mechanism"]
 
@@ -180,222 +158,32 @@ def load_summary(results_dir: str | Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ sanity flags
-@dataclass(frozen=True, eq=False)
-class Flag:
-    """The outcome of one sanity check.
-
-    Attributes
-    ----------
-    name : str
-        Key of the check (as in ``summary.json``'s ``"sanity"`` object).
-    title : str
-    raised : bool
-    finding : str
-        Plain statement with counts.
-    rows : DataFrame
-        The offending rows (identity columns and the evidence); empty when clear.
-    """
-
-    name: str
-    title: str
-    raised: bool
-    finding: str
-    rows: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
 def sanity_flags(results: pd.DataFrame, summary: Mapping[str, Any] | None = None
                  ) -> list[Flag]:
-    """Run the sanity checks of :data:`CHECKS` on a results table.
+    """The sanity checks of :mod:`~pluralguard.eval.sanity` on a results table, merged
+    with what the runner recorded in ``summary.json``.
 
-    Each check is computed from ``results`` itself:
-
-    * ``non_convergence`` — rows with ``converged == 0``;
-    * ``nondeterminism`` — runs that appear more than once with different metrics
-      (results.csv usually holds each run once; the runner's repeat check then
-      decides);
-    * ``adaptive_beaten`` — ``best_response`` rows (attack label starting with it)
-      where a fixed recipe with the same goal on the same (dataset, mechanism,
-      defense, budget, seed) reached the goal better by more than TOL, on the goal's
-      measure (:data:`OBJECTIVES`; ``attacker_gain`` for an unknown goal), or where
-      best_response has no value of it and the recipe has;
-    * ``zero_gain`` — no attacked row has ``attacker_gain`` > 0 (NaN counts as no
-      gain); the finding also names attacks with no effect at all (:data:`EFFECTS`).
-
-    These match the runner's checks (``pluralguard.eval.runner.SANITY``), except
-    nondeterminism, which only the runner can test by recomputing runs. A flag the
-    runner recorded in ``summary["sanity"][name]`` (a boolean, or an object with
-    ``"raised"`` — else its first boolean value — ``"description"``, ``"checked"`` and
-    ``"details"``) is merged in: the flag is raised when either says so; the runner's
-    details are listed as rows when they are records and nothing was found here.
-
-    Parameters
-    ----------
-    results : DataFrame
-        :func:`load_results`.
-    summary : mapping, optional
-        :func:`load_summary`.
+    Every check is computed from ``results`` itself; a flag the runner recorded in
+    ``summary["sanity"][name]`` (it also recomputes runs to test nondeterminism) is
+    merged in (:func:`~pluralguard.eval.sanity.merge_recorded`): raised when either
+    says so. Flags the runner recorded that this module does not know follow, by name.
 
     Returns
     -------
     list of Flag
-        In the order of :data:`CHECKS`, then any other flag the runner recorded
-        (by name).
+        In the order of :data:`~pluralguard.eval.sanity.TABLE_CHECKS`, then the
+        runner's other flags.
     """
     runner = (summary or {}).get("sanity") or {}
     if not isinstance(runner, Mapping):
         runner = {}
-    flags = [_non_convergence(results), _nondeterminism(results), _adaptive_beaten(results),
-             _zero_gain(results)]
-    flags = [_merge_runner(flag, runner.get(flag.name)) for flag in flags]
-    flags += [_merge_runner(Flag(str(name), str(name).replace("_", " "), False,
-                                 "Computed by the runner only."), entry)
+    flags = [sanity.merge_recorded(flag, runner.get(flag.name))
+             for flag in sanity.check(results)]
+    flags += [sanity.merge_recorded(Flag(str(name), str(name).replace("_", " "), False,
+                                         "Computed by the runner only."), entry)
               for name, entry in sorted(runner.items(), key=lambda kv: str(kv[0]))
-              if name not in CHECKS]
+              if name not in sanity.CHECKS]
     return flags
-
-
-def _merge_runner(flag: Flag, entry: Any) -> Flag:
-    """Merge the runner's record of a flag (summary.json) into the computed one."""
-    if entry is None:
-        return flag
-    checked = None
-    if isinstance(entry, Mapping):
-        raised = bool(entry["raised"] if "raised" in entry else
-                      next((v for v in entry.values() if isinstance(v, bool)), False))
-        details = entry.get("details")
-        what = entry.get("description") if raised else None
-        checked = entry.get("checked")
-    else:
-        raised, details, what = bool(entry), None, None
-    note = f" The runner (summary.json) reports it {'RAISED' if raised else 'clear'}"
-    if isinstance(checked, int) and not isinstance(checked, bool):
-        note += f" after recomputing {checked} runs"
-    note += f": {what}." if isinstance(what, str) and what else "."
-    rows = flag.rows
-    listed = isinstance(details, list) and details and all(isinstance(d, Mapping)
-                                                           for d in details)
-    if listed and rows.empty:
-        rows = pd.DataFrame([{str(k): _cell(v) for k, v in d.items()} for d in details])
-        note += f" It lists {len(rows)} runs, below."
-    elif details not in (None, "", [], {}) and not listed:
-        text = details if isinstance(details, str) else json.dumps(
-            details, sort_keys=True, ensure_ascii=False, default=str)
-        note += f" Details: {text[:400]}{'…' if len(text) > 400 else ''}"
-    return Flag(flag.name, flag.title, flag.raised or raised, flag.finding + note, rows)
-
-
-def _cell(value: Any) -> Any:
-    """A JSON value as a table cell (lists joined, mappings as JSON)."""
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, Mapping):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return value
-
-
-def _non_convergence(results: pd.DataFrame) -> Flag:
-    title = CHECKS["non_convergence"]
-    known = results["converged"].notna()
-    if not known.any():
-        return Flag("non_convergence", title, False,
-                    "Not checked here: results.csv has no `converged` values.")
-    bad = results[known & (results["converged"] == 0)]
-    n = int(known.sum())
-    if bad.empty:
-        return Flag("non_convergence", title, False, f"All {n} runs converged.")
-    return Flag("non_convergence", title, True,
-                f"{len(bad)} of {n} runs did not converge (`converged` = 0); the solver "
-                "stopped before its tolerance, so their metrics are suspect.",
-                bad[[*IDENTITY, "solver_iterations"]])
-
-
-def _nondeterminism(results: pd.DataFrame) -> Flag:
-    title = CHECKS["nondeterminism"]
-    keys = list(IDENTITY)
-    repeated = results[results.duplicated(keys, keep=False)]
-    if repeated.empty:
-        return Flag("nondeterminism", title, False,
-                    "Not checked here: results.csv holds every run once.")
-    measured = [c for c in METRICS if results[c].notna().any()]
-    spread = repeated.groupby(keys, dropna=False, sort=True)[measured].nunique(dropna=False)
-    differ = spread[(spread > 1).any(axis=1)]
-    n_runs = len(spread)
-    if differ.empty:
-        return Flag("nondeterminism", title, False,
-                    f"{n_runs} runs appear more than once in results.csv, all with "
-                    "identical metrics.")
-    rows = differ.reset_index()[keys]
-    rows["differing metrics"] = [", ".join(c for c in measured if r[c] > 1)
-                                 for _, r in differ.iterrows()]
-    return Flag("nondeterminism", title, True,
-                f"{len(differ)} of {n_runs} repeated runs gave different metrics for the "
-                "same configuration and seed.", rows)
-
-
-def _adaptive_beaten(results: pd.DataFrame) -> Flag:
-    title = CHECKS["adaptive_beaten"]
-    adaptive = results["attack"].str.startswith(ADAPTIVE)
-    if not adaptive.any():
-        return Flag("adaptive_beaten", title, False,
-                    f"Not checked: no `{ADAPTIVE}` runs.")
-    fixed = results[~adaptive & (results["attack"] != NONE)]
-    key = ["dataset", "mechanism", "defense", "budget", "seed", "goal"]
-    found = []
-    compared = 0
-    for goal, runs in results[adaptive].groupby("goal", sort=True):
-        metric, sign = OBJECTIVES.get(goal, ("attacker_gain", 1.0))
-        pairs = runs[[*key, "attack", metric]].merge(
-            fixed[[*key, "attack", metric]], on=key, suffixes=("", "_fixed"))
-        compared += len(pairs[[*key, "attack"]].drop_duplicates())
-        mine, theirs = sign * pairs[metric], sign * pairs[f"{metric}_fixed"]
-        ahead = pairs[(theirs > mine + TOL) | (mine.isna() & theirs.notna())]
-        if ahead.empty:
-            continue
-        best = (ahead.assign(_v=sign * ahead[f"{metric}_fixed"])
-                .sort_values([*key, "attack", "_v", "attack_fixed"],
-                             ascending=[True] * (len(key) + 1) + [False, True])
-                .drop_duplicates([*key, "attack"]))
-        found.append(pd.DataFrame({
-            **{k: best[k] for k in key}, "objective": metric,
-            "best_response": best["attack"], "its value": best[metric],
-            "beaten by": best["attack_fixed"], "their value": best[f"{metric}_fixed"]}))
-    if not compared:
-        return Flag("adaptive_beaten", title, False,
-                    f"Not checked: no fixed recipe shares its goal, dataset, mechanism, "
-                    f"defense, budget and seed with a `{ADAPTIVE}` run.")
-    if not found:
-        return Flag("adaptive_beaten", title, False,
-                    f"In all {compared} `{ADAPTIVE}` runs with a fixed recipe of the same "
-                    "goal on the same dataset, mechanism, defense, budget and seed, the "
-                    "adaptive search reached its goal at least as well as every recipe.")
-    rows = pd.concat(found, ignore_index=True)
-    return Flag("adaptive_beaten", title, True,
-                f"In {len(rows)} of {compared} comparable `{ADAPTIVE}` runs a fixed recipe "
-                "with the same goal, on the same dataset, mechanism, defense, budget and "
-                "seed, reached the goal better than the adaptive search (which is seeded "
-                "with every recipe's answer, so it should never be weaker).", rows)
-
-
-def _zero_gain(results: pd.DataFrame) -> Flag:
-    title = CHECKS["zero_gain"]
-    attacked = results[results["attack"] != NONE]
-    if attacked.empty:
-        return Flag("zero_gain", title, False, "Not checked: no attacked runs.")
-    gained = attacked["attacker_gain"] > 0
-    effect = (attacked[list(EFFECTS)].abs().fillna(0.0) > TOL).any(axis=1)
-    idle = sorted(set(attacked["attack"]) - set(attacked.loc[effect, "attack"]))
-    note = (" Attacks with no effect at all in any run: " + _names(idle) + "."
-            if idle else "")
-    if not gained.any():
-        return Flag("zero_gain", title, True,
-                    f"No attacked run raised the attackers' true utility: `attacker_gain` "
-                    f"is ≤ 0 or NaN in all {len(attacked)}; {int(effect.sum())} of them "
-                    "changed anything (honest loss, capture, partition). Check that the "
-                    "attacks reach the mechanism and the budgets are not too small."
-                    + note, attacked[[*IDENTITY, "attacker_gain"]])
-    return Flag("zero_gain", title, False,
-                f"{int(gained.sum())} of {len(attacked)} attacked runs raised the "
-                "attackers' true utility." + note)
 
 
 # ------------------------------------------------------------------ aggregates
@@ -715,10 +503,14 @@ def _sanity_section(flags: list[Flag]) -> str:
     lines += [f"| {f.title} | {'**RAISED**' if f.raised else 'clear'} | "
               f"{f.finding.replace('|', chr(92) + '|')} |" for f in flags]
     for flag in raised:
+        lines += ["", f"### {flag.title.capitalize()}", ""]
+        if flag.meaning:
+            lines += [f"*What it means:* {flag.meaning}.", ""]
         if flag.rows.empty:
+            lines.append(flag.finding)
             continue
         shown = flag.rows.head(MAX_LISTED)
-        lines += ["", f"### {flag.title.capitalize()}: offending runs", "", _md_table(shown)]
+        lines += ["Runs:", "", _md_table(shown)]
         if len(flag.rows) > MAX_LISTED:
             lines += ["", f"… and {len(flag.rows) - MAX_LISTED} more (see `{RESULTS}`)."]
     return "\n".join(lines)

@@ -68,31 +68,11 @@ import pandas as pd
 
 from pluralguard.core.errors import InputError
 
+from . import sanity
 from .scenario import IDENTITY, RunCache, run_scenario
 from .suite import GridPoint, Suite, canonical_json
 
 EXECUTORS = ("local", "dask")
-#: Name of the adaptive recipe the ``adaptive_beaten`` sanity check watches.
-ADAPTIVE = "best_response"
-#: goal → (column measuring it, sign): larger signed value = the goal better reached.
-GOAL_MEASURE = {"selfish": ("attacker_gain", 1), "capture": ("capture", 1),
-                "exclude": ("exclusion_rate", 1), "merge": ("attack_success", 1),
-                "split": ("attack_success", 1), "fragment": ("delta_groups", 1),
-                "consolidate": ("delta_groups", -1)}
-#: The sanity flags of ``summary.json``: name → what raises it.
-SANITY = {
-    "non_convergence": "some run did not converge (rows with converged = 0): their "
-                       "agreements are not valid fixed points",
-    "nondeterminism": "a sample of runs (the first applicable attacked run of every "
-                      "dataset × mechanism) was recomputed in a worker with an empty cache "
-                      "and differs bit-for-bit from the stored one",
-    "zero_gain": "no attack gained anything: attacker_gain <= 0 or NaN in every attacked "
-                 "row (the attacks may be broken or the budgets too small)",
-    "adaptive_beaten": f"the adaptive search ({ADAPTIVE}) reached its goal less well than "
-                       "a fixed recipe with the same goal on the same dataset, mechanism, "
-                       "defense, budget and seed (goal measure: attacker_gain, capture, "
-                       "exclusion_rate, attack_success or ±delta_groups)",
-}
 _PACKAGES = ("core", "attacks", "defenses", "eval")
 _TIMING_PHASES = ("clean", "plan", "attacked", "undefended", "total")
 
@@ -346,18 +326,12 @@ def write_json(path: Path, obj: Any, *, strict: bool = True) -> None:
 
 
 # ------------------------------------------------------------------ summary
-def _sanity(results: pd.DataFrame, recipes: pd.Series, reruns: dict[str, dict[str, Any]],
+def _sanity(results: pd.DataFrame, reruns: dict[str, dict[str, Any]],
             stored: dict[str, dict[str, Any]], grid_by_key: dict[str, GridPoint]
             ) -> dict[str, Any]:
-    def flag(name: str, hits: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return {"raised": bool(hits), "description": SANITY[name], "count": len(hits),
-                "details": hits[:10], **extra}
-
-    identity = list(IDENTITY)
-    bad = results[results["converged"] == 0] if len(results) else results
-    out = {"non_convergence": flag("non_convergence",
-                                   bad[identity].to_dict("records"))}
-
+    """``summary.json``'s sanity flags: every check of :mod:`.sanity` on the table, and
+    nondeterminism also from the sample of runs recomputed with an empty cache."""
+    out = {flag.name: flag.to_summary() for flag in sanity.check(results)}
     diffs = []
     for key, rerun in reruns.items():
         before = stored.get(key, {})
@@ -368,33 +342,12 @@ def _sanity(results: pd.DataFrame, recipes: pd.Series, reruns: dict[str, dict[st
             cols = [] if ("skipped" in rerun) == ("skipped" in before) else ["skipped"]
         if cols:
             diffs.append({**grid_by_key[key].identity, "columns": cols})
-    out["nondeterminism"] = flag("nondeterminism", diffs,
-                                 checked=sum("row" in r for r in reruns.values()))
-
-    attacked = results[results["attack"] != "none"] if len(results) else results
-    gains = attacked["attacker_gain"].to_numpy(dtype=float) if len(attacked) else np.zeros(0)
-    zero = bool(gains.size) and not np.any(gains > 0)
-    out["zero_gain"] = {"raised": zero, "description": SANITY["zero_gain"],
-                        "count": int(gains.size) if zero else 0, "details": []}
-
-    beaten = []
-    if len(results) and (recipes == ADAPTIVE).any():
-        scene = ["dataset", "mechanism", "defense", "budget", "seed", "goal"]
-        table = results.assign(_recipe=recipes.to_numpy())
-        table = table[table["_recipe"] != "none"]
-        for _, group in table.groupby(scene, sort=False, dropna=False):
-            adaptive = group[group["_recipe"] == ADAPTIVE]
-            fixed = group[group["_recipe"] != ADAPTIVE]
-            if adaptive.empty or fixed.empty:
-                continue
-            column, sign = GOAL_MEASURE[group["goal"].iloc[0]]
-            best = sign * adaptive[column].astype(float).max()
-            for _, row in fixed.iterrows():
-                value = sign * float(row[column])
-                if value > best + 1e-9 or (math.isnan(best) and not math.isnan(value)):
-                    beaten.append({**{c: row[c] for c in identity}, "measure": column,
-                                   "fixed": value * sign, "adaptive": best * sign})
-    out["adaptive_beaten"] = flag("adaptive_beaten", beaten)
+    table = out["nondeterminism"]
+    out["nondeterminism"] = {
+        **table, "raised": table["raised"] or bool(diffs),
+        "description": sanity.CHECKS["nondeterminism"].description,
+        "count": table["count"] + len(diffs), "details": (diffs + table["details"])[:10],
+        "checked": sum("row" in r for r in reruns.values())}
     return out
 
 
@@ -543,7 +496,7 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
             computed += len(records)
             bar.update(len(records))
 
-    rows, timings, skipped, recipes = [], [], [], []
+    rows, timings, skipped = [], [], []
     for key, point in zip(keys, grid, strict=True):
         record = done[key]
         if "skipped" in record:
@@ -551,7 +504,6 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
             continue
         rows.append({**record["row"], **point.identity})
         timings.append({**point.identity, **record["timing"], "key": key})
-        recipes.append(point.attack.name)
     columns = list(dict.fromkeys(c for row in rows for c in row))
     _write_csv(out / "results.csv", columns, rows)
     phases = [p for p in _TIMING_PHASES if any(p in t for t in timings)]
@@ -568,8 +520,7 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
                    "seeds": len(suite.seeds)},
         "wall_time_s": time.perf_counter() - start,
         "executor": {"kind": executor, "jobs": jobs, "scheduler": scheduler},
-        "sanity": _sanity(results, pd.Series(recipes, dtype=object), reruns, done,
-                          dict(zip(keys, grid, strict=True))),
+        "sanity": _sanity(results, reruns, done, dict(zip(keys, grid, strict=True))),
         **_aggregates(results),
         "skipped": skipped,
     }

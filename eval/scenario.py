@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pluralguard.attacks import Attack, AttackPlan, make_attack
+from pluralguard.attacks import GOAL_SPECS, Attack, AttackPlan, make_attack
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism, Outcome
 from pluralguard.core.model import Population
@@ -233,7 +233,12 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     plan = recipe.plan(truth, facing, budget, seed) if recipe else None
     timing["plan"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    attacked = (cache.run(defended, plan.declared, plan.hook) if plan else clean_d)
+    if plan is None:
+        attacked = clean_d
+    elif plan.outcome is not None:  # measured while planning, against this mechanism
+        attacked = plan.outcome
+    else:
+        attacked = cache.run(defended, plan.declared, plan.hook)
     timing["attacked"] = time.perf_counter() - t0
 
     attackers = plan.attackers if plan else np.zeros(0, dtype=int)
@@ -253,6 +258,8 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
         "defense": (labels or {}).get("defense", chain.name),
         "seed": int(seed),
         "goal": plan.goal.kind if plan else "none",
+        "recipe": _label(recipe, "none") if recipe is None else recipe.name,
+        "knowledge": recipe.threat.knowledge if recipe else "",
         "n_agents": n,
         "n_attackers": int(attackers.size),
         "n_sybils": int(sybils.size),
@@ -289,15 +296,14 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     # partition the defense changes with no attack too
     row["defense_partition_change"] = M.partition_change(clean_u.labels[:n],
                                                          clean_d.labels[:n])
-    merged = split = float("nan")
-    if plan is not None and plan.merge_groups is not None:
-        a, b = plan.merge_groups
-        merged = float(a.size > 0 and b.size > 0 and np.bincount(att_labels[a]).argmax()
-                       == np.bincount(att_labels[b]).argmax())
-    if plan is not None and plan.goal.kind == "split" and target is not None:
-        split = float(np.unique(att_labels[target]).size > 1)
-    row["attack_success"] = M.goal_success(plan.goal.kind, row, merged=merged, split=split) \
-        if plan else float("nan")
+    if plan is not None:
+        main, _ = plan.measure(truth, clean_d, attacked, kind)
+        row["goal_measure"] = main
+        row["attack_success"] = float(GOAL_SPECS[plan.goal.kind].success(main))
+    else:
+        row["goal_measure"] = row["attack_success"] = float("nan")
+    row["truth_fallback"] = (float(plan.info.get("fallback") == "truth") if plan
+                             else float("nan"))
     row["queries"] = int(plan.queries) if plan else 0
     row["solver_iterations"] = int(attacked.n_iter)
     row["converged"] = int(bool(clean_u.converged and clean_d.converged
@@ -307,7 +313,8 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     if undefended and recipe is not None:
         t0 = time.perf_counter()
         plan_u = recipe.plan(truth, mech, budget, seed)
-        att_u = cache.run(mech, plan_u.declared, plan_u.hook)
+        att_u = (plan_u.outcome if plan_u.outcome is not None
+                 else cache.run(mech, plan_u.declared, plan_u.hook))
         hon_u = np.setdiff1d(np.arange(n), plan_u.attackers)
         loss_u = (M.true_utilities(truth, clean_u, hon_u, kind)
                   - M.true_utilities(truth, att_u, hon_u, kind))

@@ -73,7 +73,7 @@ def test_make_attack_mixes_recipe_threat_and_goal_fields() -> None:
     (lambda: make_attack("sybil", colour=1), "colour"),
     (lambda: make_attack("sybil", goal="conquer"), "goal"),
     (lambda: make_attack("protocol", mode="loud"), "mode"),
-    (lambda: make_attack("best_response", optimiser="BFGS"), "optimiser"),
+    (lambda: make_attack("best_response", recipes="sybil"), "recipes"),
     (lambda: ThreatModel(attackers=(1,), fraction=0.1), "attackers"),
     (lambda: ThreatModel(fraction=1.5), "fraction"),
     (lambda: ThreatModel(count=0), "count"),
@@ -341,7 +341,7 @@ def test_best_response_reports_queries_within_budget(mech: dict) -> None:
     res = run_scenario(bounded(), mech, atk, budget=0.1)
     info = res.plan.info
     assert 2 <= res.row["queries"] <= 12
-    assert info["source"] in {*ATTACKS, "search", "closed_form"}
+    assert info["source"] in {*ATTACKS, "truth", "structure", "restarts", "local"}
     assert "infiltrate" in info["skipped"]  # white-box recipes do not seed a black box
     assert res.row["attacker_gain"] == pytest.approx(info["score"], abs=1e-12)
 
@@ -349,7 +349,8 @@ def test_best_response_reports_queries_within_budget(mech: dict) -> None:
 def test_best_response_uses_the_closed_form_under_the_mean() -> None:
     atk = make_attack("best_response", knowledge="white", attackers=(3,), queries=20)
     plan = atk.plan(bounded(), Mechanism("consensus", {"p": 2}), 0.1)
-    assert plan.info["closed_form"] and plan.info["search_best"] is None
+    assert plan.info["closed_form"] and plan.info["phases"] == {}
+    assert plan.info["source"] == "closed_form"
     assert plan.queries <= 20
 
 

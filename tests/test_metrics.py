@@ -86,13 +86,15 @@ def test_partition_metrics():
 
 
 def test_goal_success_thresholds():
-    row = {"attacker_gain": 0.01, "capture": 0.4, "exclusion_rate": 0.5, "delta_groups": -2}
-    assert M.goal_success("selfish", row) == 1.0
-    assert M.goal_success("capture", row) == 0.0
-    assert M.goal_success("exclude", row) == 1.0
-    assert M.goal_success("consolidate", row) == 1.0
-    assert M.goal_success("fragment", row) == 0.0
-    assert M.goal_success("merge", row, merged=1.0) == 1.0
+    from pluralguard.attacks import GOAL_SPECS
+
+    won = {"selfish": (1e-6, 0.0), "capture": (0.5, 0.49), "exclude": (0.5, 0.4),
+           "merge": (1.0, 0.0), "split": (1.0, 0.0), "fragment": (1.0, 0.0),
+           "consolidate": (2.0, -1.0)}
+    assert set(won) == set(GOAL_SPECS)
+    for goal, (yes, no) in won.items():
+        assert GOAL_SPECS[goal].success(yes) and not GOAL_SPECS[goal].success(no), goal
+        assert GOAL_SPECS[goal].column in M.METRICS, goal
 
 
 def test_every_metric_is_documented():
