@@ -220,7 +220,8 @@ def _newton_roots(Y: np.ndarray, w: np.ndarray, p: np.ndarray, y: np.ndarray
     for _ in range(_MAX_ITER):
         R = 1.0 + np.abs(y)
         s = (y[:, None] - Y) / R[:, None]
-        a = np.maximum(np.abs(s), _TINY) ** (p - 2.0)[:, None]  # t^{p−2}
+        # t^{p−2}; t ≤ 1 exactly, clipped so that rounding cannot overflow t^p (p ~ 1e30)
+        a = np.clip(np.abs(s), _TINY, 1.0) ** (p - 2.0)[:, None]
         g = (a * s) @ w  # Σ w t^{p−1} sign, = g / R^{p−1}
         gp = (p - 1.0) / R * (a @ w)  # its derivative in y
         lo = np.where(g < 0, y, lo)

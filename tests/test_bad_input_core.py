@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,7 @@ CONSENSUS_CASES = {
     "epsilon text": (lambda: limit_p(EVS, epsilon="1e_4"), "epsilon"),
     "step infinite": (lambda: transition_p(EVS, step=math.inf), "step"),
     "target array": (lambda: limit_p(EVS, target=np.array(["W", "X"])), "target"),
+    "utility array": (lambda: lp_consensus(EVS, utility=np.array(["linear"])), "utility"),
 }
 
 
@@ -340,6 +342,26 @@ def test_lera_counts_of_1e308_respondents(tmp_path: Path) -> None:
     pop = datasets.read_lera_csv(path, weights="respondents")
     np.testing.assert_allclose(pop.W, [[0.5, 0.5], [0.4, 0.6]], rtol=1e-15)
     np.testing.assert_allclose(pop.weights, [2 / 4.5, 2.5 / 4.5], rtol=1e-15)
+
+
+@pytest.mark.parametrize("reader", [datasets.read_population, datasets.read_lera_csv,
+                                    datasets.load_population_file, datasets.detect_format])
+@pytest.mark.parametrize("path", [None, 3, b"pop.csv", ["pop.csv"]])
+def test_a_path_must_be_a_path(reader, path) -> None:
+    assert field_of(lambda: reader(path)) == "path"
+
+
+def test_write_population_needs_a_population_and_a_path(tmp_path: Path) -> None:
+    assert field_of(lambda: datasets.write_population(X2, tmp_path / "p.csv")) == "population"
+    assert field_of(lambda: datasets.write_population(datasets.blobs(n=4), None)) == "path"
+
+
+def test_large_p_does_not_overflow() -> None:
+    ref = lp_consensus(EVS, p=math.inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for p in (1e30, 1e300):
+            np.testing.assert_allclose(lp_consensus(EVS, p=p).X, ref.X, atol=1e-12)
 
 
 def test_paths_that_are_not_readable_files(tmp_path: Path, monkeypatch) -> None:

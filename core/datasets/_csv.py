@@ -7,6 +7,7 @@ missing value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,15 @@ import pandas as pd
 
 from ..errors import InputError
 from ..numbers import parse_decimal
+
+
+def as_path(path: Any, field: str = "path") -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is text or path-like, else InputError."""
+    if isinstance(path, str) or (isinstance(path, os.PathLike)
+                                 and isinstance(os.fspath(path), str)):
+        return Path(path)
+    raise InputError(field, f"expected a file path, got {type(path).__name__}",
+                     "pass the path as a string or pathlib.Path")
 
 
 @contextmanager
@@ -63,7 +73,7 @@ def read_text_table(path: str | Path) -> pd.DataFrame:
         the header, or a header without rows; the column's name for a name that
         appears twice in the header.
     """
-    path = Path(path)
+    path = as_path(path)
     with _file_errors(path):
         raw = pd.read_csv(path, dtype=str, header=None, keep_default_na=False)
     header = [str(c) for c in raw.iloc[0]]
@@ -82,7 +92,7 @@ def read_text_table(path: str | Path) -> pd.DataFrame:
 
 def read_header(path: str | Path) -> list[str]:
     """The column names of a CSV file (errors as in :func:`read_csv`)."""
-    path = Path(path)
+    path = as_path(path)
     with _file_errors(path):
         return [str(c) for c in pd.read_csv(path, nrows=0).columns]
 

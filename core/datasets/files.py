@@ -50,7 +50,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..model import RANGE_TOL, SIMPLEX_SUM_TOL, Population
-from ._csv import parse_floats, read_header, read_text_table
+from ._csv import as_path, parse_floats, read_header, read_text_table
 from .lera import read_lera_csv
 
 AGENT = "agent"
@@ -102,7 +102,10 @@ def write_population(population: Population, path: str | Path) -> Path:
         ``path`` when it is a directory, its directory does not exist or cannot be
         written to (permission denied); ``values`` for a value name containing ``:``.
     """
-    path = Path(path)
+    if not isinstance(population, Population):
+        raise InputError("population", f"expected a Population, got "
+                         f"{type(population).__name__}", "pass a pluralguard Population")
+    path = as_path(path)
     if path.is_dir():
         raise InputError("path", f"{path} is a directory",
                          f"give a file name, e.g. {path / 'population.csv'}")
@@ -211,7 +214,7 @@ def read_population(path: str | Path, name: str | None = None) -> Population:
         simplex, only one of ``gamma_x``/``gamma_w``, negative bounds, non-positive
         weights, duplicated agent names.
     """
-    path = Path(path)
+    path = as_path(path)
     body = read_text_table(path)
     header = [str(c) for c in body.columns]
     values, alternatives = _grid(header)
@@ -289,7 +292,8 @@ def detect_format(path: str | Path) -> str:
         return "pluralguard"
     if any(c.startswith("a_") and c.endswith("_rel") for c in header):
         return "lera"
-    raise InputError("format", f"cannot tell the format of {Path(path).name} from its columns",
+    raise InputError("format", f"cannot tell the format of {as_path(path).name} from its "
+                     "columns",
                      "give pluralguard columns (agent, w:<value>, x:<alternative>:<value>) "
                      "or Lera-Leri columns (a_<action>_rel, a_<action>_nonrel, rel, "
                      "nonrel), or pass format='pluralguard' or 'lera'")

@@ -33,7 +33,7 @@ import pandas as pd
 from ..errors import InputError
 from ..model import RANGE_TOL, Population
 from ..numbers import parse_decimal
-from ._csv import numeric_columns, read_text_table
+from ._csv import as_path, numeric_columns, read_text_table
 
 VALUES = ("rel", "nonrel")
 WEIGHT_MODES = ("none", "respondents", "population")
@@ -185,7 +185,7 @@ def read_lera_csv(path: str | Path, weights: str = "none", name: str | None = No
     Cells are read as text and parsed in plain decimal notation, so a malformed cell is
     an error naming its column and row, never a silent NaN or a wrong number.
     """
-    path = Path(path)
+    path = as_path(path)
     df = read_text_table(path)
     return from_lera_table(df, weights=weights, name=name or path.stem,
                            description=f"read from {path.name} (Lera-Leri et al. format)")
