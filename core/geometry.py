@@ -35,7 +35,7 @@ D_W = float(np.sqrt(2.0))
 
 def check_utility(utility: str) -> str:
     """Return ``utility`` if it names a known utility, else raise :class:`InputError`."""
-    if utility not in UTILITIES:
+    if not isinstance(utility, str) or utility not in UTILITIES:
         raise InputError("utility", f"unknown utility {utility!r}",
                          f"use one of {', '.join(UTILITIES)}")
     return utility
