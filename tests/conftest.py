@@ -9,6 +9,9 @@ import pytest
 from pluralguard.core import Population
 from populations import SHARED_DATA, clustered
 
+#: A separate project that tests/test_example_project.py runs as an outside user would.
+collect_ignore = ["example_project"]
+
 
 @pytest.fixture
 def small_population() -> Population:
