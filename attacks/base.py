@@ -493,9 +493,10 @@ def require_capabilities(recipe: str, mechanism: Mechanism, needs: dict[str, str
             raise NotApplicable(
                 "mechanism", f"attack {recipe!r} does not apply to mechanism "
                 f"{mechanism.title}: it {why}, and the mechanism lacks capability "
-                f"{capability!r} ({CAPABILITIES[capability]})",
+                f"{capability!r}",
                 f"{hint}; a registered mechanism that has it declares it with "
-                f"register_mechanism(..., capabilities=[{capability!r}, ...])")
+                f"register_mechanism(..., capabilities=[{capability!r}, ...]) "
+                f"({capability}: {CAPABILITIES[capability]})")
 
 
 def clip_bounds(threat: ThreatModel, gx: np.ndarray | float, gw: np.ndarray | float

@@ -342,7 +342,7 @@ def update_text(update: BaselineUpdate) -> str:
     lines = [f"updated {path}: {len(changes.changed)} metric values changed at "
              f"{len(points)} grid points, {len(changes.added)} points added, "
              f"{len(changes.removed)} removed"]
-    lines += [f"  {point_text(p)}  {m}: {_g(a)} -> {_g(b)} ({_g(b - a, True)})"
+    lines += [f"  {point_text(p)}  {m}: {a:.6g} -> {b:.6g} ({b - a:+.3g})"
               for p, m, a, b in changes.changed[:20]]
     if len(changes.changed) > 20:
         lines.append(f"  … and {len(changes.changed) - 20} more")
