@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from .suite import Suite
 
 EXIT_USAGE = 2
-EXIT_REGRESSION = 1
-EXIT_RUN_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -245,6 +243,7 @@ def _failed_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .gate import EXIT_RUN_FAILED
     from .runner import run_suite, summary_table
 
     res = run_suite(_suite(args), args.out, fresh=args.fresh,
@@ -291,7 +290,7 @@ def cmd_casestudy(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from .gate import make_baseline
+    from .gate import EXIT_RUN_FAILED, make_baseline
     from .gate_report import update_text
 
     update = make_baseline(_suite(args), args.output, out=args.out, **_run_options(args))
@@ -371,6 +370,7 @@ def _agreements(outcome: Any, names: Sequence[str]) -> list[dict[str, Any]]:
 def cmd_attack(args: argparse.Namespace) -> int:
     from pluralguard.attacks import ATTACKS
 
+    from .gate import EXIT_RUN_FAILED
     from .runner import json_ready
     from .scenario import run_scenario
     from .suite import (
@@ -402,9 +402,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
     kind, inline = parse_named(args.mechanism, "--mechanism")
     flags = {"bounds": args.bounds, "method": args.method, "utility": args.utility,
              "link_rule": args.link_rule, "p": None if args.p is None else parse_value(args.p)}
-    for key in sorted(set(inline) & {k for k, v in flags.items() if v is not None}):
-        raise InputError(f"--{key.replace('_', '-')}", f"given twice (also in --mechanism "
-                         f"{args.mechanism})", "give it once")
+    twice = sorted(set(inline) & {k for k, v in flags.items() if v is not None})
+    if twice:
+        raise InputError(f"--{twice[0].replace('_', '-')}", f"given twice (also in "
+                         f"--mechanism {args.mechanism})", "give it once")
     given = inline | {k: v for k, v in flags.items() if v is not None}
     if kind == "agreements":
         needed = ATTACKS[name].mechanism_defaults if name in ATTACKS else {}

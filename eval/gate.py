@@ -54,7 +54,8 @@ from .suite import Suite
 FORMAT = "pluralguard-baseline/2"
 _OLD_FORMATS = ("pluralguard-baseline/1",)
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_RUN_FAILED = 0, 1, 2, 3
+#: Exit codes of the gate (usage errors, 2, are the command line's).
+EXIT_PASS, EXIT_FAIL, EXIT_RUN_FAILED = 0, 1, 3
 
 Identity = dict[str, Any]
 

@@ -116,16 +116,43 @@ def test_installed_entry_points_load(tmp_path, monkeypatch):
     assert kind in kinds()
 
 
+ATTACK_AND_DEFENSE = """
+from dataclasses import dataclass
+
+from pluralguard.attacks import register_attack
+from pluralguard.attacks.overshoot import Overshoot
+from pluralguard.defenses import register_defense
+from pluralguard.defenses.sybil_cap import SybilCap
+
+
+@register_attack
+@dataclass(frozen=True)
+class Louder(Overshoot):
+    name = "louder_{stem}"
+    summary = "test: a user's recipe"
+
+
+@register_defense
+@dataclass(frozen=True)
+class Capped(SybilCap):
+    name = "capped_{stem}"
+    summary = "test: a user's defense"
+"""
+
+
 @pytest.mark.slow
 def test_entry_point_plugins_work_in_worker_processes(tmp_path):
+    """A package's mechanism, attack and defense, loaded by every worker."""
     stem = f"installed_{next(_COUNTER)}"
     site = tmp_path / "site"
     site.mkdir()
-    _, kind = write_plugin(site, stem=stem)
+    path, kind = write_plugin(site, stem=stem)
+    path.write_text(path.read_text() + ATTACK_AND_DEFENSE.format(stem=stem))
     _distribution(site, stem)
     suite = tmp_path / "suite.toml"
     suite.write_text(f'datasets = ["evs2017"]\nmechanisms = ["{kind}"]\n'
-                     'attacks = [{name = "sybil", budgets = [0.1, 0.2, 0.3]}]\n')
+                     f'defenses = ["capped_{stem}"]\n'
+                     f'attacks = [{{name = "louder_{stem}", budgets = [0.1, 0.3]}}]\n')
     env = {**os.environ, "PYTHONPATH": str(site)}
     proc = subprocess.run([sys.executable, "-m", "pluralguard.eval.cli", "run", str(suite),
                            "--out", str(tmp_path / "out"), "--jobs", "2", "--batch", "1",
@@ -133,7 +160,8 @@ def test_entry_point_plugins_work_in_worker_processes(tmp_path):
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["counts"]["rows"] == 4 and summary["counts"]["failed"] == 0
+    assert summary["counts"] == {**summary["counts"], "rows": 6, "failed": 0,
+                                 "not_applicable": 0}
 
 
 def test_run_keys_cover_plugin_code_and_declared_versions(tmp_path):
