@@ -183,9 +183,12 @@ class GateResult:
 
     @property
     def unmeasured_limits(self) -> list[Limit]:
-        """Limits measured (a defined value) at no grid point."""
+        """Limits that match grid points but are measured (a defined value) at none.
+        (A limit matching no point of an ``--only`` subset is not judged.)"""
+        matched = {c.limit.key for c in self.limit_checks}
         measured = {c.limit.key for c in self.limit_checks if c.verdict in ("ok", "violated")}
-        return [limit for limit in self.suite.criteria.limits if limit.key not in measured]
+        return [limit for limit in self.suite.criteria.limits
+                if limit.key in matched and limit.key not in measured]
 
     @property
     def exit_code(self) -> int:

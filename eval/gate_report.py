@@ -155,6 +155,8 @@ def _limit_lines(result: GateResult) -> list[str]:
                         and c.value > limit.max else -c.value)
             lines.append(f"  VIOLATED {limit.title}: at {len(bad)} of {len(measured)} points,"
                          f" worst {_g(worst.value)} at {point_text(worst.point)}")
+        elif not checks:
+            lines.append(f"  not judged {limit.title}: no grid point of this --only subset")
         elif not measured:
             lines.append(f"  NOT MEASURED {limit.title}: no matching grid point has a value "
                          f"({len(checks)} matched; undefined, not applicable or failed)")
@@ -277,6 +279,8 @@ def junit_xml(result: GateResult) -> str:
         elif limit.key in unmeasured:
             mark(element, "failure", "measured at no grid point (undefined, not applicable "
                  "or failed everywhere it matches)", kind="limit")
+        elif not any(c.limit.key == limit.key for c in result.limit_checks):
+            mark(element, "skipped", "no grid point of the --only subset")
     for k, v in counts.items():
         ts.set(k, str(v))
         root.set(k, str(v))
@@ -293,7 +297,8 @@ def evidence(result: GateResult) -> dict[str, Any]:
     for limit in result.suite.criteria.limits:
         checks = [c for c in result.limit_checks if c.limit.key == limit.key]
         state = ("violated" if any(c.verdict == "violated" for c in checks)
-                 else "unmeasured" if limit in result.unmeasured_limits else "ok")
+                 else "unmeasured" if limit in result.unmeasured_limits
+                 else "not judged" if not checks else "ok")
         limits.append({"key": limit.key, "title": limit.title, **limit.resolved(),
                        "verdict": state,
                        "checks": [{**c.point, "value": c.value, "verdict": c.verdict}

@@ -228,6 +228,10 @@ def test_limits_with_and_without_a_baseline(project, capsys):
     project.write_suite('[[limits]]\nattack = "sybil"\nmetric = "exclusion_rate"\nmax = 0.5\n')
     code, out, _ = cli(project, capsys, "check", baseline=False)
     assert code == 1 and "NOT MEASURED limits[0] exclusion_rate <= 0.5" in out
+    # a subset without the limit's points does not judge it
+    project.write_suite(limits.format(max=-1.0))
+    code, out, _ = cli(project, capsys, "check", "--only", "mechanism=p2", baseline=False)
+    assert code == 0 and "not judged limits[0]" in out
     # nothing to check is a usage error, not a pass
     project.write_suite()
     code, _, err = cli(project, capsys, "check", baseline=False)
