@@ -6,6 +6,9 @@ import os
 
 from populations import REQUIRE_DATA_VAR, SHARED_DATA_VAR
 
+#: A separate project that tests/test_example_project.py runs as an outside user would.
+collect_ignore = ["example_project"]
+
 
 def pytest_report_header() -> str:
     folder = os.environ.get(SHARED_DATA_VAR)
