@@ -94,14 +94,16 @@ def project_simplex(Y: np.ndarray) -> np.ndarray:
     Π_Δ(y) = max(y − θ, 0) with θ chosen so the result sums to one.
     """
     Y = np.asarray(Y, dtype=float)
-    m = Y.shape[-1]
-    u = -np.sort(-Y, axis=-1)
-    css = np.cumsum(u, axis=-1) - 1.0
-    ind = np.arange(1, m + 1)
-    cond = u - css / ind > 0
-    rho = m - 1 - np.argmax(cond[..., ::-1], axis=-1)
-    theta = np.take_along_axis(css, rho[..., None], axis=-1) / (rho[..., None] + 1.0)
-    return np.maximum(Y - theta, 0.0)
+    shape = Y.shape
+    m = shape[-1]
+    Y2 = Y.reshape(-1, m)
+    u = np.sort(Y2, axis=1)[:, ::-1]
+    css = np.cumsum(u, axis=1)
+    css -= 1.0
+    # the support is a prefix of the sorted entries: count where u_k > css_k / k
+    rho = np.count_nonzero(u * np.arange(1, m + 1) > css, axis=1) - 1
+    theta = css[np.arange(Y2.shape[0]), rho] / (rho + 1.0)
+    return np.maximum(Y2 - theta[:, None], 0.0).reshape(shape)
 
 
 def project_ball_box(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndarray:

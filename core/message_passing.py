@@ -418,7 +418,7 @@ class _Block:
                  scale: float) -> None:
         self.centres, self.radii, self.box, self.scale = centres, radii, box, scale
 
-    def project(self, z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def project(self, z: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
         """Rows ``rows`` of z projected onto their agents' acceptable sets (this part)."""
         if self.radii is None:
             return project_box(z) if self.box else project_simplex(z)
@@ -553,7 +553,8 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
     y_prev = [b.centres.copy() for b in blocks]
     v_prev = [b.centres.copy() for b in blocks]
     thetas = [np.ones(G), np.ones(G)]
-    rows = [np.arange(n), np.arange(n)]
+    everyone = slice(None)
+    rows: list[slice | np.ndarray] = [everyone, everyone]  # agents still iterating, per part
     sub = [M, M]
     clock = {"projection": 0.0, "mixing": 0.0}
     t = 0
@@ -561,9 +562,9 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
         c0 = time.perf_counter()
         for b, block in enumerate(blocks):
             r = rows[b]
-            if r.size:
+            if theta != 1.0:
                 y_prev[b][r] = y[b][r]
-                y[b][r] = block.project(v[b][r], r)
+            y[b][r] = block.project(v[b][r], r)
         c1 = time.perf_counter()
         clock["projection"] += c1 - c0
         _apply_hook_blocks(hook, blocks, k, m, t, labels, y)
@@ -571,31 +572,32 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
                    if clipper is not None else None)
         for b in range(2):
             r = rows[b]
-            if r.size == 0:
-                continue
-            u = y[b][r] if theta == 1.0 else (2 - theta) * y[b][r] - (1 - theta) * y_prev[b][r]
+            yr = y[b][r]
+            u = yr if theta == 1.0 else (2 - theta) * yr - (1 - theta) * y_prev[b][r]
             Mu = sub[b] @ u
             if clipped is not None and clipped[0].size:
                 full = np.zeros_like(y[b])
                 full[r] = Mu
                 clipper.apply(full, (2 - theta) * y[b] - (1 - theta) * y_prev[b], *clipped)
                 Mu = full[r]
-            new = v[b][r] - h[r] * Mu
+            Mu *= h[r]
+            new = v[b][r]
+            new -= Mu
             if theta != 1.0:
-                new += (1 - theta) * (y[b][r] - y_prev[b][r])
+                new += (1 - theta) * (yr - y_prev[b][r])
             if momentum:
                 g = labels[r]
-                dot = np.bincount(g, w[r] * np.einsum("ij,ij->i", y[b][r], new - v_prev[b][r]),
-                                  minlength=G)
+                step_ = new - v_prev[b][r]
+                dot = np.bincount(g, w[r] * np.einsum("ij,ij->i", yr, step_), minlength=G)
                 restart = dot > 0
                 th = thetas[b]
                 th_next = np.where(restart, 1.0, 0.5 * (1 + np.sqrt(1 + 4 * th**2)))
-                beta = np.where(restart, 0.0, (th - 1) / th_next)[g, None]
+                beta = np.where(restart, 0.0, (th - 1) / th_next)
                 thetas[b] = th_next
-                v[b][r] = new + beta * (new - v_prev[b][r])
-            else:
-                v[b][r] = new
-            v_prev[b][r] = new
+                v_prev[b][r] = new
+                step_ *= beta[g, None]
+                new += step_
+            v[b][r] = new
         clock["mixing"] += time.perf_counter() - c1
         if t % check_every == 0:
             pressure = sum(b.scale**2 * np.einsum("ij,ij->i", (b.centres - vb) / h,
@@ -606,9 +608,10 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
                 break
             for b in range(2):
                 now = np.flatnonzero(live[b][labels])
-                if now.size != rows[b].size:
-                    rows[b] = now
-                    sub[b] = M[now][:, now]
+                if now.size == 0:
+                    rows[b], sub[b] = now, M[now][:, now]
+                elif now.size != (n if rows[b] is everyone else rows[b].size):
+                    rows[b], sub[b] = now, M[now][:, now]
     Xo = y[0].reshape(n, k, m)
     return PassingOutcome(Xo, y[1], t, monitor.done, monitor.stalled, monitor.history, clock)
 
