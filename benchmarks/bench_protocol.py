@@ -69,7 +69,7 @@ def query_case(spec: dict) -> dict:
     mech = Mechanism("agreements", {"bounds": spec["bounds"]})
     rng = np.random.default_rng(0)
     moved = []
-    for q in range(spec["queries"]):
+    for _ in range(spec["queries"]):
         a = int(rng.integers(pop.n))
         X = pop.X.copy()
         X[a] = np.clip(X[a] + rng.normal(0, 0.2, X[a].shape), -1, 1)
