@@ -1,11 +1,11 @@
 """Decentralised optimisation within groups by message passing (DESIGN §3.2).
 
-Both methods solve, on every group C with communication graph G_C,
+Every method solves, on every group C with communication graph G_C,
 
     min_{x_i ∈ F_i} Σ_{i∈C} f_i(x_i)  s.t.  x_i = x_j for (i, j) ∈ G_C,
 
 with f_i = −w_i u_i. Agents talk to graph neighbours only; all groups are simulated
-at once with one block-diagonal sparse Laplacian, so nothing loops over agents or
+at once with one block-diagonal sparse matrix, so nothing loops over agents or
 edges in Python.
 
 ``dual`` — projected dual gradient (dual decomposition; Bertsekas & Tsitsiklis 1989,
@@ -14,13 +14,20 @@ each agent answers x_i = argmin_{x∈F_i} f_i(x) + ⟨μ_i, x⟩ with μ_i = Σ_
 for the quadratic utility is the projection Π_{F_i}(v_i − D²μ_i / w_i); then
 λ_ij += α_ij (x_i − x_j). Only the running sum μ_i is stored (identical iterates,
 one vector per agent instead of one per edge): μ += L_α x with L_α the
-α-weighted Laplacian. Steps α_ij = c / ((D²/w_i + D²/w_j) max(d_i, d_j)) keep the
-preconditioned dual Hessian below 2 (Gershgorin), so the ascent converges.
+α-weighted Laplacian, α_ij ∝ 1/((D²/w_i + D²/w_j) max(d_i, d_j)) scaled per group by
+the exact largest eigenvalue of the dual Hessian bound, so the ascent converges.
 
-``dgd`` — projected decentralised gradient (Nedić, Ozdaglar & Parrilo 2010): mix
-neighbours with symmetric doubly-stochastic Metropolis weights, step along ∇u_i
-with a diminishing step η_t, project onto F_i. Converges
+``nids`` — NIDS (Li, Shi & Yan 2019), an exact decentralised proximal-gradient method
+with constant, uncoordinated steps: its fixed points are the group optima (see
+:func:`run_nids`).
+
+``dgd`` — projected decentralised gradient (Nedić, Ozdaglar & Parrilo 2010), as the
+paper runs it: mix neighbours with symmetric doubly-stochastic Metropolis weights,
+step along ∇u_i with a diminishing step η_t, project onto F_i. Converges
 sublinearly; exact only in the limit.
+
+``dual`` and ``nids`` treat the X part and the W part of the value system as the
+two independent problems they are (:class:`_Block`).
 
 A *message hook* lets an outside caller observe the state each iteration and
 replace chosen agents' messages (protocol deviation). Groups stop individually when
