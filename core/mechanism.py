@@ -348,6 +348,18 @@ class Mechanism:
                              "'dual' or 'dgd' for protocol deviations")
         return function(declared, hook=hook, **self.params)
 
+    def session(self, base: Population) -> Callable[[Population], Outcome]:
+        """A function answering hook-free calls exactly like ``self(population)``, for
+        the many queries an adaptive attacker makes on populations near ``base``.
+
+        Transforms run first on every query, as in :meth:`__call__`; what is reused
+        across queries lives in :func:`~pluralguard.core.incremental.open_session`
+        (kinds and parameters without an incremental path are answered by ``self``).
+        """
+        from .incremental import open_session
+
+        return open_session(self, base)
+
     def declare(self, population: Population) -> Population:
         """The declarations the mechanism actually solves (after the transforms)."""
         for transform in self.transforms:
