@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pluralguard.core.bounds import BoundPolicy, resolve_bounds
-from pluralguard.core.errors import InputError
+from pluralguard.core.bounds import resolve_bounds
+from pluralguard.core.errors import InputError, NotApplicable
 from pluralguard.core.geometry import normalised_distance
-from pluralguard.core.mechanism import Mechanism, Outcome
+from pluralguard.core.mechanism import CAPABILITIES, Mechanism, Outcome, bound_rule_kind
 from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.network import link_degrees
@@ -306,9 +306,10 @@ class AttackContext:
         return self.query(self.truth)
 
     @property
-    def is_agreements(self) -> bool:
-        """Whether the mechanism is the agreement solver (groups, links, bounds)."""
-        return self.mechanism.kind == "agreements"
+    def has_links(self) -> bool:
+        """Whether the mechanism links agents under bounds in force (capability
+        ``links``), so that acceptance regions exist."""
+        return "links" in self.mechanism.capabilities
 
     @property
     def utility_kind(self) -> str:
@@ -326,7 +327,7 @@ class AttackContext:
                         ) -> tuple[np.ndarray, np.ndarray] | None:
         """Bounds (γˣ, γʷ) the agreement mechanism applies to ``declared`` (default the
         honest declarations); None for mechanisms without acceptable sets."""
-        if not self.is_agreements:
+        if not self.has_links:
             return None
         pop = self.declared if declared is None else self.mechanism.declare(declared)
         return resolve_bounds(pop, self.mechanism.params.get("bounds", "declared"),
@@ -518,23 +519,38 @@ class AttackContext:
 
 # ------------------------------------------------------------- applicability
 def bound_policy_kind(mechanism: Mechanism) -> str | None:
-    """``declared``, ``quantile``, ``fixed`` or ``custom`` for the agreement mechanism's
-    bound policy, looking through wrappers (rules with an ``inner`` rule) and honouring
-    a custom rule's own ``kind``; None for mechanisms without one."""
-    if mechanism.kind != "agreements":
+    """``declared``, ``quantile``, ``fixed`` or ``custom``: the kind of the bound rule of a
+    mechanism that links agents under one (capability ``links``), looking through
+    wrappers; None for mechanisms without one."""
+    if "links" not in mechanism.capabilities:
         return None
-    policy = BoundPolicy.parse(mechanism.params.get("bounds", "declared"))
-    while not isinstance(policy, BoundPolicy) and hasattr(policy, "inner"):
-        policy = policy.inner  # a defense's wrapper around the policy in force
-    return getattr(policy, "kind", "custom")
+    return bound_rule_kind(mechanism.params.get("bounds", "declared"))
 
 
-def require_agreements(name: str, mechanism: Mechanism, reason: str) -> None:
-    """Raise the explanatory error unless the mechanism is the agreement solver."""
-    if mechanism.kind != "agreements":
-        raise InputError("mechanism", f"attack {name!r} does not apply to the "
-                         f"{mechanism.kind!r} mechanism: {reason}",
-                         "run it against the 'agreements' mechanism")
+def require_capabilities(recipe: str, mechanism: Mechanism, needs: dict[str, str],
+                         hint: str) -> None:
+    """Raise :class:`NotApplicable` unless the mechanism has every capability of ``needs``.
+
+    Parameters
+    ----------
+    recipe : str
+        The attack's name.
+    mechanism : Mechanism
+    needs : dict
+        capability → what the recipe does with it (completes "it ...").
+    hint : str
+        What to do instead (e.g. the built-in setting that has the capability).
+    """
+    have = mechanism.capabilities
+    for capability, why in needs.items():
+        if capability not in have:
+            raise NotApplicable(
+                "mechanism", f"attack {recipe!r} does not apply to mechanism "
+                f"{mechanism.title}: it {why}, and the mechanism lacks capability "
+                f"{capability!r}",
+                f"{hint}; a registered mechanism that has it declares it with "
+                f"register_mechanism(..., capabilities=[{capability!r}, ...]) "
+                f"({capability}: {CAPABILITIES[capability]})")
 
 
 def clip_bounds(threat: ThreatModel, gx: np.ndarray | float, gw: np.ndarray | float
@@ -601,27 +617,29 @@ class Attack:
         return [self.plan(truth, mechanism, b, seed) for b in budgets or self.default_budgets]
 
     def check(self, truth: Population, mechanism: Mechanism) -> None:
-        """Raise :class:`InputError` saying why the attack does not apply, if it does not."""
+        """Raise :class:`~pluralguard.core.errors.NotApplicable` saying why the attack
+        does not apply to this threat model, population and mechanism, if it does not."""
         t = self.threat
         if t.goal.kind not in self.goals:
-            raise InputError("goal", f"attack {self.name!r} does not pursue goal "
-                             f"{t.goal.kind!r}", f"use one of {', '.join(self.goals)}")
+            raise NotApplicable("goal", f"attack {self.name!r} does not pursue goal "
+                                f"{t.goal.kind!r}", f"use one of {', '.join(self.goals)}")
         if t.knowledge == "black" and self.white_box:
-            raise InputError("knowledge", f"attack {self.name!r} needs white-box knowledge: "
-                             f"it {self.white_box}", "use knowledge='white', or the "
-                             "black-box 'best_response'")
+            raise NotApplicable("knowledge", f"attack {self.name!r} needs white-box "
+                                f"knowledge: it {self.white_box}", "use knowledge='white', "
+                                "or the black-box 'best_response'")
         if t.knowledge == "black" and t.queries < self.min_queries:
-            raise InputError("queries", f"black-box attack {self.name!r} needs at least "
-                             f"{self.min_queries} mechanism queries, the budget is "
-                             f"{t.queries}", f"pass queries>={self.min_queries}")
+            raise NotApplicable("queries", f"black-box attack {self.name!r} needs at least "
+                                f"{self.min_queries} mechanism queries, the budget is "
+                                f"{t.queries}", f"pass queries>={self.min_queries}")
         if self.needs_sybils and t.sybils < 1:
-            raise InputError("sybils", f"attack {self.name!r} acts through Sybil "
-                             "identities and the threat model allows none (sybils=0)",
-                             "pass sybils>=1")
+            raise NotApplicable("sybils", f"attack {self.name!r} acts through Sybil "
+                                "identities and the threat model allows none (sybils=0)",
+                                "pass sybils>=1")
         self._applies(truth, mechanism)
 
     def _applies(self, truth: Population, mechanism: Mechanism) -> None:
-        """Recipe-specific applicability (raise :class:`InputError` saying why not)."""
+        """Recipe-specific applicability: raise :class:`NotApplicable` saying why not
+        (read :attr:`Mechanism.capabilities`, e.g. with :func:`require_capabilities`)."""
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         raise NotImplementedError

@@ -18,7 +18,7 @@ from .base import (
     AttackPlan,
     ThreatModel,
     clip_bounds,
-    require_agreements,
+    require_capabilities,
 )
 from .geometry import make_identities
 
@@ -100,8 +100,10 @@ class Bridge(Attack):
         ThreatModel, goal="merge", sybils=20))
 
     def _applies(self, truth: Population, mechanism: Mechanism) -> None:
-        require_agreements(self.name, mechanism, "the single consensus has one group, "
-                           "there is nothing to bridge")
+        require_capabilities(self.name, mechanism, {
+            "groups": "joins two groups",
+            "links": "spaces its Sybils within the linking threshold the bounds in force set"},
+            "against a mechanism without a linking threshold use 'sybil'")
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         ga, gb = ctx.merge_group_ids()

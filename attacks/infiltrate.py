@@ -18,7 +18,7 @@ from .base import (
     ThreatModel,
     bound_policy_kind,
     clip_bounds,
-    require_agreements,
+    require_capabilities,
 )
 from .geometry import accepting_bounds, fit_region, project_budget, region_point
 
@@ -76,8 +76,11 @@ class Infiltrate(Attack):
     bound: float | None = None
 
     def _applies(self, truth: Population, mechanism: Mechanism) -> None:
-        require_agreements(self.name, mechanism, "the single consensus admits everyone, "
-                           "there is no group to infiltrate (use 'overshoot')")
+        require_capabilities(self.name, mechanism, {
+            "groups": "joins a target group",
+            "links": "declares inside the group's acceptance region, which the bounds in "
+                     "force define"},
+            "against a single consensus use 'overshoot'")
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         A = ctx.attackers

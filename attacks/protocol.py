@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pluralguard.core.errors import InputError
+from pluralguard.core.errors import InputError, NotApplicable
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.message_passing import IterationState
 from pluralguard.core.model import Population
@@ -20,7 +20,7 @@ from .base import (
     AttackContext,
     AttackPlan,
     ThreatModel,
-    require_agreements,
+    require_capabilities,
 )
 from .geometry import project_budget
 
@@ -110,16 +110,18 @@ class Protocol(Attack):
 
     def _applies(self, truth: Population, mechanism: Mechanism) -> None:
         if not self.threat.protocol:
-            raise InputError("protocol", "attack 'protocol' deviates from the message-passing "
-                             "protocol and the threat model does not allow it "
-                             "(protocol=False)", "pass protocol=True")
-        require_agreements(self.name, mechanism, "the single consensus is computed "
-                           "centrally, there are no messages to manipulate")
-        method = mechanism.params.get("method", "exact")
-        if method == "exact" or not mechanism.accepts_hook:
-            raise InputError("method", f"attack 'protocol' manipulates the messages of the "
-                             f"decentralised solver, and method {method!r} solves each group "
-                             "centrally without messages", "use method='dual' or 'dgd'")
+            raise NotApplicable("protocol", "attack 'protocol' deviates from the "
+                                "message-passing protocol and the threat model does not "
+                                "allow it (protocol=False)", "pass protocol=True")
+        require_capabilities(self.name, mechanism, {
+            "message_passing": "manipulates the messages agents exchange while the "
+                               "mechanism iterates"},
+            "use method='dual' or 'dgd' for the agreement mechanism ('exact' solves each "
+            "group centrally, without messages)")
+        if not mechanism.accepts_hook:
+            raise NotApplicable("mechanism", f"attack 'protocol' sends its messages through "
+                                f"a message hook, and mechanism {mechanism.title} accepts "
+                                "none", "register the mechanism with accepts_hook=True")
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         A = ctx.attackers

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pluralguard.core.errors import InputError
+from pluralguard.core.errors import NotApplicable
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
@@ -17,8 +17,8 @@ from .base import (
     AttackContext,
     AttackPlan,
     ThreatModel,
-    bound_policy_kind,
     clip_bounds,
+    require_capabilities,
 )
 
 
@@ -61,21 +61,15 @@ class Stubborn(Attack):
     threat: ThreatModel = field(default_factory=partial(ThreatModel, select="central"))
 
     def _applies(self, truth: Population, mechanism: Mechanism) -> None:
-        policy = bound_policy_kind(mechanism)
-        if policy is None:
-            raise InputError("mechanism", f"attack 'stubborn' does not apply to the "
-                             f"{mechanism.kind!r} mechanism: it ignores declared bounds, so a "
-                             "stubborn bound changes nothing", "use 'overshoot' against the "
-                             "single consensus, or the 'agreements' mechanism with "
-                             "bounds='declared'")
-        if policy in ("quantile", "fixed"):
-            raise InputError("bounds", f"attack 'stubborn' acts through declared bounds, "
-                             f"which the {policy!r} bound policy ignores (it sets every "
-                             "agent's bound itself)", "use bounds='declared'")
+        require_capabilities(self.name, mechanism, {
+            "declared_bounds": "acts through a declared bound (a stubborn agent declares a "
+                               "tiny one)"},
+            "use bounds='declared' for the agreement mechanism, or 'overshoot' against a "
+            "mechanism that ignores declared bounds")
         if not truth.has_bounds:
-            raise InputError("population", "attack 'stubborn' shrinks the attackers' true "
-                             "bounds and the population has none",
-                             "give agents bounds (gamma_x, gamma_w)")
+            raise NotApplicable("population", "attack 'stubborn' shrinks the attackers' true "
+                                "bounds and the population has none",
+                                "give agents bounds (gamma_x, gamma_w)")
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         A = ctx.attackers

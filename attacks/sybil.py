@@ -91,7 +91,7 @@ class Sybil(Attack):
             pX, pW = p or a_G  # a_G: in the region, if its boundary defeats the solver
             return pX[None], pW[None]
 
-        if ctx.is_agreements:
+        if ctx.has_links:
             declared, inside = fit_region(ctx, members, propose, declare)
         else:  # no acceptance region to respect
             pX, pW = project_budget(a_G[0], a_G[1], t[0], t[1], budget)

@@ -7,7 +7,6 @@ from functools import partial
 
 import numpy as np
 
-from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import link_degrees
@@ -17,8 +16,7 @@ from .base import (
     AttackContext,
     AttackPlan,
     ThreatModel,
-    bound_policy_kind,
-    require_agreements,
+    require_capabilities,
 )
 from .geometry import far_point, make_identities, project_budget
 
@@ -67,14 +65,10 @@ class ThresholdShift(Attack):
         ThreatModel, goal="fragment", fraction=0.05))
 
     def _applies(self, truth: Population, mechanism: Mechanism) -> None:
-        require_agreements(self.name, mechanism, "the single consensus has no linking "
-                           "threshold to shift")
-        policy = bound_policy_kind(mechanism)
-        if policy != "quantile":
-            raise InputError("bounds", f"attack 'threshold_shift' moves the pairwise-distance "
-                             f"quantile that sets every bound under 'quantile:q'; under the "
-                             f"{policy!r} policy the bounds do not depend on the others' "
-                             "declarations", "use bounds='quantile:Q'")
+        require_capabilities(self.name, mechanism, {
+            "links": "moves the bounds in force, which decide who links",
+            "threshold": "moves the pairwise-distance quantile that sets every agent's bound"},
+            "use bounds='quantile:Q' for the agreement mechanism")
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         A = ctx.attackers

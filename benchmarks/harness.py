@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = Path(os.environ.get("PLURALGUARD_SHARED_DATA",
-                                   HERE.parent.parent / "shared" / "data"))
+#: Tables that may not be redistributed (tests/data/README.md): the folder named by
+#: $PLURALGUARD_SHARED_DATA, else a folder shared/data beside the checkout. Cases whose
+#: table is missing are left out of the results.
+DEFAULT_DATA = Path(os.environ.get("PLURALGUARD_SHARED_DATA")
+                    or HERE.parent.parent / "shared" / "data")
 ESS8 = "trevorrow_ess8/ess8_all_individual_value_systems.csv"
 
 

@@ -26,13 +26,15 @@ from scipy.spatial.distance import pdist
 
 from .errors import InputError
 from .model import Population
+from .numbers import DECIMAL
 
 #: Above this many distinct pairs the quantile is estimated from a sample of pairs.
 MAX_EXACT_PAIRS = 4_000_000
 #: Size of that sample.
 SAMPLE_PAIRS = 2_000_000
 
-_FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf"
+#: A number in a policy string: plain decimal notation (ASCII digits only), or inf.
+_FLOAT = rf"{DECIMAL.pattern}|[-+]?inf"
 
 
 class BoundRule(Protocol):
@@ -65,7 +67,9 @@ class BoundPolicy:
         """Parse ``declared``, ``quantile:q`` or ``fixed:gX,gW``.
 
         Any object with a ``resolve(population, random_state)`` method (a custom
-        bound rule, e.g. a robust threshold) is returned unchanged.
+        bound rule, e.g. a robust threshold) is returned unchanged. Numbers are in
+        plain decimal notation (:mod:`~pluralguard.core.numbers`); ``inf`` is allowed
+        as a fixed bound (no limit).
         """
         if isinstance(spec, BoundPolicy) or (not isinstance(spec, str)
                                              and hasattr(spec, "resolve")):

@@ -65,7 +65,8 @@ from scipy import sparse
 from .errors import InputError
 from .geometry import accepts, check_utility
 from .geometry import utility as utility_fn
-from .model import RANGE_TOL, Population
+from .model import RANGE_TOL, Population, check_weights, relative_weights
+from .numbers import real_number
 from .result import GroupReadout
 
 #: Parts of a value system a p-sweep can target.
@@ -93,14 +94,7 @@ def check_p(p: Any) -> float:
     ``"inf"`` or ``"2.5"``.
     """
     fix = "give a number p >= 1, or float('inf') / 'inf' for the minimax consensus"
-    if isinstance(p, bool | np.bool_):
-        raise InputError("p", f"{p!r} is not a number", fix)
-    try:
-        value = float(p)
-    except (TypeError, ValueError):
-        raise InputError("p", f"{p!r} is not a number", fix) from None
-    if math.isnan(value):
-        raise InputError("p", "is NaN", fix)
+    value = real_number("p", p, fix, allow_inf=True)
     if value < 1:
         raise InputError("p", f"{value:g} is below 1 (U_p is not a norm there and the "
                          "problem is not convex)", fix)
@@ -116,38 +110,22 @@ def _check_population(population: Any) -> Population:
 
 
 def _check_weights(population: Population, weights: Any) -> np.ndarray:
-    n = population.n
+    """The agent weights as given (the population's when None; ones if it has none)."""
     if weights is None:
-        return np.asarray(population.weight, dtype=float)
-    fix = (f"pass one positive, finite weight per agent ({n}), or None for the "
-           "population's weights")
-    try:
-        w = np.array(weights, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError("weights", "is not numeric", fix) from None
-    if w.shape != (n,):
-        raise InputError("weights", f"expected shape ({n},), got {w.shape}", fix)
-    if not np.isfinite(w).all():
-        raise InputError("weights", f"entry {int(np.argmin(np.isfinite(w)))} is NaN or "
-                         "infinite", fix)
-    if (w <= 0).any():
-        i = int(np.argmax(w <= 0))
-        raise InputError("weights", f"entry {i} is not positive ({w[i]:.6g})", fix)
-    return w
+        n = population.n
+        return np.ones(n) if population.weights is None else np.array(population.weights)
+    return check_weights(weights, population.n)
 
 
 def _check_positive(name: str, value: Any, fix: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(name, f"{value!r} is not a number", fix) from None
-    if not (math.isfinite(v) and v > 0):
+    v = real_number(name, value, fix)
+    if not v > 0:
         raise InputError(name, f"must be a finite number > 0, got {value!r}", fix)
     return v
 
 
 def _target(population: Population, target: Any) -> np.ndarray:
-    if target not in TARGETS:
+    if not isinstance(target, str) or target not in TARGETS:
         raise InputError("target", f"unknown target {target!r}",
                          "use 'W' (value weights) or 'X' (judgements)")
     return population.W if target == "W" else population.X.reshape(population.n, -1)
@@ -242,7 +220,8 @@ def _newton_roots(Y: np.ndarray, w: np.ndarray, p: np.ndarray, y: np.ndarray
     for _ in range(_MAX_ITER):
         R = 1.0 + np.abs(y)
         s = (y[:, None] - Y) / R[:, None]
-        a = np.maximum(np.abs(s), _TINY) ** (p - 2.0)[:, None]  # t^{p−2}
+        # t^{p−2}; t ≤ 1 exactly, clipped so that rounding cannot overflow t^p (p ~ 1e30)
+        a = np.clip(np.abs(s), _TINY, 1.0) ** (p - 2.0)[:, None]
         g = (a * s) @ w  # Σ w t^{p−1} sign, = g / R^{p−1}
         gp = (p - 1.0) / R * (a @ w)  # its derivative in y
         lo = np.where(g < 0, y, lo)
@@ -363,6 +342,11 @@ def _row_pnorms(V: np.ndarray, ps: np.ndarray) -> np.ndarray:
     return M * np.sum((A / safe[:, None]) ** ps[:, None], axis=1) ** (1.0 / ps)
 
 
+def _json_number(x: float) -> float | str:
+    """``x``, or ``"inf"`` when it is infinite (U_p beyond the float range)."""
+    return "inf" if math.isinf(x) else x
+
+
 def _p_label(p: float) -> str:
     return "inf" if math.isinf(p) else (str(int(p)) if p.is_integer() else repr(p))
 
@@ -412,7 +396,10 @@ class ConsensusResult(GroupReadout):
         The norm exponent, in [1, ∞].
     U_p_X, U_p_W : float
         Optimal value of the X part and of the W part,
-        (Σ_i w_i Σ_e |x_e − b_{i,e}|^p)^{1/p}, or max_{i,e} |x_e − b_{i,e}| at p = ∞.
+        (Σ_i w_i Σ_e |x_e − b_{i,e}|^p)^{1/p}, or max_{i,e} |x_e − b_{i,e}| at p = ∞,
+        with the weights as given; ``inf`` only when that value exceeds the float range
+        (weights near 1e308). The agreement itself depends only on the weights' ratios:
+        it is computed with relative weights, so no sum overflows.
     on_simplex : bool
         Whether W lies on the simplex (non-negative, summing to 1, within 1e-9). Always
         true for p = 2 and for m = 2; generally false for m ≥ 3.
@@ -488,7 +475,7 @@ class ConsensusResult(GroupReadout):
             "X": self.agreement_X.tolist(),
             "W": self.agreement_W.tolist(),
             "p": "inf" if math.isinf(self.p) else self.p,
-            "U_p": {"X": self.U_p_X, "W": self.U_p_W},
+            "U_p": {"X": _json_number(self.U_p_X), "W": _json_number(self.U_p_W)},
             "on_simplex": self.on_simplex,
             "interval": {"X": interval(self.interval_X), "W": interval(self.interval_W)},
             "labels": {name: 0 for name in names},
@@ -553,13 +540,16 @@ def lp_consensus(population: Population, p: float | str = 2, weights: Any = None
         xX, ivX, U_X = _minimax_box(bmin[:km], bmax[:km])
         xW, ivW, U_W = _minimax_box(bmin[km:], bmax[km:])
     else:  # separable per coordinate: X and W in one pass
-        both, interval = _optimal_set(B, w, pv)
+        # with weights scaled by 2^-e (exact) no sum overflows; U_p scales by 2^(e/p)
+        rel = relative_weights(w)
+        both, interval = _optimal_set(B, rel, pv)
         xX, xW = both[:km], both[km:]
         ivX = ivW = None
         if interval is not None:
             ivX = (interval[0][:km], interval[1][:km])
             ivW = (interval[0][km:], interval[1][km:])
-        U_X, U_W = _target_values(both, B, w, pv, km)
+        factor = float(w.max() / rel.max()) ** (1.0 / pv)  # a power of two ** (1/p)
+        U_X, U_W = (float(u) * factor for u in _target_values(both, B, rel, pv, km))
     X, W = xX.reshape(k, m), xW
     on_simplex = bool(W.min() >= -RANGE_TOL and abs(W.sum() - 1.0) <= RANGE_TOL)
     accepted = accepts(X, W, population.X, population.W, population.gamma_x,
@@ -609,7 +599,7 @@ def limit_p(population: Population, target: str = "W", epsilon: float = 1e-4,
     """
     population = _check_population(population)
     B = _target(population, target)
-    w = _check_weights(population, weights)
+    w = relative_weights(_check_weights(population, weights))
     eps = _check_positive("epsilon", epsilon, "give a small positive tolerance, e.g. 1e-4")
     stp = _check_positive("step", step, "give a positive grid step, e.g. 0.1")
     pmx = _check_positive("p_max", p_max, "give the largest p to try, e.g. 100")
@@ -651,7 +641,7 @@ def transition_p(population: Population, target: str = "W", epsilon: float = 1e-
     """
     population = _check_population(population)
     B = _target(population, target)
-    w = _check_weights(population, weights)
+    w = relative_weights(_check_weights(population, weights))
     eps = _check_positive("epsilon", epsilon, "give a small positive tolerance, e.g. 1e-4")
     stp = _check_positive("step", step, "give a positive grid step, e.g. 0.1")
     pmx = _check_positive("p_max", p_max, "give the grid's (excluded) end, e.g. 10")

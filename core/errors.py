@@ -26,3 +26,14 @@ class InputError(ValueError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{field}: {problem}; {fix}")
+
+
+class NotApplicable(InputError):
+    """An attack or defense that does not apply to a mechanism or threat model.
+
+    A refusal, not a mistake: the suite runner records the grid point as "not
+    applicable" with this reason (and ``pluralguard check --strict`` fails on it),
+    whereas any other exception during a run is a failed run. Raise it only for
+    applicability (a missing mechanism capability, a goal the recipe does not pursue);
+    a user's typo (an agent id out of range) is a plain :class:`InputError`.
+    """

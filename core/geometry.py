@@ -18,7 +18,6 @@ arrays of them; X arrays have shape (..., k, m) and W arrays (..., m).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
@@ -35,7 +34,7 @@ D_W = float(np.sqrt(2.0))
 
 def check_utility(utility: str) -> str:
     """Return ``utility`` if it names a known utility, else raise :class:`InputError`."""
-    if utility not in UTILITIES:
+    if not isinstance(utility, str) or utility not in UTILITIES:
         raise InputError("utility", f"unknown utility {utility!r}",
                          f"use one of {', '.join(UTILITIES)}")
     return utility
@@ -95,70 +94,16 @@ def project_simplex(Y: np.ndarray) -> np.ndarray:
     Π_Δ(y) = max(y − θ, 0) with θ chosen so the result sums to one.
     """
     Y = np.asarray(Y, dtype=float)
-    m = Y.shape[-1]
-    u = -np.sort(-Y, axis=-1)
-    css = np.cumsum(u, axis=-1) - 1.0
-    ind = np.arange(1, m + 1)
-    cond = u - css / ind > 0
-    rho = m - 1 - np.argmax(cond[..., ::-1], axis=-1)
-    theta = np.take_along_axis(css, rho[..., None], axis=-1) / (rho[..., None] + 1.0)
-    return np.maximum(Y - theta, 0.0)
-
-
-def _project_ball_and_set(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray,
-                          base: Callable[[np.ndarray], np.ndarray],
-                          iterations: int = 60) -> np.ndarray:
-    """Projection of rows of Y onto {x ∈ S : ‖x − c‖ ≤ γ} with c ∈ S.
-
-    KKT: the minimiser of ½‖x − y‖² + ½μ(‖x − c‖² − γ²) over the convex set S is
-    Π_S((y + μc)/(1 + μ)) (the objective is an isotropic quadratic), and the dual
-    derivative ‖x(μ) − c‖² − γ² is non-increasing in μ. With s = 1/(1 + μ) ∈ (0, 1],
-    x(s) = Π_S(c + s(y − c)) and φ(s) = ‖x(s) − c‖ − γ is non-decreasing with
-    φ(0) = −γ ≤ 0, so its root is bracketed in [0, 1]. The root is found by the
-    Illinois variant of regula falsi (Dowell & Jarratt 1971), which is exact in one
-    step when S does not bind (φ is then linear in s) and superlinear otherwise;
-    the feasible end of the bracket (or the root,
-    to within 1e-13) is returned.
-    """
-    Y = np.asarray(Y, dtype=float)
-    C = np.asarray(C, dtype=float)
-    gamma = np.broadcast_to(np.asarray(gamma, dtype=float), Y.shape[:-1])
-    X = base(Y)
-    dist = np.sqrt(sq_dist_w(X, C))
-    out = np.flatnonzero((dist > gamma).ravel())
-    if out.size == 0:
-        return X
     shape = Y.shape
-    d = shape[-1]
-    V = Y.reshape(-1, d)[out]
-    Co = np.broadcast_to(C, shape).reshape(-1, d)[out]
-    V = V - Co
-    g = gamma.reshape(-1)[out]
-    lo, f_lo = np.zeros(out.size), -g  # feasible end
-    hi, f_hi = np.ones(out.size), dist.reshape(-1)[out] - g  # infeasible end
-    side = np.zeros(out.size, dtype=np.int8)
-    active = np.arange(out.size)
-    for _ in range(iterations):
-        a = active
-        s = (lo[a] * f_hi[a] - hi[a] * f_lo[a]) / (f_hi[a] - f_lo[a])
-        s = np.clip(s, lo[a], hi[a])
-        f = np.sqrt(sq_dist_w(base(Co[a] + s[:, None] * V[a]), Co[a])) - g[a]
-        feas = f <= 0
-        # Illinois: halve the stale end's value when the same end moves twice
-        lo[a] = np.where(feas, s, lo[a])
-        hi[a] = np.where(feas, hi[a], s)
-        f_lo[a] = np.where(feas, f, np.where(side[a] == -1, 0.5 * f_lo[a], f_lo[a]))
-        f_hi[a] = np.where(feas, np.where(side[a] == 1, 0.5 * f_hi[a], f_hi[a]), f)
-        side[a] = np.where(feas, 1, -1)
-        root = np.abs(f) <= 1e-13 * (1.0 + g[a])
-        lo[a[root]] = s[root]  # a root reached from the infeasible side is kept too
-        done = root | (hi[a] - lo[a] <= 1e-15)
-        active = a[~done]
-        if active.size == 0:
-            break
-    X = X.reshape(-1, d)
-    X[out] = base(Co + lo[:, None] * V)
-    return X.reshape(shape)
+    m = shape[-1]
+    Y2 = Y.reshape(-1, m)
+    u = np.sort(Y2, axis=1)[:, ::-1]
+    css = np.cumsum(u, axis=1)
+    css -= 1.0
+    # the support is a prefix of the sorted entries: count where u_k > css_k / k
+    rho = np.count_nonzero(u * np.arange(1, m + 1) > css, axis=1) - 1
+    theta = css[np.arange(Y2.shape[0]), rho] / (rho + 1.0)
+    return np.maximum(Y2 - theta[:, None], 0.0).reshape(shape)
 
 
 def project_ball_box(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndarray:
@@ -207,12 +152,66 @@ def project_ball_box(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndar
     return X.reshape(shape)
 
 
-def project_ball_simplex(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+def project_ball_simplex(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray,
+                         iterations: int = 60) -> np.ndarray:
     """Projection of rows of Y onto {w ∈ Δ^m : ‖w − c‖ ≤ γ} (c on the simplex).
 
-    Π_Δ((y + μc)/(1 + μ)), μ ≥ 0 by bisection (DESIGN §3).
+    KKT (DESIGN §3): the solution is Π_Δ((y + μc)/(1 + μ)), μ ≥ 0, i.e.
+    x(s) = Π_Δ(c + s(y − c)) with s = 1/(1 + μ) ∈ (0, 1], and ‖x(s) − c‖ is
+    non-decreasing in s. On an interval of s where the support S of x(s) is fixed,
+    x_k(s) − c_k = s(v_k − v̄_S) − θ₀ on S (v = y − c, v̄_S the mean of v over S,
+    θ₀ = (Σ_S c − 1)/|S|) and −c_k off S, so
+
+        ‖x(s) − c‖² = s² Σ_S (v_k − v̄_S)² + |S| θ₀² + Σ_{k∉S} c_k²
+
+    (the cross term vanishes: Σ_S (v_k − v̄_S) = 0) and its root in s is closed-form.
+    Active-set iteration: solve on the current support, recompute the support there,
+    repeat until it no longer changes (exact; a handful of rounds), safeguarded by a
+    bracket [feasible, infeasible] and bisection. The feasible end of the bracket is
+    returned if the cap is hit.
     """
-    return _project_ball_and_set(Y, C, gamma, project_simplex)
+    Y = np.asarray(Y, dtype=float)
+    C = np.asarray(C, dtype=float)
+    shape = Y.shape
+    d = shape[-1]
+    Yf = Y.reshape(-1, d)
+    Cf = np.broadcast_to(C, shape).reshape(-1, d)
+    g = np.broadcast_to(np.asarray(gamma, dtype=float), shape[:-1]).reshape(-1)
+    X = project_simplex(Yf)
+    out = np.flatnonzero(sq_dist_w(X, Cf) > g * g)
+    if out.size == 0:
+        return X.reshape(shape)
+    c, v, g2 = Cf[out], Yf[out] - Cf[out], g[out] ** 2
+    lo, hi = np.zeros(out.size), np.ones(out.size)
+    support = X[out] > 0
+    best = np.zeros(out.size)
+    todo = np.arange(out.size)
+    for _ in range(iterations):
+        S, cc, vv = support[todo], c[todo], v[todo]
+        size = S.sum(axis=1)
+        theta0 = ((cc * S).sum(axis=1) - 1.0) / size
+        vbar = (vv * S).sum(axis=1) / size
+        A = (((vv - vbar[:, None]) * S) ** 2).sum(axis=1)
+        rest = g2[todo] - size * theta0**2 - ((cc * ~S) ** 2).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.sqrt(np.maximum(rest, 0.0) / A)
+        inside = (s > lo[todo]) & (s < hi[todo]) & np.isfinite(s)
+        s = np.where(inside, s, 0.5 * (lo[todo] + hi[todo]))
+        x = project_simplex(cc + s[:, None] * vv)
+        f = sq_dist_w(x, cc) - g2[todo]
+        feasible = f <= 0
+        lo[todo] = np.where(feasible, s, lo[todo])
+        hi[todo] = np.where(feasible, hi[todo], s)
+        new_support = x > 0
+        settled = (np.all(new_support == S, axis=1) & inside) | \
+            (np.abs(f) <= 1e-13 * (1.0 + g2[todo])) | (hi[todo] - lo[todo] <= 1e-15)
+        best[todo] = np.where(settled & ~feasible, s, lo[todo])
+        support[todo] = new_support
+        todo = todo[~settled]
+        if todo.size == 0:
+            break
+    X[out] = project_simplex(c + best[:, None] * v)
+    return X.reshape(shape)
 
 
 def project_acceptable(X: np.ndarray, W: np.ndarray, X_center: np.ndarray,

@@ -11,12 +11,21 @@ mechanism. Adaptive attacks receive the (defended) mechanism as such an object.
 A transform must keep the agents (same n, same order): it may change declarations,
 bounds or weights, never drop anyone (a filtered agent gets bound 0 or a tiny
 weight instead, so every agent still ends with an agreement).
+
+**Capabilities.** A kind declares what it is (:data:`CAPABILITIES`: forms groups? links
+agents by bounds? uses declared bounds? a data-driven threshold? message passing?),
+statically or as a function of its parameters, and attack and defense applicability
+reads :attr:`Mechanism.capabilities` — never the kind's name. A kind may also declare a
+``version``: suite run keys then use it instead of the source of its function.
+**Outcomes.** :func:`check_outcome` checks what a mechanism returned against
+:class:`Outcome` (run once when a suite loads); :func:`~pluralguard.core.result.make_outcome`
+builds a valid one from labels and agreements.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -72,28 +81,197 @@ class Outcome(Protocol):
 #: mapping a declared population to a declared population with the same agents.
 Transform = Any
 
-#: kind → (function(population, **params) → Outcome, accepts a message hook, description)
-_KINDS: dict[str, tuple[Callable[..., Outcome], bool, str]] = {
-    "agreements": (solve_agreements, True,
-                   "value agreements by homophily and decentralised optimisation "
-                   "(Hernández-Sánchez et al. 2026)"),
-    "consensus": (lp_consensus, False,
-                  "single ℓp consensus by regression (Lera-Leri et al. 2022/2024)"),
+#: What a mechanism may declare it is or accepts (``register_mechanism(capabilities=...)``),
+#: name → meaning. Attacks and defenses read these to decide whether they apply.
+CAPABILITIES: dict[str, str] = {
+    "groups": "forms several groups, each with its own agreement, not one agreement for "
+              "everyone",
+    "links": "links agents whose declarations are mutually acceptable under the bounds in "
+             "force, set by its `bounds` parameter (a bound policy or an object with "
+             "resolve()); groups form along links",
+    "declared_bounds": "the agents' declared bounds (gamma_x, gamma_w) decide whom they "
+                       "accept",
+    "threshold": "a data-driven threshold: every agent's bound is a statistic of all "
+                 "declarations (quantile:q), so declarations move everyone's bound",
+    "message_passing": "computes by message passing between agents and accepts a "
+                       "per-iteration message hook (protocol deviation)",
+    "edge_filter": "takes `edge_filter`, a callable (population, Edges) -> Edges "
+                   "restricting the candidate links (network defenses)",
+    "mixing": "takes `mixing` (robust neighbour mixing) and `method` (message passing)",
+    "utility": "takes `utility`; 'linear' makes every agreement a geometric median",
+    "lp": "takes `p`, the exponent of an lp aggregation (p = 1: coordinate-wise median)",
+}
+
+#: Capabilities as registered: fixed names, or a function of the parameters.
+CapabilitySpec = Iterable[str] | Callable[[Mapping[str, Any]], Iterable[str]]
+
+
+def bound_rule_kind(rule: Any) -> str:
+    """``declared``, ``quantile``, ``fixed`` or ``custom``: the kind of a bound rule,
+    looking through wrappers (rules with an ``inner`` rule, as defenses add) and honouring
+    a custom rule's own ``kind`` attribute."""
+    from .bounds import BoundPolicy
+
+    rule = BoundPolicy.parse(rule) if isinstance(rule, str) else rule
+    while not isinstance(rule, BoundPolicy) and hasattr(rule, "inner"):
+        rule = rule.inner
+    return str(getattr(rule, "kind", "custom"))
+
+
+def _agreement_capabilities(params: Mapping[str, Any]) -> set[str]:
+    """The agreement solver: groups formed along links under a bound rule; declared
+    bounds matter under ``declared`` (or a custom rule), a threshold under
+    ``quantile:q``, messages unless ``method="exact"``."""
+    caps = {"groups", "links", "edge_filter", "mixing", "utility"}
+    rule = bound_rule_kind(params.get("bounds", "declared"))
+    if rule in ("declared", "custom"):
+        caps.add("declared_bounds")
+    if rule == "quantile":
+        caps.add("threshold")
+    if params.get("method", "exact") != "exact":
+        caps.add("message_passing")
+    return caps
+
+
+def _check_capabilities(kind: str, names: Iterable[str]) -> frozenset[str]:
+    if isinstance(names, str):
+        names = (names,)
+    try:
+        caps = frozenset(names)
+    except TypeError:
+        raise InputError("capabilities", f"mechanism {kind!r}: expected names of "
+                         f"capabilities, got {type(names).__name__}",
+                         f"pass some of {', '.join(CAPABILITIES)}") from None
+    unknown = sorted(c for c in caps if c not in CAPABILITIES)
+    if unknown:
+        raise InputError("capabilities", f"mechanism {kind!r} declares unknown "
+                         f"capability {unknown[0]!r}", f"use {', '.join(CAPABILITIES)}")
+    return caps
+
+
+@dataclass(frozen=True)
+class MechanismKind:
+    """A registered kind: its function and what it declares (see :func:`register_mechanism`)."""
+
+    function: Callable[..., Outcome]
+    description: str = ""
+    capabilities: CapabilitySpec = frozenset()
+    accepts_hook: bool | None = None
+    version: str | None = None
+
+    def capabilities_for(self, kind: str, params: Mapping[str, Any]) -> frozenset[str]:
+        """The capabilities under these parameters."""
+        spec = self.capabilities
+        return _check_capabilities(kind, spec(params) if callable(spec) else spec)
+
+
+_KINDS: dict[str, MechanismKind] = {
+    "agreements": MechanismKind(
+        solve_agreements, "value agreements by homophily and decentralised optimisation "
+        "(Hernández-Sánchez et al. 2026)", _agreement_capabilities, accepts_hook=True),
+    "consensus": MechanismKind(
+        lp_consensus, "single ℓp consensus by regression (Lera-Leri et al. 2022/2024)",
+        frozenset({"lp"}), accepts_hook=False),
 }
 
 
 def register_mechanism(kind: str, function: Callable[..., Outcome], *,
-                       accepts_hook: bool = False, description: str = "") -> None:
-    """Register a mechanism kind: ``function(population, **params) -> Outcome``."""
-    if not kind or not kind.replace("_", "").isalnum():
+                       capabilities: CapabilitySpec = (), version: str | None = None,
+                       accepts_hook: bool | None = None, description: str = "") -> None:
+    """Register a mechanism kind: ``function(population, **params) -> Outcome``.
+
+    Parameters
+    ----------
+    kind : str
+        Its name (letters, digits, underscores); registering it again replaces it.
+    function : callable
+        ``function(declared_population, **params)`` returning an :class:`Outcome`, e.g.
+        built with :func:`~pluralguard.core.result.make_outcome`.
+    capabilities : iterable of str, or callable
+        What it is (names from :data:`CAPABILITIES`), or a function of the parameters
+        returning them. Attacks and defenses that need a capability it lacks refuse it
+        (:class:`~pluralguard.core.errors.NotApplicable`) or do nothing. Declare none
+        and it is treated as one opaque aggregation of the declarations.
+    version : str, optional
+        Declared version: suite run keys use it instead of the function's source code
+        (bump it when results change).
+    accepts_hook : bool, optional
+        Whether ``function`` takes ``hook=`` (default: it declares ``message_passing``).
+    description : str
+        One line for ``pluralguard list mechanisms``.
+
+    Examples
+    --------
+    >>> from pluralguard.core import lp_consensus
+    >>> register_mechanism("median", lambda pop: lp_consensus(pop, p=1),
+    ...                    capabilities=["lp"], version="1", description="ℓ1 consensus")
+    """
+    if not isinstance(kind, str) or not kind or not kind.replace("_", "").isalnum():
         raise InputError("kind", f"invalid mechanism name {kind!r}",
                          "use letters, digits and underscores")
-    _KINDS[kind] = (function, accepts_hook, description)
+    if not callable(function):
+        raise InputError("function", f"mechanism {kind!r}: {function!r} is not callable",
+                         "pass function(population, **params) -> Outcome")
+    if version is not None and not isinstance(version, str):
+        raise InputError("version", f"mechanism {kind!r}: version {version!r} is not a "
+                         "string", "pass e.g. version=\"2\"")
+    if not callable(capabilities):
+        capabilities = _check_capabilities(kind, capabilities)
+    _KINDS[kind] = MechanismKind(function, description, capabilities, accepts_hook, version)
 
 
 def mechanism_kinds() -> list[tuple[str, str]]:
     """``(kind, description)`` of every registered mechanism."""
-    return [(k, d) for k, (_, _, d) in _KINDS.items()]
+    return [(k, spec.description) for k, spec in _KINDS.items()]
+
+
+def registered_kind(kind: str) -> MechanismKind:
+    """The registration of a kind (function, capabilities, version)."""
+    if kind not in _KINDS:
+        raise InputError("mechanism", f"unknown mechanism {kind!r}",
+                         f"use one of {', '.join(_KINDS)} or register_mechanism()")
+    return _KINDS[kind]
+
+
+#: Attributes every outcome has (:class:`Outcome`).
+OUTCOME_FIELDS = ("labels", "X", "W", "membership", "consensus", "utilities", "converged",
+                  "n_iter", "n_groups", "agent_X", "agent_W")
+
+
+def check_outcome(outcome: Any, population: Population, source: str = "mechanism") -> None:
+    """Check that ``outcome`` is a valid :class:`Outcome` for ``population``.
+
+    Raises
+    ------
+    InputError
+        Naming ``source``, the attributes missing or of the wrong shape, and the fix
+        (:func:`~pluralguard.core.result.make_outcome`).
+    """
+    fix = ("build the outcome with pluralguard.core.make_outcome(population, labels, X, W), "
+           "which fills membership, utilities and consensus")
+    missing = [name for name in OUTCOME_FIELDS if not hasattr(outcome, name)]
+    if missing:
+        raise InputError(source, f"returned {type(outcome).__name__}, an outcome without "
+                         f"{', '.join(missing)}", fix)
+    n, k, m = population.n, population.k, population.m
+    try:
+        G = int(outcome.n_groups)
+        shapes = {"labels": (n,), "X": (G, k, m), "W": (G, m), "membership": (n, G),
+                  "consensus": (G,), "utilities": (n,)}
+        wrong = [f"{name} has shape {tuple(np.shape(getattr(outcome, name)))}, expected "
+                 f"{shape}" for name, shape in shapes.items()
+                 if tuple(getattr(outcome, name).shape) != shape]
+    except (TypeError, ValueError, AttributeError) as err:
+        raise InputError(source, f"returned a malformed outcome ({err})", fix) from None
+    if wrong:
+        raise InputError(source, f"returned a malformed outcome: {'; '.join(wrong)} "
+                         f"(n={n} agents, {G} groups, k={k}, m={m})", fix)
+    labels = np.asarray(outcome.labels)
+    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                        or labels.max() >= G):
+        raise InputError(source, f"returned labels that are not group ids in [0, {G})", fix)
+    if not (np.isfinite(outcome.X).all() and np.isfinite(outcome.W).all()):
+        raise InputError(source, "returned agreements with NaN or infinite entries", fix)
 
 
 def _stable(value: Any) -> str:
@@ -140,13 +318,28 @@ class Mechanism:
         object.__setattr__(self, "params", dict(self.params))
 
     @property
+    def capabilities(self) -> frozenset[str]:
+        """What this mechanism is under its parameters (names from :data:`CAPABILITIES`)."""
+        return _KINDS[self.kind].capabilities_for(self.kind, self.params)
+
+    @property
     def accepts_hook(self) -> bool:
         """Whether a message hook (protocol deviation) can be passed."""
-        return _KINDS[self.kind][1]
+        spec = _KINDS[self.kind]
+        if spec.accepts_hook is not None:
+            return spec.accepts_hook
+        return "message_passing" in self.capabilities
+
+    @property
+    def title(self) -> str:
+        """``'kind' (param=value, ...)`` with its plain parameters, for messages."""
+        plain = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items())
+                          if isinstance(v, (str, int, float, bool)))
+        return f"{self.kind!r}" + (f" ({plain})" if plain else "")
 
     def __call__(self, population: Population, *, hook: Any = None) -> Outcome:
         declared = self.declare(population)
-        function = _KINDS[self.kind][0]
+        function = _KINDS[self.kind].function
         if hook is None:
             return function(declared, **self.params)
         if not self.accepts_hook:
@@ -154,6 +347,18 @@ class Mechanism:
                              "deviate from", "use the 'agreements' mechanism with method "
                              "'dual' or 'dgd' for protocol deviations")
         return function(declared, hook=hook, **self.params)
+
+    def session(self, base: Population) -> Callable[[Population], Outcome]:
+        """A function answering hook-free calls exactly like ``self(population)``, for
+        the many queries an adaptive attacker makes on populations near ``base``.
+
+        Transforms run first on every query, as in :meth:`__call__`; what is reused
+        across queries lives in :func:`~pluralguard.core.incremental.open_session`
+        (kinds and parameters without an incremental path are answered by ``self``).
+        """
+        from .incremental import open_session
+
+        return open_session(self, base)
 
     def declare(self, population: Population) -> Population:
         """The declarations the mechanism actually solves (after the transforms)."""

@@ -1,11 +1,11 @@
 """Decentralised optimisation within groups by message passing (DESIGN §3.2).
 
-Both methods solve, on every group C with communication graph G_C,
+Every method solves, on every group C with communication graph G_C,
 
     min_{x_i ∈ F_i} Σ_{i∈C} f_i(x_i)  s.t.  x_i = x_j for (i, j) ∈ G_C,
 
 with f_i = −w_i u_i. Agents talk to graph neighbours only; all groups are simulated
-at once with one block-diagonal sparse Laplacian, so nothing loops over agents or
+at once with one block-diagonal sparse matrix, so nothing loops over agents or
 edges in Python.
 
 ``dual`` — projected dual gradient (dual decomposition; Bertsekas & Tsitsiklis 1989,
@@ -14,13 +14,20 @@ each agent answers x_i = argmin_{x∈F_i} f_i(x) + ⟨μ_i, x⟩ with μ_i = Σ_
 for the quadratic utility is the projection Π_{F_i}(v_i − D²μ_i / w_i); then
 λ_ij += α_ij (x_i − x_j). Only the running sum μ_i is stored (identical iterates,
 one vector per agent instead of one per edge): μ += L_α x with L_α the
-α-weighted Laplacian. Steps α_ij = c / ((D²/w_i + D²/w_j) max(d_i, d_j)) keep the
-preconditioned dual Hessian below 2 (Gershgorin), so the ascent converges.
+α-weighted Laplacian, α_ij ∝ 1/((D²/w_i + D²/w_j) max(d_i, d_j)) scaled per group by
+the exact largest eigenvalue of the dual Hessian bound, so the ascent converges.
 
-``dgd`` — projected decentralised gradient (Nedić, Ozdaglar & Parrilo 2010): mix
-neighbours with symmetric doubly-stochastic Metropolis weights, step along ∇u_i
-with a diminishing step η_t, project onto F_i. Converges
+``nids`` — NIDS (Li, Shi & Yan 2019), an exact decentralised proximal-gradient method
+with constant, uncoordinated steps: its fixed points are the group optima (see
+:func:`run_nids`).
+
+``dgd`` — projected decentralised gradient (Nedić, Ozdaglar & Parrilo 2010), as the
+paper runs it: mix neighbours with symmetric doubly-stochastic Metropolis weights,
+step along ∇u_i with a diminishing step η_t, project onto F_i. Converges
 sublinearly; exact only in the limit.
+
+``dual`` and ``nids`` treat the X part and the W part of the value system as the
+two independent problems they are (:class:`_Block`).
 
 A *message hook* lets an outside caller observe the state each iteration and
 replace chosen agents' messages (protocol deviation). Groups stop individually when
@@ -38,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.linalg import eigsh
 
 from .geometry import (
     D_W,
@@ -49,7 +57,7 @@ from .geometry import (
     project_simplex,
 )
 
-METHODS = ("exact", "dual", "dgd")
+METHODS = ("exact", "dual", "dgd", "nids")
 
 
 @dataclass(frozen=True)
@@ -300,6 +308,321 @@ class _Monitor:
         return ~(self.done | self.stalled)[self.p.labels]
 
 
+def _apply_hook_blocks(hook: MessageHook | None, blocks: list, k: int, m: int, t: int,
+                       labels: np.ndarray, y: list[np.ndarray]) -> None:
+    """Let the hook observe the estimates (read-only) and replace chosen messages."""
+    if hook is None:
+        return
+    X = y[0].reshape(-1, k, m).copy()
+    W = y[1].copy()
+    X.setflags(write=False)
+    W.setflags(write=False)
+    replaced = hook(IterationState(t, labels, X, W))
+    for agent, (mx, mw) in (replaced or {}).items():
+        y[0][agent] = np.asarray(mx, dtype=float).ravel()
+        y[1][agent] = np.asarray(mw, dtype=float)
+
+
+class _BlockMonitor:
+    """Per-group, per-part convergence and per-group stall detection (every few steps).
+
+    Part b of group C has settled when max_{i∈C} δ_b(y_i, ȳ_C) ≤ tol/√2 and ȳ_C moved
+    less than that since the last check (δ_b the part's share of δ, so a group whose
+    two parts settled is within ``tol`` in δ). A group is stalled when its residual
+    has not halved for ``stall_checks`` checks while its multipliers (``pressure``,
+    per group max_i ‖ν_i‖) grew by over 20%: on an empty intersection the
+    multipliers diverge, on a slow but feasible group they settle.
+    """
+
+    def __init__(self, labels: np.ndarray, n_groups: int, scales: list[float], tol: float,
+                 stall_checks: int, record_history: bool) -> None:
+        self.labels, self.G, self.scales = labels, n_groups, scales
+        self.tol, self.stall_checks, self.record = tol, stall_checks, record_history
+        counts = np.bincount(labels, minlength=n_groups).astype(float)
+        self.mean = sparse.csr_matrix((1.0 / counts[labels], (labels, np.arange(labels.size))),
+                                      shape=(n_groups, labels.size))
+        self.part_done = [np.zeros(n_groups, dtype=bool) for _ in scales]
+        self.stalled = np.zeros(n_groups, dtype=bool)
+        self.best = np.full(n_groups, np.inf)
+        self.since_best = np.zeros(n_groups, dtype=int)
+        self.pressure_at_best = np.zeros(n_groups)
+        self.prev: list[np.ndarray | None] = [None for _ in scales]
+        self.history: list[dict] = []
+
+    @property
+    def done(self) -> np.ndarray:
+        return np.logical_and.reduce(self.part_done)
+
+    def check(self, t: int, y: list[np.ndarray], pressure: np.ndarray, blocks: list,
+              k: int, m: int) -> list[np.ndarray]:
+        """Update the flags; return, per part, the mask of groups still iterating."""
+        joint = np.zeros(self.labels.size)
+        for b, (yb, s) in enumerate(zip(y, self.scales, strict=True)):
+            mean = self.mean @ yb
+            dev = s * s * np.einsum("ij,ij->i", yb - mean[self.labels], yb - mean[self.labels])
+            joint += dev
+            res = np.zeros(self.G)
+            np.maximum.at(res, self.labels, np.sqrt(dev))
+            moved = (np.full(self.G, np.inf) if self.prev[b] is None
+                     else s * np.sqrt(((mean - self.prev[b]) ** 2).sum(1)))
+            self.prev[b] = mean
+            bar = self.tol / np.sqrt(2.0)
+            self.part_done[b] |= ~self.stalled & (res <= bar) & (moved <= bar)
+        res = np.zeros(self.G)
+        np.maximum.at(res, self.labels, np.sqrt(joint))
+        active = ~(self.done | self.stalled)
+        improved = res < 0.5 * self.best
+        self.best = np.where(improved, res, self.best)
+        self.since_best = np.where(improved, 0, self.since_best + 1)
+        group_pressure = np.zeros(self.G)
+        np.maximum.at(group_pressure, self.labels, pressure)
+        growing = group_pressure > 1.2 * self.pressure_at_best
+        self.pressure_at_best = np.where(improved, group_pressure, self.pressure_at_best)
+        self.stalled |= active & growing & (self.since_best >= self.stall_checks)
+        if self.record:
+            self.history.append({"iteration": t, "residual": res,
+                                 "X": y[0].reshape(-1, k, m).copy(), "W": y[1].copy()})
+        return [~(d | self.stalled) for d in self.part_done]
+
+
+def _largest_eigenvalues(S: sparse.csr_matrix, labels: np.ndarray, n_groups: int
+                         ) -> np.ndarray:
+    """Largest eigenvalue of each group's diagonal block of the symmetric matrix S.
+
+    Dense for small groups; Lanczos (ARPACK) from a fixed start vector otherwise, so the
+    result is deterministic. Groups without links get 1.
+    """
+    out = np.ones(n_groups)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_groups + 1))
+    for g in np.flatnonzero(np.diff(bounds) > 1):
+        idx = order[bounds[g]:bounds[g + 1]]
+        block = S[idx][:, idx]
+        if block.nnz == 0:
+            continue
+        if idx.size <= 150:
+            top = float(np.linalg.eigvalsh(block.toarray())[-1])
+        else:
+            top = float(eigsh(block, k=1, which="LA", tol=1e-8,
+                              v0=np.linspace(1.0, 2.0, idx.size))[0][0])
+        out[g] = max(top, 1e-12)
+    return out
+
+
+class _Block:
+    """One part of the value system (X or W) for every agent, in its own coordinates.
+
+    Each agent's problem separates into an X part and a W part (u is a sum of the two
+    squared distances, F_i a product), and consensus is per part, so the two parts are
+    independent problems solved side by side: each with its own momentum, restarts and
+    stopping, and with the work of a group's part skipped once that part has settled.
+    In a part's own coordinates agent i minimises w_i ‖x − x̂_i‖² (the normalising
+    constant of δ scales the whole part and moves no minimiser); ``scale`` converts
+    lengths to normalised distance δ.
+    """
+
+    def __init__(self, centres: np.ndarray, radii: np.ndarray | None, box: bool,
+                 scale: float) -> None:
+        self.centres, self.radii, self.box, self.scale = centres, radii, box, scale
+
+    def project(self, z: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
+        """Rows ``rows`` of z projected onto their agents' acceptable sets (this part)."""
+        if self.radii is None:
+            return project_box(z) if self.box else project_simplex(z)
+        ball = project_ball_box if self.box else project_ball_simplex
+        return ball(z, self.centres[rows], self.radii[rows])
+
+
+def _mixing_matrix(method: str, n: int, edges: np.ndarray, w: np.ndarray,
+                   labels: np.ndarray, n_groups: int, step: float | None
+                   ) -> tuple[sparse.csr_matrix, np.ndarray, float]:
+    """The linear map M of the update v ← v − h ⊙ (M u) of both first-order methods.
+
+    Returns (M, edge weights of M's off-diagonal entries, θ).
+    """
+    deg = _degrees(n, edges)
+    i, j = edges[:, 0], edges[:, 1]
+    h = 0.5 / w
+    if method == "dual":
+        # per-link steps α_ij = 1/((h_i + h_j) max(d_i, d_j)), then one constant per
+        # group: c_g = step / λ_max(H^½ L_α H^½), the exact Lipschitz constant of the
+        # group's dual gradient (Gershgorin's bound, λ_max ≤ 1, is up to 2× loose)
+        alpha = 1.0 / ((h[i] + h[j]) * np.maximum(deg[i], deg[j]))
+        L = _laplacian(n, edges, alpha)
+        root = sparse.diags(np.sqrt(h))
+        top = _largest_eigenvalues((root @ L @ root).tocsr(), labels, n_groups)
+        c = (1.0 if step is None else step) / top
+        alpha = alpha * c[labels[i]]
+        return _laplacian(n, edges, alpha), alpha, 1.0
+    # NIDS: W̃ = I − cΛ(I − W), Λ = diag(α_i), α_i = θ / L_i = θ h_i, c = 1/(2 max α)
+    theta = 1.0 if step is None else step
+    mix = 1.0 / (1.0 + np.maximum(deg[i], deg[j]))  # Metropolis–Hastings weights
+    amax = np.zeros(n_groups)
+    np.maximum.at(amax, labels, theta * h)
+    coef = theta / (2.0 * amax)  # c θ per group: cΛ(I − W) = h ⊙ (cθ (I − W))
+    mix = mix * coef[labels[i]]
+    return _laplacian(n, edges, mix), mix, theta
+
+
+class _ClippedMixing:
+    """M y with every link's difference clipped to length τ in δ (ClippedGossip).
+
+    Clipping multiplies link (i, j)'s weight by min(1, τ/‖y_i − y_j‖) (symmetric, so
+    the update stays a weighted Laplacian and conserves the multipliers' sum). A link
+    can only be clipped if r_i + r_j > τ, r the distance of an agent's (joint) message
+    from its group's mean message; near consensus no link qualifies and the rule costs
+    one pass over the agents, not one over the links.
+    """
+
+    def __init__(self, edges: np.ndarray, weight: np.ndarray, labels: np.ndarray,
+                 n_groups: int, tau: float) -> None:
+        self.i, self.j, self.weight, self.tau = edges[:, 0], edges[:, 1], weight, tau
+        n = labels.size
+        counts = np.bincount(labels, minlength=n_groups).astype(float)
+        self.mean = sparse.csr_matrix((1.0 / counts[labels], (labels, np.arange(n))),
+                                      shape=(n_groups, n))
+        self.labels = labels
+
+    def correction(self, ys: list[np.ndarray], scales: list[float]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Links to clip and their weight reductions α_ij (1 − min(1, τ/‖d_ij‖))."""
+        r2 = np.zeros(self.labels.size)
+        for y, s in zip(ys, scales, strict=True):
+            dev = y - (self.mean @ y)[self.labels]
+            r2 += s * s * np.einsum("ij,ij->i", dev, dev)
+        r = np.sqrt(r2)
+        sus = np.flatnonzero(r[self.i] + r[self.j] > self.tau)
+        if sus.size == 0:
+            return sus, np.zeros(0)
+        i, j = self.i[sus], self.j[sus]
+        d2 = np.zeros(sus.size)
+        for y, s in zip(ys, scales, strict=True):
+            d = y[i] - y[j]
+            d2 += s * s * np.einsum("ij,ij->i", d, d)
+        norm = np.sqrt(d2)
+        cut = norm > self.tau
+        return sus[cut], self.weight[sus[cut]] * (1.0 - self.tau / norm[cut])
+
+    def apply(self, Mu: np.ndarray, u: np.ndarray, links: np.ndarray,
+              reduction: np.ndarray) -> None:
+        """Remove the clipped part of the links from M u (in place)."""
+        if links.size == 0:
+            return
+        i, j = self.i[links], self.j[links]
+        flow = reduction[:, None] * (u[i] - u[j])
+        np.subtract.at(Mu, i, flow)
+        np.add.at(Mu, j, flow)
+
+
+def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | None,
+                 gw: np.ndarray | None, weights: np.ndarray, labels: np.ndarray,
+                 edges: np.ndarray, *, tol: float, max_iter: int, step: float | None,
+                 accelerate: bool, mixing: str | None, check_every: int,
+                 stall_checks: int | None, hook: MessageHook | None,
+                 record_history: bool) -> PassingOutcome:
+    """The projected dual gradient and NIDS, written as one recursion (module doc).
+
+    Per part (X or W), agent i keeps v_i and answers y_i = Π_{F_i}(v_i);
+
+        v ← v + (1 − θ)(y − y_prev) − h ⊙ (M u),   u = (2 − θ) y − (1 − θ) y_prev,
+
+    with h_i = 1/(2w_i). ``dual``: θ = 1, M = c L_α, and v = x̂ − h ⊙ ν is the agent's
+    answer to its running multiplier sum ν (Lagrangian step λ += α(y_i − y_j)).
+    ``nids``: M = cθ(I − W) (Li, Shi & Yan 2019, with α_i = θ/L_i). At θ = 1 the step
+    is a gradient step on a concave dual, accelerated by Nesterov extrapolation of v
+    with per-group gradient restarts (O'Donoghue & Candès 2015): restart when
+    Σ_{i∈C} w_i ⟨y_i, v_i^{t+1} − v_i^t⟩ > 0, i.e. ⟨∇q, λ_{t+1} − λ_t⟩ < 0.
+    Extrapolation vanishes at a fixed point, so the limit is the method's.
+    """
+    n, k, m = X.shape
+    G = int(labels.max()) + 1 if n else 0
+    w = weights / (np.bincount(labels, weights) / np.bincount(labels))[labels]
+    h = (0.5 / w)[:, None]
+    sx, sw = 1.0 / (np.sqrt(2.0) * diameter_x(k, m)), 1.0 / (np.sqrt(2.0) * D_W)
+    blocks = [_Block(X.reshape(n, -1), gx, True, sx), _Block(W, gw, False, sw)]
+    kind, param = parse_mixing(mixing)
+    if kind in ("median", "trimmed"):
+        from .errors import InputError
+
+        raise InputError("mixing", f"'{kind}' mixing has no form in '{method}' (ignoring "
+                         "a neighbour on one side breaks the multipliers' antisymmetry, "
+                         "and the method never settles)", f"use method='dgd' with "
+                         f"mixing='{mixing}', or mixing='clip:TAU' with '{method}'")
+    M, link_weight, theta = _mixing_matrix(method, n, edges, w, labels, G, step)
+    clipper = (_ClippedMixing(edges, link_weight, labels, G, param) if kind == "clip"
+               else None)
+    momentum = accelerate and theta == 1.0
+    # a deviating messenger is the common cause of a stall, so look sooner
+    monitor = _BlockMonitor(labels, G, [b.scale for b in blocks], tol,
+                       stall_checks or (50 if hook is not None else 200), record_history)
+    v = [b.centres.copy() for b in blocks]
+    y = [b.centres.copy() for b in blocks]  # x̂_i ∈ F_i: Π(v) = x̂ at the start
+    y_prev = [b.centres.copy() for b in blocks]
+    v_prev = [b.centres.copy() for b in blocks]
+    thetas = [np.ones(G), np.ones(G)]
+    everyone = slice(None)
+    rows: list[slice | np.ndarray] = [everyone, everyone]  # agents still iterating, per part
+    sub = [M, M]
+    clock = {"projection": 0.0, "mixing": 0.0}
+    t = 0
+    for t in range(1, max_iter + 1):
+        c0 = time.perf_counter()
+        for b, block in enumerate(blocks):
+            r = rows[b]
+            if theta != 1.0:
+                y_prev[b][r] = y[b][r]
+            y[b][r] = block.project(v[b][r], r)
+        c1 = time.perf_counter()
+        clock["projection"] += c1 - c0
+        _apply_hook_blocks(hook, blocks, k, m, t, labels, y)
+        clipped = (clipper.correction(y, [b.scale for b in blocks])
+                   if clipper is not None else None)
+        for b in range(2):
+            r = rows[b]
+            yr = y[b][r]
+            u = yr if theta == 1.0 else (2 - theta) * yr - (1 - theta) * y_prev[b][r]
+            Mu = sub[b] @ u
+            if clipped is not None and clipped[0].size:
+                full = np.zeros_like(y[b])
+                full[r] = Mu
+                clipper.apply(full, (2 - theta) * y[b] - (1 - theta) * y_prev[b], *clipped)
+                Mu = full[r]
+            Mu *= h[r]
+            new = v[b][r]
+            new -= Mu
+            if theta != 1.0:
+                new += (1 - theta) * (yr - y_prev[b][r])
+            if momentum:
+                g = labels[r]
+                step_ = new - v_prev[b][r]
+                dot = np.bincount(g, w[r] * np.einsum("ij,ij->i", yr, step_), minlength=G)
+                restart = dot > 0
+                th = thetas[b]
+                th_next = np.where(restart, 1.0, 0.5 * (1 + np.sqrt(1 + 4 * th**2)))
+                beta = np.where(restart, 0.0, (th - 1) / th_next)
+                thetas[b] = th_next
+                v_prev[b][r] = new
+                step_ *= beta[g, None]
+                new += step_
+            v[b][r] = new
+        clock["mixing"] += time.perf_counter() - c1
+        if t % check_every == 0:
+            pressure = sum(b.scale**2 * np.einsum("ij,ij->i", (b.centres - vb) / h,
+                                                  (b.centres - vb) / h)
+                           for b, vb in zip(blocks, v, strict=True))
+            live = monitor.check(t, y, np.sqrt(pressure), blocks, k, m)
+            if not (live[0].any() or live[1].any()):
+                break
+            for b in range(2):
+                now = np.flatnonzero(live[b][labels])
+                if now.size == 0:
+                    rows[b], sub[b] = now, M[now][:, now]
+                elif now.size != (n if rows[b] is everyone else rows[b].size):
+                    rows[b], sub[b] = now, M[now][:, now]
+    Xo = y[0].reshape(n, k, m)
+    return PassingOutcome(Xo, y[1], t, monitor.done, monitor.stalled, monitor.history, clock)
+
+
 def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,
              weights: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, tol: float,
              max_iter: int, step: float | None = None, accelerate: bool = True,
@@ -307,77 +630,44 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
              hook: MessageHook | None = None, record_history: bool = False) -> PassingOutcome:
     """Projected dual gradient on every group at once (module doc). Quadratic utility.
 
-    With ``accelerate`` the multipliers take Nesterov steps (FISTA, Beck & Teboulle
-    2009) with per-group gradient restarts (O'Donoghue & Candès 2015): momentum is
-    reset when ⟨∇q(y_t), λ_{t+1} − λ_t⟩ < 0, which in running sums reads
-    Σ_{i∈C} ⟨x_i, ν_i^{t+1} − ν_i^t⟩ < 0. Same fixed point, far fewer iterations.
+    ``step`` is the fraction of the safe step 1/λ_max of each group's dual gradient
+    (default 1; plain ascent converges below 2). With ``accelerate`` the multipliers
+    take Nesterov steps (FISTA, Beck & Teboulle 2009) with per-group gradient restarts
+    (O'Donoghue & Candès 2015). Same fixed point, far fewer iterations.
     """
-    p = _Problem(X, W, gx, gw, weights, labels, "quadratic")
-    deg = _degrees(p.n, edges)
-    # gradient ascent converges for c < 2; Nesterov's method needs c <= 1
-    c = (1.0 if accelerate else 1.8) if step is None else step
-    i, j = edges[:, 0], edges[:, 1]
-    # in scaled coordinates f_i = w_i ‖y − ŷ_i‖², conjugate-gradient Lipschitz 1/(2 w_i)
-    alpha = c / ((0.5 / p.w[i] + 0.5 / p.w[j]) * np.maximum(deg[i], deg[j]))
-    kind, param = parse_mixing(mixing)
-    if kind in ("median", "trimmed"):
-        from .errors import InputError
+    return _first_order("dual", X, W, gx, gw, weights, labels, edges, tol=tol,
+                        max_iter=max_iter, step=step, accelerate=accelerate, mixing=mixing,
+                        check_every=check_every, stall_checks=stall_checks, hook=hook,
+                        record_history=record_history)
 
-        raise InputError("mixing", f"'{kind}' mixing has no dual form (ignoring a neighbour "
-                         "on one side breaks the multipliers' antisymmetry, and the dual "
-                         "never settles)", f"use method='dgd' with mixing='{mixing}', or "
-                         "mixing='clip:TAU' with the dual")
-    L = _laplacian(p.n, edges, alpha)
-    hood = _Neighbourhood(p.n, edges, alpha, kind, param) if kind != "mean" else None
-    dx = p.cx.shape[1]
-    lam_x, lam_w = np.zeros_like(p.cx), np.zeros_like(p.cw)  # ν at λ_t
-    nu_x, nu_w = np.zeros_like(p.cx), np.zeros_like(p.cw)  # ν at the extrapolated y_t
-    theta = np.ones(p.n_groups)
-    # a deviating messenger is the common cause of a stall, so look sooner
-    stall_checks = stall_checks or (50 if hook is not None else 200)
-    monitor = _Monitor(p, tol, stall_checks, record_history)
-    active = np.ones(p.n, dtype=bool)
-    inv2w = (0.5 / p.w)[:, None]
-    t = 0
-    yx, yw = p.project(p.cx, p.cw)
-    clock = {"projection": 0.0, "mixing": 0.0}
-    for t in range(1, max_iter + 1):
-        c0 = time.perf_counter()
-        yx_new, yw_new = p.project(p.cx - nu_x * inv2w, p.cw - nu_w * inv2w)
-        c1 = time.perf_counter()
-        clock["projection"] += c1 - c0
-        yx = np.where(active[:, None], yx_new, yx)
-        yw = np.where(active[:, None], yw_new, yw)
-        _apply_hook(hook, p, t, yx, yw)
-        mask = active[:, None]
-        if hood is None:
-            gx_, gw_ = L @ yx, L @ yw
-        else:  # L y = Σ_j α_ij (y_i − y_j) = −pull, with the robust rule
-            pull = -hood.weighted_pull(_joint(yx, yw))
-            gx_, gw_ = pull[:, :dx], pull[:, dx:]
-        clock["mixing"] += time.perf_counter() - c1
-        new_x = np.where(mask, nu_x + gx_, lam_x)
-        new_w = np.where(mask, nu_w + gw_, lam_w)
-        if accelerate:
-            dot = ((yx * (new_x - lam_x)).sum(1) + (yw * (new_w - lam_w)).sum(1))
-            restart = np.bincount(p.labels, dot, minlength=p.n_groups) < 0
-            theta_next = np.where(restart, 1.0, 0.5 * (1 + np.sqrt(1 + 4 * theta**2)))
-            beta = np.where(restart, 0.0, (theta - 1) / theta_next)[p.labels, None]
-            nu_x = new_x + beta * (new_x - lam_x)
-            nu_w = new_w + beta * (new_w - lam_w)
-            theta = theta_next
-        else:
-            nu_x, nu_w = new_x, new_w
-        lam_x, lam_w = new_x, new_w
-        if t % check_every == 0:
-            norms = np.sqrt((lam_x**2).sum(1) + (lam_w**2).sum(1))
-            pressure = np.zeros(p.n_groups)
-            np.maximum.at(pressure, p.labels, norms)
-            active = monitor.check(t, yx, yw, pressure)
-            if not active.any():
-                break
-    Xo, Wo = p.unscale(yx, yw)
-    return PassingOutcome(Xo, Wo, t, monitor.done, monitor.stalled, monitor.history, clock)
+
+def run_nids(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,
+             weights: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, tol: float,
+             max_iter: int, step: float | None = None, accelerate: bool = True,
+             mixing: str | None = None, check_every: int = 10, stall_checks: int | None = None,
+             hook: MessageHook | None = None, record_history: bool = False) -> PassingOutcome:
+    """NIDS, a decentralised proximal-gradient method with constant steps.
+
+    Li, Shi & Yan, *A decentralized proximal-gradient method with network independent
+    step-sizes and separated convergence rates*, IEEE TSP 67(17), 2019. With smooth
+    parts s_i = −w_i u_i (quadratic utility; L_i = 2w_i in each part's coordinates),
+    non-smooth parts r_i = the indicator of F_i (prox = projection onto F_i) and
+    Metropolis weights W, each agent runs
+
+        z^{k+1} = z^k − x^k + W̃(2x^k − x^{k−1} − α∇s(x^k) + α∇s(x^{k−1})),
+        x^{k+1} = Π_{F_i}(z^{k+1}),   W̃ = I − cΛ(I − W),  c = 1/(2 max_i α_i),
+
+    from z^1 = x̂_i − α_i∇s_i(x̂_i) = x̂_i, with uncoordinated constant steps
+    α_i = θ/L_i, θ = ``step`` ∈ (0, 2) (default 1). Unlike DGD its fixed points are
+    exactly the group optima (the gradient correction cancels DGD's bias), with
+    constant steps. At θ = 1 the gradient terms cancel (the recursion is then a
+    gradient step on a dual function) and ``accelerate`` adds Nesterov extrapolation
+    with gradient restarts; other θ run the plain recursion.
+    """
+    return _first_order("nids", X, W, gx, gw, weights, labels, edges, tol=tol,
+                        max_iter=max_iter, step=step, accelerate=accelerate, mixing=mixing,
+                        check_every=check_every, stall_checks=stall_checks, hook=hook,
+                        record_history=record_history)
 
 
 def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,

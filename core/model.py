@@ -12,6 +12,13 @@ X (Frobenius norm) and in W (Euclidean norm). Its *acceptable set* is
 
     F_i = {(X, W): ‖X − X_i‖_F ≤ γᵢˣ, X ∈ [−1, 1]^{k×m}, ‖W − W_i‖₂ ≤ γᵢʷ, W ∈ Δ^m}.
 
+Agents may carry utility weights w_i > 0 (a country weighted by its respondents). Only
+their ratios matter: every sum over agents uses the *relative* weights
+:attr:`Population.weight`, the given weights divided by a power of two so that the
+largest lies in [1, 2). That division is exact, so ratios are kept bit for bit, and a
+sum of n relative weights stays below 2n: weights of 1e308 each describe the same
+population as weights of 1 instead of overflowing.
+
 Mechanisms only ever see declarations; metrics use the agents' true value systems,
 which are simply another :class:`Population` with the same agents.
 """
@@ -20,25 +27,63 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import InputError
+from .numbers import real_array
 
 #: Numerical slack when validating X ∈ [−1, 1] and W ∈ Δ^m (rounding in source data).
 RANGE_TOL = 1e-9
 #: Slack on ΣW = 1: survey shares are ratios of counts printed with finite digits.
 SIMPLEX_SUM_TOL = 1e-6
+#: Smallest ratio w_i / max_j w_j: products and reciprocals of relative weights stay
+#: normal floats (an agent this light counts for nothing anyway).
+MIN_RELATIVE_WEIGHT = 1e-150
+
+
+def relative_weights(weights: np.ndarray) -> np.ndarray:
+    """``weights`` divided by the power of two that puts their maximum in [1, 2).
+
+    Dividing by a power of two is exact, so every ratio w_i / w_j is kept bit for bit
+    and any sum of n results is below 2n (no overflow, whatever the scale).
+    """
+    exponent = np.frexp(np.max(weights))[1] - 1
+    return np.ldexp(weights, -exponent)
+
+
+def check_weights(value: Any, n: int, field: str = "weights") -> np.ndarray:
+    """Agent weights as a new float array, or :class:`InputError` naming ``field``.
+
+    One positive, finite weight per agent (a scalar is every agent's weight), none
+    lighter than :data:`MIN_RELATIVE_WEIGHT` times the heaviest.
+    """
+    fix = f"pass one positive, finite weight per agent ({n})"
+    wts = real_array(field, value, fix)
+    if wts.ndim == 0:
+        wts = np.full(n, float(wts))
+    if wts.shape != (n,):
+        raise InputError(field, f"expected {n} weights, got shape {wts.shape}", fix)
+    _check_finite(field, wts)
+    if (wts <= 0).any():
+        i = int(np.argmax(wts <= 0))
+        raise InputError(field, f"entry {i} is not positive ({wts[i]:.6g})",
+                         "weights must be > 0 (drop agents instead of zero-weighting)")
+    light = wts < MIN_RELATIVE_WEIGHT * wts.max()
+    if light.any():
+        i = int(np.argmax(light))
+        raise InputError(field, f"entry {i} ({wts[i]:.3g}) is less than "
+                         f"{MIN_RELATIVE_WEIGHT:g} times the largest weight ({wts.max():.3g})",
+                         "drop agents that light instead of weighting them (only ratios of "
+                         "weights matter)")
+    return wts
 
 
 def _float_array(name: str, value: Any, ndim: int, fix: str) -> np.ndarray:
-    try:
-        arr = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(name, "is not numeric", fix) from None
+    arr = real_array(name, value, fix)
     if arr.ndim != ndim:
         raise InputError(name, f"expected {ndim} dimensions, got shape {arr.shape}", fix)
     return arr
@@ -56,7 +101,16 @@ def _check_finite(name: str, arr: np.ndarray, allow_inf: bool = False) -> None:
 def _names(name: str, value: Sequence[str] | None, length: int, prefix: str) -> tuple[str, ...]:
     if value is None:
         return tuple(f"{prefix}{i}" for i in range(length))
-    names = tuple(str(v) for v in value)
+    fix = f"give a sequence of {length} unique, non-empty names (text)"
+    if isinstance(value, str | bytes | Set | Mapping) or not isinstance(value, Iterable):
+        raise InputError(name, f"expected a sequence of names, got {type(value).__name__}",
+                         fix)
+    names = tuple(value)
+    for i, v in enumerate(names):
+        if not isinstance(v, str):
+            raise InputError(name, f"entry {i} is {v!r}, not text", fix)
+        if not v.strip():
+            raise InputError(name, f"entry {i} is an empty name", fix)
     if len(names) != length:
         raise InputError(name, f"has {len(names)} names for {length} entries",
                          f"give exactly {length} names")
@@ -156,17 +210,11 @@ class Population:
             gx = self._bound("gamma_x", gx, n)
             gw = self._bound("gamma_w", gw, n)
 
-        wts = self.weights
-        if wts is not None:
-            wts = _float_array("weights", np.broadcast_to(wts, (n,)) if np.ndim(wts) == 0
-                               else wts, 1, f"pass one positive weight per agent ({n})")
-            if wts.shape != (n,):
-                raise InputError("weights", f"expected {n} entries, got {wts.shape[0]}",
-                                 "pass one positive weight per agent")
-            _check_finite("weights", wts)
-            if (wts <= 0).any():
-                raise InputError("weights", f"entry {int(np.argmax(wts <= 0))} is not positive",
-                                 "weights must be > 0 (drop agents instead of zero-weighting)")
+        wts = None if self.weights is None else check_weights(self.weights, n)
+        for attr in ("name", "description"):
+            if not isinstance(getattr(self, attr), str):
+                raise InputError(attr, f"expected text, got {type(getattr(self, attr)).__name__}",
+                                 f"pass {attr} as a string")
 
         set_ = object.__setattr__
         set_(self, "X", _readonly(X))
@@ -181,7 +229,9 @@ class Population:
     @staticmethod
     def _bound(name: str, value: Any, n: int) -> np.ndarray:
         fix = f"pass a non-negative scalar or one bound per agent ({n}); np.inf means no limit"
-        arr = np.array(value, dtype=float) if np.ndim(value) else np.full(n, float(value))
+        arr = real_array(name, value, fix)
+        if arr.ndim == 0:
+            arr = np.full(n, float(arr))
         arr = _float_array(name, arr, 1, fix)
         if arr.shape != (n,):
             raise InputError(name, f"expected {n} entries, got {arr.shape[0]}", fix)
@@ -214,8 +264,14 @@ class Population:
 
     @property
     def weight(self) -> np.ndarray:
-        """Utility weights, ones when none were given."""
-        return np.ones(self.n) if self.weights is None else self.weights
+        """Relative utility weights (module doc), ones when none were given.
+
+        The given :attr:`weights` divided by the power of two that puts the largest in
+        [1, 2) (:func:`relative_weights`): the same ratios, bit for bit, and sums that
+        cannot overflow. Every sum over agents uses these, so multiplying all weights by
+        any c > 0 changes no agreement.
+        """
+        return np.ones(self.n) if self.weights is None else relative_weights(self.weights)
 
     def __len__(self) -> int:
         return self.n
@@ -229,6 +285,11 @@ class Population:
     # ------------------------------------------------------------ derivation
     def replace(self, **changes: Any) -> Population:
         """Return a copy with some fields replaced (re-validated)."""
+        known = {f.name for f in dataclasses.fields(self)}
+        for key in changes:
+            if key not in known:
+                raise InputError(key, "is not a field of a Population",
+                                 f"replace one of {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
 
     def with_bounds(self, gamma_x: Any, gamma_w: Any) -> Population:
@@ -238,8 +299,17 @@ class Population:
     def subset(self, indices: Sequence[int] | np.ndarray) -> Population:
         """Return the sub-population of the given agents, in the given order."""
         idx = np.asarray(indices)
+        if idx.size == 0:
+            idx = idx.astype(np.int64)
+        fix = f"pass agent indices in [0, {self.n}) or a boolean mask of {self.n} entries"
         if idx.dtype == bool:
+            if idx.shape != (self.n,):
+                raise InputError("indices", f"boolean mask of shape {idx.shape} for "
+                                 f"{self.n} agents", fix)
             idx = np.flatnonzero(idx)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise InputError("indices", "is not a one-dimensional sequence of integer "
+                             "indices", fix)
         if idx.size and (idx.min() < -self.n or idx.max() >= self.n):
             raise InputError("indices", f"out of range for {self.n} agents",
                              f"use indices in [0, {self.n})")
@@ -257,6 +327,9 @@ class Population:
         Bounds and weights are kept when both sides have them (missing weights count
         as 1); names must stay unique.
         """
+        if not isinstance(other, Population):
+            raise InputError("other", f"expected a Population, got {type(other).__name__}",
+                             "append a Population over the same alternatives and values")
         if (other.k, other.m) != (self.k, self.m):
             raise InputError("other", f"has shape k={other.k}, m={other.m}, expected "
                              f"k={self.k}, m={self.m}", "append agents over the same "
@@ -266,7 +339,8 @@ class Population:
                              "give both populations bounds (np.inf means no limit)")
         weights = None
         if self.weights is not None or other.weights is not None:
-            weights = np.concatenate([self.weight, other.weight])
+            weights = np.concatenate([np.ones(p.n) if p.weights is None else p.weights
+                                      for p in (self, other)])
         cat = np.concatenate
         return self.replace(
             X=cat([self.X, other.X]), W=cat([self.W, other.W]),

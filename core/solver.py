@@ -54,6 +54,7 @@ from .message_passing import (
     parse_mixing,
     run_dgd,
     run_dual,
+    run_nids,
 )
 from .model import Population
 from .network import Edges, distinct_declarations
@@ -61,9 +62,9 @@ from .projection import FEASIBLE, project_intersection
 from .result import AgreementResult
 
 #: Default iteration caps for the message-passing methods.
-MAX_ITER = {"dual": 20_000, "dgd": 20_000}
+MAX_ITER = {"dual": 20_000, "dgd": 20_000, "nids": 20_000}
 #: Default consensus tolerances (normalised distance δ) for the message-passing methods.
-TOL = {"dual": 1e-7, "dgd": 1e-4}
+TOL = {"dual": 1e-7, "dgd": 1e-4, "nids": 1e-7}
 
 
 def acceptance_matrix(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
@@ -165,9 +166,22 @@ def _exact(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray, wts: np
     return AX, AW, ok, EX, EW
 
 
+def _check_number(name: str, value: object, low: float, high: float, inclusive_high: bool,
+                  example: str) -> float:
+    """``value`` as a float in (low, high) (or (low, high]); else a clear InputError."""
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    number = float(value) if ok else float("nan")
+    inside = low < number < high or (inclusive_high and number == high)
+    if not (ok and inside):
+        span = f"({low:g}, {high:g}{']' if inclusive_high else ')'}"
+        raise InputError(name, f"expected a number in {span}, got {value!r}",
+                         f"pass e.g. {name}={example}")
+    return number
+
+
 def _check_args(population: Population, method: str, utility: str, link_rule: str,
                 hook: MessageHook | None, neighbors: int, tol: float | None,
-                max_iter: int | None, mixing: str | None) -> None:
+                max_iter: int | None, mixing: str | None, step: float | None) -> None:
     if not isinstance(population, Population):
         raise InputError("population", f"expected a Population, got {type(population).__name__}",
                          "build one with pluralguard.core.Population or load a dataset")
@@ -177,23 +191,30 @@ def _check_args(population: Population, method: str, utility: str, link_rule: st
     check_utility(utility)
     check_link_rule(link_rule)
     parse_mixing(mixing)
-    if method == "dual" and utility == "linear":
-        raise InputError("method", "'dual' needs the strongly concave quadratic utility",
-                         "use method='dgd' or 'exact' with utility='linear'")
+    if method in ("dual", "nids") and utility == "linear":
+        raise InputError("method", f"'{method}' needs the smooth, strongly concave quadratic "
+                         "utility", "use method='dgd' or 'exact' with utility='linear'")
     if mixing is not None and mixing != "mean" and method == "exact":
         raise InputError("mixing", "robust mixing acts on messages",
-                         "use method='dual' or 'dgd' with a mixing rule")
+                         "use method='dual', 'nids' or 'dgd' with a mixing rule")
     if hook is not None and method == "exact":
         raise InputError("hook", "message hooks need a message-passing method",
-                         "use method='dual' or 'dgd' to observe or deviate from messages")
+                         "use method='dual', 'nids' or 'dgd' to observe or deviate from "
+                         "messages")
     if not isinstance(neighbors, int | np.integer) or neighbors < 0:
         raise InputError("neighbors", f"expected a non-negative integer, got {neighbors!r}",
                          "pass e.g. neighbors=16")
-    if tol is not None and not tol > 0:
-        raise InputError("tol", f"must be positive, got {tol!r}", "pass e.g. tol=1e-8")
+    if tol is not None:
+        _check_number("tol", tol, 0.0, np.inf, False, "1e-8")
     if max_iter is not None and (not isinstance(max_iter, int | np.integer) or max_iter < 1):
         raise InputError("max_iter", f"expected a positive integer, got {max_iter!r}",
                          "pass e.g. max_iter=20000")
+    if step is not None:
+        if method == "dgd":
+            _check_number("step", step, 0.0, np.inf, False, "0.25 (DGD's initial step η₀)")
+        else:  # dual: fraction of the safe step; nids: θ in α_i = θ / L_i
+            _check_number("step", step, 0.0, 2.0, False,
+                          "1.0 (a fraction of the safe step, below 2)")
 
 
 def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRule = "declared",
@@ -220,9 +241,12 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         Declared value systems (and bounds for ``bounds='declared'``).
     bounds : str or BoundPolicy
         ``declared``, ``quantile:q`` (q ∈ [0, 1]) or ``fixed:gX,gW``.
-    method : {"exact", "dual", "dgd"}
+    method : {"exact", "dual", "dgd", "nids"}
         ``exact``: per-group conic solve (fast path); ``dual``: projected dual gradient;
-        ``dgd``: projected decentralised gradient. Same fixed point.
+        ``dgd``: projected decentralised gradient with diminishing steps, the paper's
+        method (converges only in the limit); ``nids``: NIDS, an exact decentralised
+        proximal-gradient method with constant steps (Li, Shi & Yan 2019). Same fixed
+        point.
     utility : {"quadratic", "linear"}
         u = 1 − δ² or u = 1 − δ.
     link_rule : {"merge", "static"}
@@ -230,11 +254,14 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     social_graph : networkx.Graph, optional
         Only pairs adjacent in it may link.
     tol : float, optional
-        Consensus tolerance on δ for message passing (default 1e-7 dual, 1e-4 dgd).
+        Consensus tolerance on δ for message passing (default 1e-7 dual and nids,
+        1e-4 dgd).
     max_iter : int, optional
         Iteration cap for message passing (default 20,000).
     step : float, optional
-        Step constant (dual: fraction of the safe step, < 2; dgd: η₀).
+        Step constant: dual, the fraction of the safe step, in (0, 2) (default 1);
+        nids, θ in the steps α_i = θ/L_i, in (0, 2) (default 1); dgd, η₀ > 0.
+        Ignored by ``exact``.
     neighbors : int
         In-group links per agent for message passing, beyond a spanning forest of
         each group (default 16 nearest).
@@ -277,7 +304,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     True
     """
     _check_args(population, method, utility, link_rule, hook, neighbors, tol, max_iter,
-                mixing)
+                mixing, step)
     policy = BoundPolicy.parse(bounds)
     clock = time.perf_counter()
     timings: dict[str, float] = {}
@@ -309,7 +336,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         AX, AW, ok, EX, EW = _exact(X, W, rgx, rgw, wts, labels, utility)
         n_iter, stalled = 0, np.zeros(G, dtype=bool)
     else:
-        run = run_dual if method == "dual" else run_dgd
+        run = {"dual": run_dual, "nids": run_nids, "dgd": run_dgd}[method]
         kwargs: dict = {"mixing": mixing}
         if method == "dgd":
             kwargs["utility"] = utility

@@ -8,7 +8,7 @@ from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.message_passing import parse_mixing
 
-from .base import Defense, check_kind
+from .base import Defense
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ class RobustMixing(Defense):
     consensus; (trimmed:b) at most b Byzantine neighbours per agent; (median) an
     honest majority in every neighbourhood.
 
-    Acts on the agreement mechanism. No-op for the consensus, which is computed in
-    closed form with no message passing.
+    Acts on mechanisms with capability ``mixing`` (the agreement mechanism). No-op for
+    the others, e.g. the consensus, computed in closed form with no message passing.
     """
 
     name = "robust_mixing"
@@ -61,7 +61,7 @@ class RobustMixing(Defense):
                              "use 'clip:TAU', 'trimmed:B' or 'median'")
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if check_kind(self, mechanism) == "consensus":
+        if "mixing" not in mechanism.capabilities:
             return mechanism
         method = mechanism.params.get("method", "exact")
         linear = mechanism.params.get("utility", "quadratic") == "linear"
@@ -92,8 +92,9 @@ class MedianAgreement(Defense):
     the mechanism's own (quadratic) utility, for which the mean is optimal, so honest
     utility falls by the distance between each group's mean and median.
 
-    Acts on both mechanisms: agreements get ``utility="linear"`` (``dual`` switches to
-    ``dgd``, which the linear utility needs); the consensus gets ``p=1``.
+    Acts on both built-in mechanisms: capability ``lp`` (the consensus) gets ``p=1``;
+    capability ``utility`` (agreements) gets ``utility="linear"`` (``dual`` switches to
+    ``dgd``, which the linear utility needs). No-op for mechanisms with neither.
     """
 
     name = "median_agreement"
@@ -103,8 +104,11 @@ class MedianAgreement(Defense):
     assumes = "attackers are a minority of every group"
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if check_kind(self, mechanism) == "consensus":
+        capabilities = mechanism.capabilities
+        if "lp" in capabilities:
             return mechanism.with_params(p=1)
+        if "utility" not in capabilities:
+            return mechanism
         if mechanism.params.get("method") == "dual":
             return mechanism.with_params(utility="linear", method="dgd")
         return mechanism.with_params(utility="linear")

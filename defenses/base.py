@@ -17,14 +17,20 @@ field, and the suite can run it with an assumption that differs from the actual
 attack (:meth:`Defense.with_assumption`), as ByzFL separates the declared from the
 actual number of Byzantine nodes.
 
-Where a defense has nothing to act on (e.g. a bound floor under a quantile bound
-policy, robust mixing on the single consensus, which has no message passing),
-:meth:`Defense.apply` returns the mechanism *unchanged* — an explicit no-op whose
-measured cost and benefit are zero, and which :meth:`Defense.acts_on` reports.
+A defense acts through what the mechanism declares it is
+(:attr:`~pluralguard.core.mechanism.Mechanism.capabilities`): a bound rule to wrap
+(``links``), declared bounds to floor (``declared_bounds``), an ``edge_filter`` to
+compose, ``mixing``, ``utility`` or ``p`` to set. Where a defense has nothing to act on
+(e.g. a bound floor under a quantile bound policy, robust mixing on the single
+consensus, which has no message passing, a network rule on a user's mechanism without
+a network), :meth:`Defense.apply` returns the mechanism *unchanged* — an explicit no-op
+whose measured cost and benefit are zero, and which :meth:`Defense.acts_on` reports.
+A defense that would act but cannot (a weight defense against explicit mechanism
+weights) raises :class:`~pluralguard.core.errors.NotApplicable`.
 
-The helpers at the end of this module are shared by the recipes: which mechanism
-kinds a defense understands, the bound rule in force, composition of bound-rule
-wrappers and edge filters, and normalised coordinates.
+The helpers at the end of this module are shared by the recipes: the bound rule in
+force, composition of bound-rule wrappers and edge filters, and normalised
+coordinates.
 """
 
 from __future__ import annotations
@@ -36,16 +42,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pluralguard.core.bounds import BoundPolicy
-from pluralguard.core.errors import InputError
+from pluralguard.core.errors import InputError, NotApplicable
 from pluralguard.core.geometry import D_W, diameter_x
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
 
 LAYERS = ("declarations", "network", "aggregation")
-
-#: Mechanism kinds whose parameters the defenses understand.
-KINDS = ("agreements", "consensus")
 
 
 @dataclass(frozen=True)
@@ -132,17 +135,6 @@ class DefenseChain:
 
 
 # ------------------------------------------------------------------- helpers
-def check_kind(defense: Defense, mechanism: Mechanism) -> str:
-    """The mechanism's kind, or :class:`InputError` if the defense cannot read its
-    parameters (a user-registered kind)."""
-    if mechanism.kind not in KINDS:
-        raise InputError("defense", f"{defense.name!r} does not know the parameters of "
-                         f"mechanism kind {mechanism.kind!r}",
-                         f"use it with one of {', '.join(KINDS)}, or use a declaration "
-                         "defense")
-    return mechanism.kind
-
-
 def check_fraction(value: float | None, *, optional: bool = False) -> None:
     """Validate an ``assumed_fraction`` field: in (0, 0.5]."""
     if value is None and optional:
@@ -154,12 +146,14 @@ def check_fraction(value: float | None, *, optional: bool = False) -> None:
 
 
 def check_weights_param(defense: Defense, mechanism: Mechanism) -> None:
-    """Weight-changing defenses cannot act when the consensus is given explicit weights."""
-    if mechanism.kind == "consensus" and mechanism.params.get("weights") is not None:
-        raise InputError("weights", f"the consensus mechanism's explicit weights override "
-                         f"the population's, so {defense.name!r} cannot change them",
-                         "put the weights on the population (Population(weights=...)) "
-                         "instead of the mechanism")
+    """Weight-changing defenses cannot act when the mechanism is given explicit weights
+    (its ``weights`` parameter overrides the population's)."""
+    if mechanism.params.get("weights") is not None:
+        raise NotApplicable("weights", f"mechanism {mechanism.kind!r} is given explicit "
+                            f"weights, which override the population's, so "
+                            f"{defense.name!r} cannot change them",
+                            "put the weights on the population (Population(weights=...)) "
+                            "instead of the mechanism")
 
 
 def bound_rule(mechanism: Mechanism) -> Any:
@@ -175,17 +169,15 @@ def base_rule(rule: Any) -> Any:
 
 
 def uses_declared_bounds(mechanism: Mechanism) -> bool:
-    """Whether the mechanism's bounds in force start from the declared bounds.
+    """Whether the agents' declared bounds decide whom they accept (capability
+    ``declared_bounds``: the agreement mechanism under ``declared`` or a custom rule; not
+    the consensus, where bounds only decide membership, never the agreement)."""
+    return "declared_bounds" in mechanism.capabilities
 
-    True for user-registered kinds (they may read them); False for the consensus
-    (bounds only decide membership there, never the agreement).
-    """
-    if mechanism.kind == "consensus":
-        return False
-    if mechanism.kind != "agreements":
-        return True
-    rule = base_rule(bound_rule(mechanism))
-    return isinstance(rule, BoundPolicy) and rule.kind == "declared"
+
+def wraps_bounds(mechanism: Mechanism) -> bool:
+    """Whether the mechanism takes a bound rule a defense can wrap (capability ``links``)."""
+    return "links" in mechanism.capabilities
 
 
 def rebase(rule: Any, change: Callable[[Any], Any]) -> Any:

@@ -21,7 +21,7 @@ from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
-from .base import Defense, bound_rule, check_kind, parts, rebase, uses_declared_bounds
+from .base import Defense, bound_rule, parts, rebase, uses_declared_bounds, wraps_bounds
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ class BoundFloor(Defense):
     Assumes honest agents concede at least the floor; the quantile floor is computed
     from the declarations, so attackers can lower it (threshold shift).
 
-    Acts only where declared bounds are in force: the agreement mechanism under the
-    ``declared`` bound policy (and user-registered kinds). Under ``quantile``/``fixed``
+    Acts only where declared bounds are in force (capability ``declared_bounds``): the
+    agreement mechanism under the ``declared`` bound policy, and registered mechanisms
+    that declare it. Under ``quantile``/``fixed``
     policies and for the consensus (where bounds only decide membership) it is a
     no-op: the mechanism is returned unchanged. Cost: honest agents who really concede
     less than the floor are forced to accept more (larger groups, agreements further
@@ -161,8 +162,9 @@ class BoundCap(Defense):
     are not merged, even when the policy's threshold would merge them (that is the
     clean cost: more, smaller groups).
 
-    Acts on the agreement mechanism under any bound policy (it wraps the rule in
-    force). No-op for the consensus, which has no threshold.
+    Acts on mechanisms with capability ``links`` (the agreement mechanism) under any
+    bound policy (it wraps the rule in force). No-op for the others, e.g. the
+    consensus, which has no threshold.
     """
 
     name = "bound_cap"
@@ -182,7 +184,7 @@ class BoundCap(Defense):
             raise InputError("factor", f"{self.factor!r} is not positive", "pass e.g. 2.0")
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if check_kind(self, mechanism) == "consensus":
+        if not wraps_bounds(mechanism):
             return mechanism
         return mechanism.with_params(bounds=LocalCap(bound_rule(mechanism), int(self.k),
                                                      float(self.factor)))
@@ -225,7 +227,7 @@ class ProtocolBounds(Defense):
             raise InputError("q", f"{self.q!r} is outside [0, 1]", "pass e.g. q=0.5")
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if check_kind(self, mechanism) == "consensus" or not uses_declared_bounds(mechanism):
+        if not (wraps_bounds(mechanism) and uses_declared_bounds(mechanism)):
             return mechanism
         policy = BoundPolicy("quantile", q=float(self.q))
         return mechanism.with_params(bounds=rebase(bound_rule(mechanism), lambda _: policy))

@@ -19,7 +19,7 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
 
-from .base import Defense, check_kind, keep_edges, with_edge_filter
+from .base import Defense, keep_edges, with_edge_filter
 
 
 def _check_k(k: object, least: int) -> None:
@@ -74,8 +74,9 @@ class MutualKNN(Defense):
     its own group. Clean cost: fewer links, so groups that were connected only
     through non-mutual links split.
 
-    Acts on the agreement mechanism (any policy; composes with other network rules).
-    No-op for the consensus, which has no network.
+    Acts on mechanisms with capability ``edge_filter`` (the agreement mechanism, any
+    policy; composes with other network rules). No-op for the others, e.g. the
+    consensus, which has no network.
     """
 
     name = "mutual_knn"
@@ -90,7 +91,7 @@ class MutualKNN(Defense):
         _check_k(self.k, 1)
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if check_kind(self, mechanism) == "consensus":
+        if "edge_filter" not in mechanism.capabilities:
             return mechanism
         return with_edge_filter(mechanism, MutualKNNRule(int(self.k)))
 
@@ -140,8 +141,9 @@ class KCore(Defense):
     triangles). Clean cost: thinly connected honest agents — outliers, or members
     of small or elongated groups — lose their links and may end alone.
 
-    Acts on the agreement mechanism (any policy; composes with other network rules).
-    No-op for the consensus, which has no network.
+    Acts on mechanisms with capability ``edge_filter`` (the agreement mechanism, any
+    policy; composes with other network rules). No-op for the others, e.g. the
+    consensus, which has no network.
     """
 
     name = "kcore"
@@ -156,6 +158,6 @@ class KCore(Defense):
         _check_k(self.k, 1)
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if check_kind(self, mechanism) == "consensus":
+        if "edge_filter" not in mechanism.capabilities:
             return mechanism
         return with_edge_filter(mechanism, SharedNeighboursRule(int(self.k)))

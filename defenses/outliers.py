@@ -21,6 +21,7 @@ from .base import (
     check_weights_param,
     normalised_points,
     uses_declared_bounds,
+    wraps_bounds,
 )
 
 #: Weight multiplier of a dropped agent (weights must stay positive).
@@ -74,7 +75,8 @@ class OutlierFilter(Defense):
     cut off from their groups, and — with ``assumed_fraction`` set — that share is
     always flagged, attack or not.
 
-    Acts on both mechanisms (weights; bounds where they are in force).
+    Acts on every mechanism (weights; bounds where they are in force). Not applicable
+    when the mechanism is given explicit ``weights``.
     """
 
     name = "outlier_filter"
@@ -122,7 +124,7 @@ class OutlierFilter(Defense):
     def apply(self, mechanism: Mechanism) -> Mechanism:
         check_weights_param(self, mechanism)
         defended = mechanism.with_transform(self)
-        if (self.action == "drop" and mechanism.kind == "agreements"
+        if (self.action == "drop" and wraps_bounds(mechanism)
                 and not uses_declared_bounds(mechanism)):
             defended = defended.with_params(bounds=Silenced(bound_rule(mechanism), self))
         return defended

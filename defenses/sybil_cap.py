@@ -64,7 +64,8 @@ class SybilCap(Defense):
     0 on populations without duplicates; on survey data where many respondents give
     the same answer (merged into weighted agents), those agents lose weight.
 
-    Acts on both mechanisms (weights). Note: the agreement solver merges identical
+    Acts on every mechanism (weights; not applicable when the mechanism is given
+    explicit ``weights``). Note: the agreement solver merges identical
     declarations into one weighted agent itself, so Sybils would otherwise count s
     times there too.
     """

@@ -20,7 +20,7 @@ from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
-from .base import Defense, base_rule, bound_rule, check_fraction, check_kind, parts, rebase
+from .base import Defense, base_rule, bound_rule, check_fraction, parts, rebase, wraps_bounds
 
 #: Above this many agents, depths are medians of distances to a seeded sample.
 REFERENCE = 2000
@@ -95,9 +95,9 @@ class RobustThreshold(Defense):
     the trimmed quantile of honest declarations differs a little from the plain one,
     so the threshold and the groups change a little.
 
-    Acts on the agreement mechanism under a ``quantile`` policy (wrappers kept). Under
-    ``declared``/``fixed`` policies there is no quantile to shift, and the consensus
-    has no threshold: no-op.
+    Acts on mechanisms with capability ``links`` (the agreement mechanism) under a
+    ``quantile`` policy (wrappers kept). Under ``declared``/``fixed`` policies there is
+    no quantile to shift, and the consensus has no threshold: no-op.
     """
 
     name = "robust_threshold"
@@ -116,7 +116,7 @@ class RobustThreshold(Defense):
         check_fraction(self.assumed_fraction)
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if check_kind(self, mechanism) == "consensus":
+        if not wraps_bounds(mechanism):
             return mechanism
         policy = base_rule(bound_rule(mechanism))
         if not (isinstance(policy, BoundPolicy) and policy.kind == "quantile"):
@@ -172,8 +172,9 @@ class RandomizedThreshold(Defense):
     Assumes the attacker does not know the seed. Clean cost: honest links at the
     margin change too (some gained, some lost).
 
-    Acts on the agreement mechanism under any bound policy (wraps the rule in force).
-    No-op for the consensus, which has no threshold.
+    Acts on mechanisms with capability ``links`` (the agreement mechanism) under any
+    bound policy (wraps the rule in force). No-op for the others, e.g. the consensus,
+    which has no threshold.
     """
 
     name = "randomized_threshold"
@@ -192,7 +193,7 @@ class RandomizedThreshold(Defense):
                              "pass a relative jitter such as 0.2")
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if check_kind(self, mechanism) == "consensus":
+        if not wraps_bounds(mechanism):
             return mechanism
         return mechanism.with_params(bounds=Jittered(bound_rule(mechanism),
                                                      float(self.amplitude), int(self.seed)))

@@ -1,15 +1,23 @@
 """The ``pluralguard`` command line: a thin layer over the public API.
 
-Every command has ``--help`` with an example. Bad input prints one line on stderr
-naming the problem and exits with status 2; no traceback.
+Every command has ``--help`` with an example and takes ``--plugin MODULE_OR_FILE.py``
+(repeatable) to load user code first (:mod:`~pluralguard.eval.plugins`; installed
+``pluralguard.plugins`` entry points load by themselves). Exit codes: 0 success; 1 the
+gate failed (a regression, a limit violated, lost coverage); 2 bad input, printed as one
+line on stderr naming the problem, no traceback; 3 a run failed (a mechanism or attack
+raised), naming the grid point; 130 interrupted. A closed pipe (``… | head -1``) never
+changes the exit code: output to it is dropped and the command finishes.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
@@ -29,7 +37,6 @@ if TYPE_CHECKING:
     from .suite import Suite
 
 EXIT_USAGE = 2
-EXIT_REGRESSION = 1
 EXIT_INTERRUPTED = 130
 
 
@@ -38,6 +45,62 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class _PipeGuard(io.TextIOBase):
+    """Standard output that survives a closed pipe: once the reader is gone, output is
+    dropped (the descriptor is pointed at ``os.devnull``, as the Python documentation on
+    SIGPIPE advises), so the command finishes and returns its own exit code."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+@contextmanager
+def _guarded_stdout() -> Iterator[None]:
+    stdout = sys.stdout
+    guard = _PipeGuard(stdout)
+    sys.stdout = guard
+    try:
+        yield
+    finally:
+        guard.flush()
+        sys.stdout = stdout
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -140,10 +203,26 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------ run, baseline, check
-def _suite(path: str | None) -> Suite:
+def _suite(args: argparse.Namespace) -> Suite:
     from .suite import load_suite
 
-    return load_suite(path)
+    suite = load_suite(args.suite).with_plugins(args.plugin_refs)
+    only = _only(getattr(args, "only", None) or [])
+    return suite.restrict(only) if only else suite
+
+
+def _only(texts: Sequence[str]) -> dict[str, list[str]]:
+    """``--only attack=sybil,defense=none`` (repeatable): key → names."""
+    only: dict[str, list[str]] = {}
+    for text in texts:
+        for pair in text.split(","):
+            key, sep, value = (part.strip() for part in pair.partition("="))
+            if not sep or not key or not value:
+                raise InputError("--only", f"{pair.strip()!r} is not KEY=VALUE",
+                                 "write e.g. --only attack=sybil,defense=none (keys "
+                                 "dataset, mechanism, attack, defense)")
+            only.setdefault(key, []).append(value)
+    return only
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,23 +236,36 @@ def _sanity_line(summary: dict[str, Any]) -> str:
     return "sanity: " + ", ".join(parts)
 
 
+def _failed_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
+    from .gate import point_text
+
+    return [f"  {point_text(f)}: {f['error']}" for f in failed]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from .gate import EXIT_RUN_FAILED
     from .runner import run_suite, summary_table
 
-    res = run_suite(_suite(args.suite), args.out, fresh=args.fresh,
+    res = run_suite(_suite(args), args.out, fresh=args.fresh,
                     report=not args.no_report, **_run_options(args))
     summary = res.summary
     counts, executor = summary["counts"], summary["executor"]
     print(summary_table(res.results))
     print()
-    print(f"{counts['grid']} runs ({counts['rows']} rows, {counts['skipped']} not applicable; "
-          f"{counts['computed']} computed, {counts['reused']} reused) in "
-          f"{summary['wall_time_s']:.1f} s, {executor['kind']} executor × {executor['jobs']}")
+    print(f"{counts['grid']} runs ({counts['rows']} rows, {counts['not_applicable']} not "
+          f"applicable, {counts['failed']} failed; {counts['computed']} computed, "
+          f"{counts['reused']} reused) in {summary['wall_time_s']:.1f} s, "
+          f"{executor['kind']} executor × {executor['jobs']}")
     print(_sanity_line(summary))
     written = ["results.csv", "timings.csv", "summary.json", "suite.resolved.json"]
     if res.report is not None:
         written.append(res.report.name)
     print(f"wrote {', '.join(written)} in {res.out}")
+    if res.failed:
+        print(f"{len(res.failed)} runs failed (details in {res.out / 'summary.json'}; "
+              "a rerun computes them again):")
+        print("\n".join(_failed_lines(res.failed)))
+        return EXIT_RUN_FAILED
     return 0
 
 
@@ -198,27 +290,41 @@ def cmd_casestudy(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from .gate import make_baseline
+    from .gate import EXIT_RUN_FAILED, make_baseline
+    from .gate_report import update_text
 
-    suite = _suite(args.suite)
-    path = make_baseline(suite, args.output, out=args.out, **_run_options(args))
-    print(f"wrote the baseline of suite {suite.name!r} ({suite.digest}) to {path}")
+    update = make_baseline(_suite(args), args.output, out=args.out, **_run_options(args))
+    print(update_text(update))
+    if not update.written:
+        print("\n".join(_failed_lines(update.gate.run.failed)))
+        return EXIT_RUN_FAILED
+    violated = {c.limit.title for c in update.gate.violations}
+    if violated:
+        print(f"note: {len(violated)} limits are violated now (pluralguard check will fail): "
+              + "; ".join(sorted(violated)))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .gate import check, regression_table
+    from .gate import check, check_output_path
+    from .gate_report import details_text, evidence, junit_xml, summary_text
+    from .runner import write_json
 
-    res = check(_suite(args.suite), args.baseline, out=args.out, **_run_options(args))
-    note = (f"; {res.improved} improved beyond tolerance (refresh the baseline with "
-            "pluralguard baseline)" if res.improved else "")
-    if res.ok:
-        print(f"ok: {res.compared} metric values within tolerance of {args.baseline}{note}")
-        return 0
-    print(f"{len(res.regressions)} regressions against {args.baseline} "
-          f"({res.compared} metric values compared{note}):")
-    print(regression_table(res.regressions))
-    return EXIT_REGRESSION
+    suite = _suite(args)
+    junit = check_output_path(args.junit, "--junit") if args.junit else None
+    record = check_output_path(args.json, "--json") if args.json else None
+    result = check(suite, args.baseline, out=args.out, strict=args.strict,
+                   **_run_options(args))
+    if junit is not None:
+        junit.write_text(junit_xml(result), "utf-8")
+    if record is not None:
+        write_json(record, evidence(result))
+    print(summary_text(result))
+    details = details_text(result)
+    if details:
+        print()
+        print(f"details:\n{details}")
+    return result.exit_code
 
 
 # ----------------------------------------------------------------------- list
@@ -234,9 +340,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.what == "datasets":
         items = datasets.list_datasets()
     elif args.what == "mechanisms":
-        from pluralguard.core.mechanism import mechanism_kinds
+        from pluralguard.core.mechanism import Mechanism, mechanism_kinds
 
-        items = mechanism_kinds()
+        items = []
+        for kind, text in mechanism_kinds():
+            try:
+                caps = ", ".join(sorted(Mechanism(kind).capabilities)) or "none"
+            except InputError:
+                caps = "depends on the parameters"
+            items.append((kind, f"{text} [capabilities with default parameters: {caps}]"))
     else:
         from .metrics import METRICS
 
@@ -258,17 +370,20 @@ def _agreements(outcome: Any, names: Sequence[str]) -> list[dict[str, Any]]:
 def cmd_attack(args: argparse.Namespace) -> int:
     from pluralguard.attacks import ATTACKS
 
+    from .gate import EXIT_RUN_FAILED
     from .runner import json_ready
     from .scenario import run_scenario
     from .suite import (
         NO_DEFENSE,
         GridPoint,
+        check_targets,
         load_attack,
         load_dataset,
         load_defense,
         load_mechanism,
         parse_named,
         parse_value,
+        probe_of,
     )
 
     if (args.dataset is None) == (args.population is None):
@@ -284,23 +399,29 @@ def cmd_attack(args: argparse.Namespace) -> int:
     dataset = load_dataset({**entry, "true_bounds": args.true_bounds}, key)
 
     name, params = parse_named(args.attack, "--attack")
-    given = {"bounds": args.bounds, "method": args.method, "utility": args.utility,
+    kind, inline = parse_named(args.mechanism, "--mechanism")
+    flags = {"bounds": args.bounds, "method": args.method, "utility": args.utility,
              "link_rule": args.link_rule, "p": None if args.p is None else parse_value(args.p)}
-    if args.mechanism == "agreements":
+    twice = sorted(set(inline) & {k for k, v in flags.items() if v is not None})
+    if twice:
+        raise InputError(f"--{twice[0].replace('_', '-')}", f"given twice (also in "
+                         f"--mechanism {args.mechanism})", "give it once")
+    given = inline | {k: v for k, v in flags.items() if v is not None}
+    if kind == "agreements":
         needed = ATTACKS[name].mechanism_defaults if name in ATTACKS else {}
         for key, value in needed.items():
-            if given[key] is None:
+            if key not in given:
                 print(f"note: attack {name!r} needs {key} {value!r}; using it (give "
                       f"--{key} to choose)", file=sys.stderr)
-        given = {"bounds": "quantile:0.5", "method": "exact"} | needed | {
-            k: v for k, v in given.items() if v is not None}
-    mechanism = load_mechanism({"kind": args.mechanism, **{
-        k: v for k, v in given.items() if v is not None}}, "--mechanism")
+        given = {"bounds": "quantile:0.5", "method": "exact"} | needed | given
+    mechanism = load_mechanism({"kind": kind, **given}, "--mechanism",
+                               probe_of([dataset]))
 
     budget = args.budget
     if budget is None:
         budget = ATTACKS[name].default_budget if name in ATTACKS else 0.0
     attack = load_attack({"name": name, **params, "budgets": [budget]}, "--attack")
+    check_targets(attack, dataset)
     steps: list[Any] = []
     for text in args.defense or []:
         if "," in text:
@@ -311,9 +432,16 @@ def cmd_attack(args: argparse.Namespace) -> int:
     defense = load_defense({"chain": steps}, "--defense") if steps else NO_DEFENSE
 
     point = GridPoint(dataset, mechanism, defense, attack, float(budget), args.seed)
-    res = run_scenario(dataset.population, mechanism.mechanism, attack.build(),
-                       defense.build(), budget=point.budget, seed=point.seed,
-                       labels=point.identity)
+    try:
+        res = run_scenario(dataset.population, mechanism.mechanism, attack.build(),
+                           defense.build(), budget=point.budget, seed=point.seed,
+                           labels=point.identity)
+    except InputError:
+        raise
+    except Exception as err:  # the mechanism, attack or defense raised: a failed run
+        print(f"pluralguard attack: the run failed: {type(err).__name__}: {err}",
+              file=sys.stderr)
+        return EXIT_RUN_FAILED
     if args.json:
         declared = res.plan.declared if res.plan is not None else dataset.population
         _dump(json_ready({**res.row,
@@ -328,6 +456,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------- parser
 def _add_executor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", action="append", metavar="KEY=VALUE[,...]",
+                   help="run a subset of the grid: keys dataset, mechanism (label or kind), "
+                   "attack (label or recipe), defense; values of one key are alternatives "
+                   "(repeatable)")
     g = p.add_argument_group("execution")
     g.add_argument("--executor", default="local", choices=["local", "dask"],
                    help="local: joblib worker processes (default); dask: a dask.distributed "
@@ -365,8 +497,15 @@ defense baselines are always included):
   [budgets]                    # attacks without their own budgets
   default = [0.05, 0.2]
 
-  [tolerances]                 # CI gate (pluralguard check)
-  utility_loss_mean = 0.01
+  plugins = ["my_mechanism.py"] # user code (relative to the suite file)
+
+  [tolerances]                 # CI gate (pluralguard check): absolute, or
+  utility_loss_mean = 0.01     #   {absolute = A, relative = R}
+
+  [[limits]]                   # CI gate: absolute limits
+  attack = "sybil"
+  metric = "capture"
+  max = 0.1
 
 Full reference: the docstring of pluralguard.eval.suite.
 """
@@ -378,9 +517,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "agents.",
                      epilog="example:\n  pluralguard solve --dataset pve_like "
                      "--bounds quantile:0.5")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                        help="load user code first: a module importable from the current "
+                        "directory or a .py file that registers mechanisms, attacks or "
+                        "defenses (repeatable)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("solve", formatter_class=_formatter,
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], formatter_class=_formatter, **kwargs)
+
+    p = command("solve",
                        help="form value agreements (the agreement mechanism)",
                        description="Form value agreements by homophily and decentralised "
                        "optimisation (arXiv:2603.25811).",
@@ -398,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_solve)
 
-    p = sub.add_parser("consensus", formatter_class=_formatter,
+    p = command("consensus",
                        help="single ℓp consensus (Lera-Leri et al.)",
                        description="One agreement for the whole population by ℓp "
                        "regression (Lera-Leri et al. 2022/2024).",
@@ -410,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_consensus)
 
-    p = sub.add_parser("datasets", formatter_class=_formatter, help="list or export datasets",
+    p = command("datasets", help="list or export datasets",
                        description="List the registered datasets or export one as a "
                        "population CSV.",
                        epilog="examples:\n  pluralguard datasets list\n  pluralguard "
@@ -421,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of a synthetic dataset")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("run", formatter_class=_formatter, help="run an attack suite",
+    p = command("run", help="run an attack suite",
                        description="Run every grid point of a suite, resuming from DIR, and "
                        "write DIR/results.csv, timings.csv,\nsummary.json, "
                        "suite.resolved.json and report.md. Without SUITE.toml: the embedded "
@@ -441,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("report", formatter_class=_formatter,
+    p = command("report",
                        help="write the report of a results directory",
                        description="Write DIR/report.md and DIR/figures/*.png from "
                        "DIR/results.csv and DIR/summary.json.",
@@ -449,12 +596,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR", help="results directory of pluralguard run")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("baseline", formatter_class=_formatter,
+    p = command("baseline",
                        help="store a suite's metrics as a CI baseline",
                        description="Run a suite and store every gated metric of every grid "
-                       "point, with the suite's digest, for pluralguard check.",
-                       epilog="example:\n  pluralguard baseline ci/suite.toml -o "
-                       "ci/baseline.json")
+                       "point (and the points that did not apply) for pluralguard check. "
+                       "The output path is checked before anything runs; a file that is not "
+                       "a baseline is never overwritten. Updating a baseline prints what "
+                       "changed. With --only, only those points of the existing baseline are "
+                       "updated. Exit 0 written; 2 bad input; 3 a run failed (nothing "
+                       "written).",
+                       epilog="examples:\n  pluralguard baseline ci/suite.toml -o "
+                       "ci/baseline.json\n  pluralguard baseline ci/suite.toml -o "
+                       "ci/baseline.json --only attack=sybil --plugin my_mechanism.py")
     p.add_argument("suite", metavar="SUITE.toml")
     p.add_argument("-o", "--output", required=True, metavar="BASELINE.json",
                    help="baseline file to write")
@@ -463,22 +616,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor(p)
     p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("check", formatter_class=_formatter,
-                       help="rerun a suite and fail on robustness regressions",
-                       description="Rerun a suite and compare it with a baseline. Exit 0 "
-                       "when no metric got worse than its tolerance (suite [tolerances], "
-                       "else per-metric defaults), 1 with a table of regressions otherwise, "
-                       "2 on usage errors (missing files, a baseline of another suite).",
-                       epilog="example:\n  pluralguard check ci/suite.toml --baseline "
-                       "ci/baseline.json")
+    p = command("check",
+                       help="rerun a suite and fail on robustness regressions or limits",
+                       description="Rerun a suite and judge it against a baseline (every "
+                       "gated metric within its tolerance; baseline points still covered) "
+                       "and against the suite's [[limits]]. Prints a summary first (worst "
+                       "regression per attack × metric), then the details.\n\nexit codes:\n"
+                       "  0  pass\n  1  a regression, a limit violated or measured nowhere, "
+                       "lost coverage\n     (or a grid point not applicable, with --strict)\n"
+                       "  2  bad input (missing or invalid files), before anything runs\n"
+                       "  3  a run failed (a mechanism or attack raised); the grid point is "
+                       "named",
+                       epilog="examples:\n  pluralguard check ci/suite.toml --baseline "
+                       "ci/baseline.json\n  pluralguard check ci/suite.toml --baseline "
+                       "ci/baseline.json --junit gate.xml --json gate.json --strict\n"
+                       "  pluralguard check suite.toml --plugin my_mechanism.py --only "
+                       "attack=sybil  # limits only")
     p.add_argument("suite", metavar="SUITE.toml")
-    p.add_argument("--baseline", required=True, metavar="BASELINE.json")
-    p.add_argument("--out", metavar="DIR", help="keep the run's results there "
-                   "(default: a temporary directory)")
+    p.add_argument("--baseline", metavar="BASELINE.json",
+                   help="baseline to compare with (without it, only the limits are checked)")
+    p.add_argument("--strict", action="store_true",
+                   help="grid points that do not apply are failures")
+    p.add_argument("--junit", metavar="FILE.xml",
+                   help="write JUnit XML: one test case per grid point and per limit")
+    p.add_argument("--json", metavar="FILE.json",
+                   help="write every comparison (baseline, now, tolerance, verdict) as JSON")
+    p.add_argument("--out", metavar="DIR", help="keep the run's results there, and reuse "
+                   "them next time (default: a temporary directory)")
     _add_executor(p)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("list", formatter_class=_formatter,
+    p = command("list",
                        help="list attacks, defenses, datasets, metrics or mechanisms",
                        description="One line per registered item (metrics with their "
                        "direction and formula).",
@@ -488,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "mechanisms"])
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("attack", formatter_class=_formatter, help="run one attack scenario",
+    p = command("attack", help="run one attack scenario",
                        description="Run one scenario (clean, defended, attacked) and print "
                        "its metrics row; with --json also the clean and attacked agreements. "
                        "Recipes take threat-model keys too: attackers=ID[+ID...] or "
@@ -510,8 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--true-bounds", default="quantile:0.5", metavar="POLICY",
                      help="true bounds of a population without any (default quantile:0.5)")
     mech = p.add_argument_group("mechanism")
-    mech.add_argument("--mechanism", required=True, metavar="KIND",
-                      help="agreements | consensus | a registered kind")
+    mech.add_argument("--mechanism", required=True, metavar="KIND[,key=value...]",
+                      help="agreements | consensus | a registered kind (e.g. from --plugin), "
+                      "with parameters: median_clusters,k=5")
     mech.add_argument("--bounds", help="agreements: declared | quantile:Q | fixed:GX,GW "
                       "(default quantile:0.5; declared for stubborn)")
     mech.add_argument("--method", choices=METHODS,
@@ -528,7 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the row and the clean and attacked agreements as JSON")
     p.set_defaults(func=cmd_attack)
 
-    p = sub.add_parser("casestudy", formatter_class=_formatter,
+    p = command("casestudy",
                        help="reproduce the paper's case studies and measure their robustness",
                        description="Case studies: groups, utilities and embeddings at the "
                        "Q1/Q2/Q3/max bounds next to the single consensus (part 1), then the "
@@ -553,21 +722,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pluralguard`` console script."""
+    """Entry point of the ``pluralguard`` console script (exit codes: module doc)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    try:
-        return func(args)
-    except InputError as err:
-        print(f"pluralguard {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:  # e.g. piped into `head`
-        return 0
-    except KeyboardInterrupt:
-        print(f"pluralguard {args.command}: interrupted (finished runs are stored; rerun "
-              "the same command to resume)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    with _guarded_stdout():
+        try:
+            from .plugins import load_entry_points, load_plugins
+
+            load_entry_points()
+            args.plugin_refs = load_plugins(args.plugin)
+            return func(args)
+        except InputError as err:
+            print(f"pluralguard {args.command}: error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print(f"pluralguard {args.command}: interrupted (finished runs are stored; "
+                  "rerun the same command to resume)", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

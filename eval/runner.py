@@ -11,7 +11,9 @@ with :func:`~pluralguard.eval.scenario.run_scenario` and writes, into ``out``:
 ``timings.csv``          wall-clock seconds per run and phase, and the worker that ran
                          it (kept out of ``results.csv``, which is reproducible)
 ``summary.json``         counts, wall time, per-mechanism and per-defense aggregates,
-                         runs skipped as not applicable, and the sanity flags
+                         the grid points that did not apply (``not_applicable``, with
+                         the reason) and those whose run failed (``failed``, with the
+                         exception), and the sanity flags
                          (:data:`SANITY`; each ``{"raised", "description", "count",
                          "details"}``, details = up to 10 offending grid points)
 ``suite.resolved.json``  the suite with every default filled in (itself a valid suite;
@@ -22,25 +24,37 @@ with :func:`~pluralguard.eval.scenario.run_scenario` and writes, into ``out``:
 
 **Store and resume.** A run is content-addressed: its key hashes what it computes (the
 true population's fingerprint, the mechanism key, the attack's name and parameters, the
-budget, the defense chain, the seed) together with the package version and a digest of
-the package's source code, so a store never serves results computed by other code. A
-finished run is appended to ``runs.jsonl`` as soon as its batch returns, with flush and
-fsync. A rerun into the same directory reads the store (a torn last line, from a kill
-mid-write, is cut off), computes only the missing keys, and rebuilds ``results.csv``
-from the store (written to a temporary file, then ``os.replace``), so a killed and
-resumed suite ends with the same table as an uninterrupted one, and runs shared by
-several grid points (same content, other labels) are computed once. A run whose attack
-does not apply (the recipe raises :class:`InputError`, e.g. a protocol deviation
-against a mechanism without message passing) is stored as skipped, listed in
-``summary.json``, and has no row.
+budget, the defense chain, the seed) together with the package version, a digest of the
+package's source code and the code version of every user callable the run uses
+(:mod:`~pluralguard.eval.provenance`: a plugin's source or declared version), so a store
+never serves results computed by other code, and editing a plugin invalidates exactly
+its runs. A finished run is appended to ``runs.jsonl`` as soon as its batch returns,
+with flush and fsync. A rerun into the same directory reads the store (a torn last line,
+from a kill mid-write, is cut off), computes only the missing keys, and rebuilds
+``results.csv`` from the store (written to a temporary file, then ``os.replace``), so a
+killed and resumed suite ends with the same table as an uninterrupted one, and runs
+shared by several grid points (same content, other labels) are computed once.
+
+**Not applicable, failed.** A run whose attack or defense refuses the mechanism or the
+threat model (:class:`~pluralguard.core.errors.NotApplicable`, e.g. a protocol
+deviation against a mechanism without message passing) is stored as not applicable,
+with the reason, and has no row. Any other exception during a run — the user's
+mechanism raising, an attack crashing, an :class:`InputError` deep inside — is a
+*failed run*: stored with the exception's type, message and traceback, listed in
+``summary.json`` and never silently dropped; ``pluralguard run`` and ``check`` exit 3
+naming the grid points. Failed runs are not "finished": a rerun computes them again.
 
 **Executors.** ``local`` runs batches in joblib worker processes (``jobs`` of them);
-``dask`` submits the same batches to a ``distributed`` scheduler (``scheduler``
-address) or to a ``LocalCluster`` of ``jobs`` single-threaded worker processes.
-Batches group runs of one (dataset, mechanism, defense), at most ``batch_size`` each,
-so a worker reuses the clean runs (a per-worker :class:`RunCache`, renewed for every
-:func:`run_suite` call so that long-lived workers never serve stale runs). Every run
-limits BLAS to one thread, so rows are bit-identical on any executor.
+``dask`` submits the same batches to a ``distributed`` scheduler (``scheduler`` address)
+or to a ``LocalCluster`` of ``jobs`` single-threaded worker processes. Batches group
+runs of one (dataset, mechanism, defense), at most ``batch_size`` each, so a worker
+reuses the clean runs (a per-worker :class:`RunCache`, renewed for every
+:func:`run_suite` call so that long-lived workers never serve stale runs). Every task
+carries the suite's plugins (:attr:`Suite.plugins
+<pluralguard.eval.suite.Suite.plugins>`: its ``plugins`` key and ``--plugin``), which
+the worker loads — or reloads, if their source changed — before it runs anything, so
+user mechanisms, attacks and defenses work with any number of workers. Every run limits
+BLAS to one thread, so rows are bit-identical on any executor.
 """
 
 from __future__ import annotations
@@ -54,6 +68,7 @@ import os
 import socket
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -66,9 +81,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pluralguard.core.errors import InputError
+from pluralguard.attacks import ATTACKS
+from pluralguard.core.errors import InputError, NotApplicable
+from pluralguard.core.mechanism import mechanism_kinds
+from pluralguard.defenses import DEFENSES
 
-from . import sanity
+from . import plugins, sanity
+from .provenance import user_code
 from .scenario import IDENTITY, RunCache, run_scenario
 from .suite import GridPoint, Suite, canonical_json
 
@@ -98,6 +117,16 @@ class RunResult:
     summary: dict[str, Any]
     report: Path | None
 
+    @property
+    def not_applicable(self) -> list[dict[str, Any]]:
+        """Grid points that did not apply: identity and ``reason``."""
+        return self.summary["not_applicable"]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Grid points whose run failed: identity, ``error`` (type: message), ``traceback``."""
+        return self.summary["failed"]
+
 
 # --------------------------------------------------------------------- keys
 @cache
@@ -113,17 +142,20 @@ def code_digest() -> str:
 
 
 def run_key(point: GridPoint) -> str:
-    """Content address of one run (module doc)."""
-    return hashlib.sha256(f"{code_digest()}\x00{point.content}".encode()).hexdigest()
+    """Content address of one run: pluralguard's code, the user code the run uses and
+    what it computes (module doc)."""
+    text = f"{code_digest()}\x00{user_code(point)}\x00{point.content}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # -------------------------------------------------------------------- store
 class RunStore:
     """The append-only JSON-lines store of finished runs (``runs.jsonl``, module doc).
 
-    Each line is ``{"key": ..., "row": {...}, "timing": {...}}`` or
-    ``{"key": ..., "skipped": "reason"}``; floats round-trip exactly (NaN and
-    Infinity as JSON extensions).
+    Each line is ``{"key": ..., "row": {...}, "timing": {...}}``,
+    ``{"key": ..., "skipped": "reason"}`` (not applicable) or ``{"key": ...,
+    "failed": {"type", "message", "traceback"}}``; floats round-trip exactly (NaN and
+    Infinity as JSON extensions). A later line for a key replaces an earlier one.
     """
 
     def __init__(self, path: Path) -> None:
@@ -165,6 +197,7 @@ class _Task:
     session: str
     points: tuple[tuple[str, GridPoint], ...]
     sanity: bool = False
+    plugins: tuple[plugins.PluginRef, ...] = ()
 
 
 _SESSION: tuple[str, RunCache] | None = None
@@ -189,24 +222,60 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _failure(err: BaseException) -> dict[str, Any]:
+    """A failed-run record: the exception's type, message and traceback."""
+    trace = "".join(traceback.format_exception(err))
+    return {"failed": {"type": type(err).__name__, "message": str(err),
+                       "traceback": trace[-4000:]}}
+
+
+def _unregistered(point: GridPoint) -> str | None:
+    """What the point uses that this process has not registered (a plugin this worker
+    did not load), or None."""
+    kind = point.mechanism.mechanism.kind
+    if kind not in {k for k, _ in mechanism_kinds()}:
+        return f"mechanism kind {kind!r}"
+    if point.attack.name != "none" and point.attack.name not in ATTACKS:
+        return f"attack {point.attack.name!r}"
+    for name, _ in point.defense.steps:
+        if name not in DEFENSES:
+            return f"defense {name!r}"
+    return None
+
+
 def run_point(point: GridPoint, cache: RunCache) -> dict[str, Any]:
-    """One grid point as a store record: ``{"row", "timing"}`` or ``{"skipped"}``."""
+    """One grid point as a store record: ``{"row", "timing"}``, ``{"skipped": reason}``
+    (not applicable) or ``{"failed": {...}}`` (module doc)."""
     start = time.perf_counter()
+    missing = _unregistered(point)
+    if missing is not None:
+        return {"failed": {"type": "NotRegistered", "traceback": "", "message":
+                           f"{missing} is not registered in worker process {os.getpid()}: "
+                           "register it in a plugin (--plugin FILE.py, plugins = [...] in "
+                           "the suite, or a pluralguard.plugins entry point) so that every "
+                           "worker loads it, or run with --jobs 1"}}
     try:
         res = run_scenario(point.dataset.population, point.mechanism.mechanism,
                            point.attack.build(), point.defense.build(), budget=point.budget,
                            seed=point.seed, cache=cache, labels=point.identity)
-    except InputError as err:
+    except NotApplicable as err:
         return {"skipped": str(err)}
+    except Exception as err:
+        return _failure(err)
     timing = {**res.timing, "total": time.perf_counter() - start,
               "worker": f"{socket.gethostname()}:{os.getpid()}"}
     return {"row": {k: _plain(v) for k, v in res.row.items()}, "timing": timing}
 
 
 def _run_task(task: _Task) -> tuple[bool, list[tuple[str, dict[str, Any]]]]:
-    """Run a batch; a sanity task (fresh cache) stops at its first run that has a row."""
+    """Run a batch (after loading the plugins); a sanity task (fresh cache) stops at its
+    first run that has a row."""
     from threadpoolctl import threadpool_limits
 
+    try:
+        plugins.ensure(task.plugins)
+    except InputError as err:  # every run of the batch failed, and says why
+        return task.sanity, [(key, _failure(err)) for key, _ in task.points]
     cache = RunCache() if task.sanity else _session_cache(task.session)
     records = []
     with threadpool_limits(1):
@@ -265,23 +334,26 @@ def _execute(tasks: list[_Task], executor: str, jobs: int, scheduler: str | None
     return _dask(tasks, jobs, scheduler)
 
 
-def _batches(pending: dict[str, GridPoint], size: int, session: str) -> list[_Task]:
+def _batches(pending: dict[str, GridPoint], size: int, session: str,
+             refs: tuple[plugins.PluginRef, ...]) -> list[_Task]:
     groups: dict[tuple[str, str, str], list[tuple[str, GridPoint]]] = {}
     for key, p in pending.items():
         groups.setdefault((p.dataset.label, p.mechanism.label, p.defense.label), []).append(
             (key, p))
-    return [_Task(session, tuple(g[i:i + size]))
+    return [_Task(session, tuple(g[i:i + size]), plugins=refs)
             for g in groups.values() for i in range(0, len(g), size)]
 
 
-def _sanity_tasks(grid: list[GridPoint], keys: list[str], session: str) -> list[_Task]:
+def _sanity_tasks(grid: list[GridPoint], keys: list[str], session: str,
+                  refs: tuple[plugins.PluginRef, ...]) -> list[_Task]:
     """One recomputation per (dataset, mechanism): its first attacked run that applies
     (the task walks the attacked points in grid order, the clean run last)."""
     points: dict[tuple[str, str], list[tuple[str, GridPoint]]] = {}
     for key, p in sorted(zip(keys, grid, strict=True), key=lambda kp: kp[1].attack.name
                          == "none"):
         points.setdefault((p.dataset.label, p.mechanism.label), []).append((key, p))
-    return [_Task(session, tuple(group), sanity=True) for group in points.values()]
+    return [_Task(session, tuple(group), sanity=True, plugins=refs)
+            for group in points.values()]
 
 
 # ------------------------------------------------------------------- files
@@ -479,16 +551,18 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
     done = store.load()
     grid = suite.grid()
     keys = [run_key(p) for p in grid]
-    pending = {k: p for k, p in zip(keys, grid, strict=True) if k not in done}
+    pending = {k: p for k, p in zip(keys, grid, strict=True)
+               if k not in done or "failed" in done[k]}
     session = uuid.uuid4().hex
-    tasks = _batches(pending, batch_size, session) + _sanity_tasks(grid, keys, session)
+    tasks = (_batches(pending, batch_size, session, suite.plugins)
+             + _sanity_tasks(grid, keys, session, suite.plugins))
 
     reruns: dict[str, dict[str, Any]] = {}
     computed = 0
     with tqdm(total=len(pending), unit="run", desc=suite.name, file=sys.stderr,
               disable=None if progress else True, dynamic_ncols=True) as bar:
-        for sanity, records in _execute(tasks, executor, jobs, scheduler):
-            if sanity:
+        for is_rerun, records in _execute(tasks, executor, jobs, scheduler):
+            if is_rerun:
                 reruns.update(records)
                 continue
             store.append(records)
@@ -496,15 +570,20 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
             computed += len(records)
             bar.update(len(records))
 
-    rows, timings, skipped = [], [], []
+    rows, timings, skipped, failed = [], [], [], []
     for key, point in zip(keys, grid, strict=True):
         record = done[key]
         if "skipped" in record:
             skipped.append({**point.identity, "reason": record["skipped"]})
             continue
+        if "failed" in record:
+            error = record["failed"]
+            failed.append({**point.identity, "error": f"{error['type']}: {error['message']}",
+                           "traceback": error.get("traceback", "")})
+            continue
         rows.append({**record["row"], **point.identity})
         timings.append({**point.identity, **record["timing"], "key": key})
-    columns = list(dict.fromkeys(c for row in rows for c in row))
+    columns = list(dict.fromkeys(c for row in rows for c in row)) or list(IDENTITY)
     _write_csv(out / "results.csv", columns, rows)
     phases = [p for p in _TIMING_PHASES if any(p in t for t in timings)]
     _write_csv(out / "timings.csv", [*IDENTITY, *phases, "worker", "key"], timings)
@@ -513,8 +592,9 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
     summary = {
         "suite": {"name": suite.name, "source": suite.source, "digest": suite.digest,
                   "version": version("pluralguard"), "code": code_digest()},
-        "counts": {"grid": len(grid), "rows": len(rows), "skipped": len(skipped),
-                   "computed": computed, "reused": len(grid) - len(pending),
+        "counts": {"grid": len(grid), "rows": len(rows), "not_applicable": len(skipped),
+                   "failed": len(failed), "computed": computed,
+                   "reused": len(grid) - len(pending),
                    "datasets": len(suite.datasets), "mechanisms": len(suite.mechanisms),
                    "defenses": len(suite.defenses), "attacks": len(suite.attacks),
                    "seeds": len(suite.seeds)},
@@ -522,7 +602,8 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
         "executor": {"kind": executor, "jobs": jobs, "scheduler": scheduler},
         "sanity": _sanity(results, reruns, done, dict(zip(keys, grid, strict=True))),
         **_aggregates(results),
-        "skipped": skipped,
+        "not_applicable": skipped,
+        "failed": failed,
     }
     write_json(out / "summary.json", summary)
     report_path = _write_report(out) if report else None

@@ -39,8 +39,15 @@ the order written. Example::
     [params]                 # parameters per recipe (and `default` for every recipe),
     best_response = {queries = 20}   # under each entry's own; not part of the labels
 
+    plugins = ["my_mechanism.py"]        # user code to load first (relative to this file)
+
     [tolerances]                         # CI gate (pluralguard check), per metric
     utility_loss_mean = 0.01
+
+    [[limits]]                           # absolute limits of the CI gate
+    attack = "sybil"
+    metric = "capture"
+    max = 0.1
 
 Rules:
 
@@ -64,8 +71,18 @@ Rules:
   tables (keys ``dataset``, ``mechanism``, ``defense``, ``attack``; labels checked).
 * **Datasets** without true bounds (e.g. ``evs2017``) get them from ``true_bounds``
   (a bound policy, default ``quantile:0.5``): attacks need every agent's true bounds.
-* **Mechanisms** are checked once on a tiny probe population, so a misspelt parameter
-  fails at load time, naming its key.
+* **Plugins** (:mod:`~pluralguard.eval.plugins`) load before anything else, so the
+  suite can name the mechanisms, attacks and defenses they register.
+* **Mechanisms** are run once on a probe — the first 40 agents of the suite's smallest
+  dataset — so a misspelt parameter, a crash or an invalid outcome
+  (:func:`~pluralguard.core.mechanism.check_outcome`) fails at load time, naming its key.
+* **Agent ids and group ranks** an attack names (``attackers``, ``victims``, ``group``,
+  ``groups``, ``count``, the shape of ``point``) are checked against every dataset the
+  attack runs on: ``attacks[1].attackers: id 99999 is out of range for dataset
+  'evs2017' (34 agents); …``.
+* **The gate** (``[gate]``, ``[tolerances]``, ``[[limits]]``):
+  :mod:`~pluralguard.eval.criteria`.
+* ``Suite.restrict`` (``--only KEY=VALUE[,…]``) runs a subset of the grid.
 * Errors are :class:`~pluralguard.core.errors.InputError` naming the key, with list
   positions counted from 0: ``attacks[2].budgets: expected a list of numbers; …``.
 """
@@ -77,7 +94,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -86,11 +103,12 @@ from pluralguard.attacks import ATTACKS, Attack, make_attack
 from pluralguard.core import datasets
 from pluralguard.core.bounds import BoundPolicy, resolve_bounds
 from pluralguard.core.errors import InputError
-from pluralguard.core.mechanism import Mechanism, mechanism_kinds
+from pluralguard.core.mechanism import Mechanism, check_outcome, mechanism_kinds
 from pluralguard.core.model import Population
 from pluralguard.defenses import DEFENSES, DefenseChain, make_defense
 
-from .metrics import METRICS
+from .criteria import Criteria, parse_criteria
+from .plugins import PluginRef, load_entry_points, load_plugins
 from .sources import load_source
 
 #: True bound policy for populations that declare no bounds.
@@ -98,22 +116,12 @@ DEFAULT_TRUE_BOUNDS = "quantile:0.5"
 #: File name of the embedded default suite (package data of ``pluralguard.eval``).
 DEFAULT_SUITE = "default_suite.toml"
 
-#: Absolute tolerances of the CI gate: how much worse (in the direction of
-#: ``METRICS[name].worse``) a metric may get before ``pluralguard check`` fails.
-#: Results are bit-identical for identical code, so these only absorb deliberate,
-#: negligible numerical changes; 0/1 metrics tolerate no flip. Every metric with a
-#: direction is gated; one without an entry here gets tolerance 0.
-_TOLERANCE = {
-    "honest_utility_mean": 1e-4, "honest_utility_p10": 1e-4, "honest_utility_min": 1e-4,
-    "utility_loss_mean": 1e-4, "utility_loss_p90": 1e-4, "utility_loss_max": 1e-4,
-    "attacker_gain": 1e-4, "defense_cost": 1e-4, "capture": 0.01, "exclusion_rate": 0.01,
-    "partition_change": 0.01, "comembership_flips": 0.01, "defense_partition_change": 0.01,
-}
-DEFAULT_TOLERANCES: dict[str, float] = {
-    name: _TOLERANCE.get(name, 0.0) for name, info in METRICS.items() if info.worse != "none"}
-
 _TOP_KEYS = ("name", "seeds", "datasets", "mechanisms", "attacks", "defenses", "budgets",
-             "params", "exclude", "tolerances")
+             "params", "exclude", "plugins", "gate", "tolerances", "limits")
+#: Grid keys ``--only`` filters on.
+ONLY_KEYS = ("dataset", "mechanism", "attack", "defense")
+#: Agents of the probe each mechanism runs on when a suite loads.
+PROBE_AGENTS = 40
 _NONE = "none"
 _ALL = "all"
 #: Attack parameters that list agent ids (a single id is accepted too).
@@ -165,6 +173,7 @@ class AttackSpec:
     name: str
     params: dict[str, Any]
     budgets: tuple[float, ...]
+    key: str = field(default="attack", compare=False)
 
     def build(self) -> Attack | None:
         """The recipe object (None for the ``none`` attack)."""
@@ -216,6 +225,15 @@ class GridPoint:
                 "defense": self.defense.label, "seed": self.seed}
 
     @property
+    def names(self) -> dict[str, set[Any]]:
+        """Every name the point answers to per grid key (labels; an attack's recipe, a
+        mechanism's kind; the budget), for ``--only`` and limit filters."""
+        return {"dataset": {self.dataset.label},
+                "mechanism": {self.mechanism.label, self.mechanism.mechanism.kind},
+                "attack": {self.attack.label, self.attack.name},
+                "defense": {self.defense.label}, "budget": {self.budget}}
+
+    @property
     def content(self) -> str:
         """Canonical text of what the run computes (labels excluded)."""
         return canonical_json({
@@ -239,11 +257,17 @@ class Suite:
     datasets, mechanisms, defenses, attacks : tuple of specs
         In grid order; ``defenses`` and ``attacks`` start with ``none``.
     seeds : tuple of int
-    tolerances : dict
-        Gate tolerance of every gated metric (defaults overridden by ``[tolerances]``).
+    criteria : Criteria
+        What the gate checks: gated metrics, tolerances, limits
+        (:mod:`~pluralguard.eval.criteria`).
     exclude : tuple of dict
         Label patterns (``dataset``, ``mechanism``, ``defense``, ``attack``) of grid
         points left out: a point matching every key of one pattern is dropped.
+    plugins : tuple of PluginRef
+        The plugins its runs need: its ``plugins`` key, and those the command line adds
+        (:meth:`with_plugins`). Worker processes load them.
+    only : tuple of (key, names)
+        The subset :meth:`restrict` keeps (empty: the whole grid).
     """
 
     name: str
@@ -253,17 +277,64 @@ class Suite:
     defenses: tuple[DefenseSpec, ...]
     attacks: tuple[AttackSpec, ...]
     seeds: tuple[int, ...]
-    tolerances: dict[str, float]
+    criteria: Criteria = field(default_factory=Criteria)
     exclude: tuple[dict[str, str], ...] = ()
+    plugins: tuple[PluginRef, ...] = ()
+    only: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def grid(self) -> list[GridPoint]:
         """Every run, in grid order (dataset → mechanism → defense → attack → budget → seed)."""
-        return [GridPoint(d, m, f, a, b, s)
-                for d in self.datasets for m in self.mechanisms for f in self.defenses
-                if not self._excluded(d=d.label, m=m.label, f=f.label)
-                for a in self.attacks
-                if not self._excluded(d=d.label, m=m.label, f=f.label, a=a.label)
-                for b in a.budgets for s in self.seeds]
+        points = [GridPoint(d, m, f, a, b, s)
+                  for d in self.datasets for m in self.mechanisms for f in self.defenses
+                  if not self._excluded(d=d.label, m=m.label, f=f.label)
+                  for a in self.attacks
+                  if not self._excluded(d=d.label, m=m.label, f=f.label, a=a.label)
+                  for b in a.budgets for s in self.seeds]
+        return [p for p in points if self.selects(p)]
+
+    def with_plugins(self, refs: Sequence[PluginRef]) -> Suite:
+        """The suite with more plugins for its workers to load (e.g. ``--plugin``)."""
+        merged = {ref.name: ref for ref in (*refs, *self.plugins)}
+        return replace(self, plugins=tuple(merged.values()))
+
+    def selects(self, point: GridPoint) -> bool:
+        """Whether a point is in the :meth:`restrict` subset (always, without one)."""
+        names = point.names
+        return all(names[key] & set(values) for key, values in self.only)
+
+    def restrict(self, only: Mapping[str, Sequence[str]]) -> Suite:
+        """The suite limited to the grid points whose ``dataset``, ``mechanism`` (label or
+        kind), ``attack`` (label or recipe) and ``defense`` match: several values of one
+        key are alternatives, several keys must all match.
+
+        Raises
+        ------
+        InputError
+            ``--only`` with an unknown key or a name that is not in the suite.
+        """
+        known = self._names()
+        for key, values in only.items():
+            if key not in ONLY_KEYS:
+                raise InputError("--only", f"unknown key {key!r}",
+                                 f"use {', '.join(ONLY_KEYS)}, e.g. --only attack=sybil")
+            for value in values:
+                if value not in known[key]:
+                    raise InputError("--only", f"no {key} {value!r} in suite {self.name!r}",
+                                     f"use one of {', '.join(sorted(known[key]))}")
+        only_items = tuple((k, tuple(v)) for k, v in only.items())
+        restricted = replace(self, only=self.only + only_items)
+        if not restricted.grid():
+            raise InputError("--only", "selects no grid point of the suite",
+                             "loosen the filter")
+        return restricted
+
+    def _names(self) -> dict[str, set[Any]]:
+        return {"dataset": {d.label for d in self.datasets},
+                "mechanism": {m.label for m in self.mechanisms}
+                | {m.mechanism.kind for m in self.mechanisms},
+                "attack": {a.label for a in self.attacks} | {a.name for a in self.attacks},
+                "defense": {f.label for f in self.defenses},
+                "budget": {b for a in self.attacks for b in a.budgets}}
 
     def _excluded(self, d: str, m: str, f: str, a: str | None = None) -> bool:
         labels = {"dataset": d, "mechanism": m, "defense": f, "attack": a}
@@ -282,13 +353,14 @@ class Suite:
 
     def resolved(self) -> dict[str, Any]:
         """The suite with every suite-level default filled in; itself a valid suite."""
-        return {"name": self.name, "seeds": list(self.seeds),
-                "datasets": [d.resolved() for d in self.datasets],
-                "mechanisms": [m.resolved() for m in self.mechanisms],
-                "attacks": [a.resolved() for a in self.attacks],
-                "defenses": [d.resolved() for d in self.defenses],
-                "exclude": [dict(p) for p in self.exclude],
-                "tolerances": dict(self.tolerances)}
+        out = {"name": self.name, "seeds": list(self.seeds),
+               "plugins": [ref.path or ref.name for ref in self.plugins],
+               "datasets": [d.resolved() for d in self.datasets],
+               "mechanisms": [m.resolved() for m in self.mechanisms],
+               "attacks": [a.resolved() for a in self.attacks],
+               "defenses": [d.resolved() for d in self.defenses],
+               "exclude": [dict(p) for p in self.exclude]}
+        return out | self.criteria.resolved()
 
 
 # ------------------------------------------------------------------- helpers
@@ -476,19 +548,33 @@ def _label(label: Any, default: str, key: str) -> str:
 _PROBE: Population | None = None
 
 
-def _probe() -> Population:
-    """A tiny bounded population every mechanism is tried on once."""
+def _tiny_probe() -> Population:
+    """A tiny bounded population, the probe when no dataset is given."""
     global _PROBE
     if _PROBE is None:
         _PROBE = datasets.load("blobs", n=8, k=2, m=2, centers=2, seed=0)
     return _PROBE
 
 
-def load_mechanism(entry: str | Mapping[str, Any], key: str = "mechanism") -> MechanismSpec:
+def probe_of(specs: Sequence[DatasetSpec]) -> tuple[Population, str]:
+    """The probe of a suite: the first :data:`PROBE_AGENTS` agents of its smallest
+    dataset, and a description of it for messages."""
+    smallest = min(specs, key=lambda d: d.population.n)
+    pop = smallest.population
+    if pop.n > PROBE_AGENTS:
+        return (pop.subset(range(PROBE_AGENTS)),
+                f"the first {PROBE_AGENTS} agents of dataset {smallest.label!r}")
+    return pop, f"dataset {smallest.label!r}"
+
+
+def load_mechanism(entry: str | Mapping[str, Any], key: str = "mechanism",
+                   probe: tuple[Population, str] | None = None) -> MechanismSpec:
     """A mechanism entry: a kind, or ``{name = label, kind = ..., **params}``.
 
-    The mechanism is run once on a tiny probe population, so a misspelt or invalid
-    parameter fails here, naming ``key``.
+    The mechanism is run once on a probe (default a tiny synthetic population; a suite
+    gives :func:`probe_of` its datasets) and its outcome checked
+    (:func:`~pluralguard.core.mechanism.check_outcome`), so a misspelt parameter, a crash
+    or a malformed outcome fails here, naming ``key``.
     """
     if isinstance(entry, str):
         entry = {"kind": entry}
@@ -504,16 +590,22 @@ def load_mechanism(entry: str | Mapping[str, Any], key: str = "mechanism") -> Me
     kinds = [k for k, _ in mechanism_kinds()]
     if kind not in kinds:
         raise InputError(f"{key}.kind", f"unknown mechanism {kind!r}",
-                         f"use one of {', '.join(kinds)} or register_mechanism()")
+                         f"use one of {', '.join(kinds)}, register_mechanism() in a plugin "
+                         "(--plugin FILE.py or plugins = [...]), or install one")
+    population, where = probe if probe is not None else (_tiny_probe(), "a tiny probe")
     try:
         mechanism = Mechanism(kind, params)
-        mechanism(_probe())
+        check_outcome(mechanism(population), population, f"mechanism {kind!r}")
     except InputError as err:
         raise _rekey(err, key) from None
     except TypeError as err:
         raise InputError(key, f"mechanism {kind!r} rejects its parameters ({err})",
                          "check the parameter names (see pluralguard list mechanisms)"
                          ) from None
+    except Exception as err:
+        raise InputError(key, f"mechanism {kind!r} raised {type(err).__name__} on {where}: "
+                         f"{err}", "fix the mechanism or its parameters (the suite checks "
+                         "every mechanism once when it loads)") from None
     return MechanismSpec(_label(label, auto_label(kind, params), f"{key}.name"), mechanism)
 
 
@@ -606,8 +698,13 @@ def load_attack(entry: str | Mapping[str, Any], key: str = "attack",
     for ids in _ID_LISTS:  # one agent: attackers = 3 means (3,)
         if isinstance(params.get(ids), int) and not isinstance(params[ids], bool):
             params[ids] = (params[ids],)
+        value = params.get(ids)
+        if value is not None and not (isinstance(value, tuple) and all(
+                isinstance(i, int) and not isinstance(i, bool) for i in value)):
+            raise InputError(f"{key}.{ids}", f"{value!r} is not a list of agent ids",
+                             f"write e.g. {ids} = [3, 7] (agent indices, from 0)")
     _try_build(make_attack, "attack", name, params, key)
-    return AttackSpec(label, name, params, own)
+    return AttackSpec(label, name, params, own, key)
 
 
 # ------------------------------------------------------------------ defenses
@@ -690,11 +787,18 @@ def parse_suite(data: Mapping[str, Any], *, name: str = "suite", source: str = "
     source : str
         Where it came from (recorded in the summary).
     base : Path, optional
-        Directory of relative population file paths.
+        Directory of relative population file and plugin paths (default: the current
+        directory).
     """
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
         raise InputError(unknown[0], "unknown key", f"use {', '.join(_TOP_KEYS)}")
+    plugins = data.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(x, str) for x in plugins):
+        raise InputError("plugins", "expected a list of module names or .py paths",
+                         "write e.g. plugins = [\"my_mechanism.py\"]")
+    load_entry_points()
+    refs = load_plugins(plugins, base=base, key="plugins")
     for key in ("datasets", "mechanisms"):
         if key not in data:
             raise InputError(key, "missing", f"list at least one entry in {key}")
@@ -728,21 +832,13 @@ def parse_suite(data: Mapping[str, Any], *, name: str = "suite", source: str = "
         _expect(value, dict, f"params.{key}", "a table of parameters",
                 f"write {key} = {{fraction = 0.05}}")
 
-    tolerances = dict(DEFAULT_TOLERANCES)
-    table = data.get("tolerances", {})
-    _expect(table, dict, "tolerances", "a table", "write [tolerances] utility_loss_mean = 0.01")
-    for key, value in table.items():
-        if key not in DEFAULT_TOLERANCES:
-            raise InputError(f"tolerances.{key}", "not a gated metric",
-                             f"use one of {', '.join(DEFAULT_TOLERANCES)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise InputError(f"tolerances.{key}", "expected a non-negative number",
-                             f"write e.g. {key} = 0.01")
-        tolerances[key] = float(value)
-
+    dataset_specs = [load_dataset(e, f"datasets[{i}]", base)
+                     for i, e in enumerate(data["datasets"])]
+    probe = probe_of(dataset_specs)
     sets = (
-        [load_dataset(e, f"datasets[{i}]", base) for i, e in enumerate(data["datasets"])],
-        [load_mechanism(e, f"mechanisms[{i}]") for i, e in enumerate(data["mechanisms"])],
+        dataset_specs,
+        [load_mechanism(e, f"mechanisms[{i}]", probe)
+         for i, e in enumerate(data["mechanisms"])],
         _defense_entries(data.get("defenses", []), "defenses"),
         _attack_entries(data.get("attacks", []), "attacks", budgets, defaults),
     )
@@ -752,8 +848,77 @@ def parse_suite(data: Mapping[str, Any], *, name: str = "suite", source: str = "
     exclude = _exclude(data.get("exclude", []), dict(zip(
         ("dataset", "mechanism", "defense", "attack"),
         ({spec.label for spec in specs} for specs in sets), strict=True)))
-    return Suite(suite_name, source, *(tuple(s) for s in sets), tuple(seeds), tolerances,
-                 exclude)
+    suite = Suite(suite_name, source, *(tuple(s) for s in sets), tuple(seeds),
+                  exclude=exclude, plugins=refs)
+    for attack in suite.attacks:
+        for dataset in suite.datasets:
+            if any(not suite._excluded(dataset.label, m.label, f.label, attack.label)
+                   for m in suite.mechanisms for f in suite.defenses):
+                check_targets(attack, dataset)
+    criteria = parse_criteria(data, suite._names())
+    grid = suite.grid()
+    for limit in criteria.limits:
+        if not any(limit.matches(point.names) for point in grid):
+            raise InputError(limit.key, "matches no grid point of the suite",
+                             "check its filters (and the suite's exclude)")
+    return replace(suite, criteria=criteria)
+
+
+def check_targets(attack: AttackSpec, dataset: DatasetSpec) -> None:
+    """Check the agent ids and group ranks an attack names against a dataset it runs on.
+
+    Raises
+    ------
+    InputError
+        Naming the attack's key and the parameter: ``attacks[1].attackers: id 99999 is
+        out of range for dataset 'evs2017' (34 agents); …`` — a typo is a usage error,
+        never a grid point that silently does not apply.
+    """
+    pop = dataset.population
+    n, params = pop.n, attack.params
+    where = f"for dataset {dataset.label!r} ({n} agents)"
+    skip = (f"exclude the pair (exclude = [{{dataset = \"{dataset.label}\", attack = "
+            f"\"{attack.label}\"}}])")
+    for name in _ID_LISTS:
+        for i in params.get(name) or ():
+            if not 0 <= i < n:
+                raise InputError(f"{attack.key}.{name}", f"id {i} is out of range {where}",
+                                 f"pass agent indices 0–{n - 1}, or {skip}")
+    ranks = [("group", params.get("group"))] + [("groups", g) for g in
+                                                params.get("groups") or ()]
+    for name, rank in ranks:
+        if rank is not None and rank >= n:
+            raise InputError(f"{attack.key}.{name}", f"group rank {rank} is out of range "
+                             f"{where}: it has at most {n} groups",
+                             f"pass a size rank 0–{n - 1} (0 = the largest group), or {skip}")
+    count = params.get("count")
+    if isinstance(count, int) and count >= n:
+        raise InputError(f"{attack.key}.count", f"{count} attackers {where}",
+                         f"pass count below {n} (or a fraction), or {skip}")
+    point = params.get("point")
+    if point is not None:
+        try:
+            ok = (len(point) == 2 and _shape(point[0]) == (pop.k, pop.m)
+                  and _shape(point[1]) == (pop.m,))
+        except TypeError:
+            ok = False
+        if not ok:
+            raise InputError(f"{attack.key}.point", f"is not a value system {where} (X of "
+                             f"shape ({pop.k}, {pop.m}), W of shape ({pop.m},))",
+                             f"write point = [X, W] with {pop.k} rows of {pop.m} judgements "
+                             f"and {pop.m} weights")
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    """Shape of nested tuples (TOML arrays)."""
+    if isinstance(value, tuple):
+        inner = {_shape(v) for v in value}
+        if len(inner) != 1:
+            return (len(value), -1) if value else (0,)
+        return (len(value), *inner.pop())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ()
+    raise TypeError(value)
 
 
 def _exclude(entries: Any, labels: Mapping[str, set[str]]) -> tuple[dict[str, str], ...]:

@@ -1,22 +1,20 @@
-"""Shared fixtures: small seeded populations and the path to ../shared/data."""
+"""Test session set-up: say where the shared fixtures come from (see populations.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
+from populations import REQUIRE_DATA_VAR, SHARED_DATA_VAR
 
-from pluralguard.core import Population
-from populations import SHARED_DATA, clustered
-
-
-@pytest.fixture
-def small_population() -> Population:
-    return clustered()
+#: A separate project that tests/test_example_project.py runs as an outside user would.
+collect_ignore = ["example_project"]
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"test fixtures not found at {SHARED_DATA}")
-    return SHARED_DATA
+def pytest_report_header() -> str:
+    folder = os.environ.get(SHARED_DATA_VAR)
+    if not folder:
+        return (f"shared fixtures: ${SHARED_DATA_VAR} is unset; tests that need its "
+                "files are skipped (tests/data/README.md)")
+    required = os.environ.get(REQUIRE_DATA_VAR) == "1"
+    return (f"shared fixtures: {folder} (${SHARED_DATA_VAR}); a missing file "
+            f"{'fails' if required else 'skips'} its test")

@@ -24,12 +24,12 @@ from pluralguard.attacks.geometry import project_budget, region_point
 from pluralguard.attacks.protocol import MessageDeviation
 from pluralguard.core import Population
 from pluralguard.core.bounds import resolve_bounds
-from pluralguard.core.errors import InputError
+from pluralguard.core.errors import InputError, NotApplicable
 from pluralguard.core.geometry import accepts, normalised_distance
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.message_passing import IterationState
 from pluralguard.core.network import homophily_edges
-from pluralguard.eval.scenario import run_scenario
+from pluralguard.eval.scenario import make_mechanism, run_scenario
 from populations import bounded, clustered
 
 NAMES = ("stubborn", "overshoot", "infiltrate", "exclude", "bridge", "sybil",
@@ -134,17 +134,17 @@ def test_targets_are_shared_by_recipes_with_the_same_threat() -> None:
 
 
 # -------------------------------------------------------------- applicability
-APPLIES = {  # recipe -> mechanisms it applies to (others raise InputError on this field)
-    "stubborn": ({"declared"}, {"quantile": "bounds", "consensus": "mechanism"}),
+APPLIES = {  # recipe -> mechanisms it applies to, and the capability the others lack
+    "stubborn": ({"declared"}, {"quantile": "declared_bounds", "consensus": "declared_bounds"}),
     "overshoot": ({"declared", "quantile", "consensus", "dual"}, {}),
-    "infiltrate": ({"declared", "quantile"}, {"consensus": "mechanism"}),
+    "infiltrate": ({"declared", "quantile"}, {"consensus": "groups"}),
     "exclude": ({"declared", "quantile", "consensus"}, {}),
-    "bridge": ({"declared", "quantile"}, {"consensus": "mechanism"}),
+    "bridge": ({"declared", "quantile"}, {"consensus": "groups"}),
     "sybil": ({"declared", "quantile", "consensus"}, {}),
-    "threshold_shift": ({"quantile"}, {"declared": "bounds", "consensus": "mechanism"}),
+    "threshold_shift": ({"quantile"}, {"declared": "threshold", "consensus": "links"}),
     "camouflage": ({"declared", "quantile", "consensus"}, {}),
-    "protocol": ({"dual"}, {"declared": "method", "quantile": "method",
-                            "consensus": "mechanism"}),
+    "protocol": ({"dual"}, {"declared": "message_passing", "quantile": "message_passing",
+                            "consensus": "message_passing"}),
     "best_response": ({"declared", "quantile", "consensus"}, {}),
 }
 MECHANISMS = {"declared": DECLARED, "quantile": QUANTILE, "dual": DUAL,
@@ -165,28 +165,31 @@ def test_every_recipe_runs_where_it_applies_and_says_why_not(name: str, mech: st
         assert row["attack"] == name and np.isfinite(row["utility_loss_mean"])
         assert row["queries"] <= (8 if name == "best_response" else 2)
         return
-    with pytest.raises(InputError) as err:
+    with pytest.raises(NotApplicable) as err:
         run_scenario(pop, MECHANISMS[mech], attack, budget=budget)
-    assert err.value.field == errors[mech]
-    assert f"'{name}'" in err.value.problem  # names the attack and says why
+    assert err.value.field == "mechanism"
+    # names the attack, the mechanism and the capability it lacks
+    assert f"'{name}'" in err.value.problem and f"'{errors[mech]}'" in err.value.problem
+    assert make_mechanism(MECHANISMS[mech]).title in err.value.problem
 
 
 @pytest.mark.parametrize(("name", "params", "mechanism", "field", "why"), [
     ("protocol", {"protocol": False}, DUAL, "protocol", "does not allow"),
-    ("protocol", {}, {"kind": "agreements", "method": "exact"}, "method", "without messages"),
+    ("protocol", {}, {"kind": "agreements", "method": "exact"}, "mechanism", "message_passing"),
     ("sybil", {"sybils": 0}, QUANTILE, "sybils", "allows none"),
     ("bridge", {"sybils": 0}, QUANTILE, "sybils", "allows none"),
     ("infiltrate", {"knowledge": "black"}, QUANTILE, "knowledge", "white-box"),
     ("overshoot", {"knowledge": "black", "queries": 0}, QUANTILE, "queries", "at least 1"),
     ("best_response", {"queries": 1}, QUANTILE, "queries", "at least 2"),
-    ("threshold_shift", {}, {"kind": "agreements", "bounds": "fixed:1,0.3"}, "bounds",
-     "do not depend"),
-    ("stubborn", {}, {"kind": "agreements", "bounds": "fixed:1,0.3"}, "bounds", "ignores"),
+    ("threshold_shift", {}, {"kind": "agreements", "bounds": "fixed:1,0.3"}, "mechanism",
+     "lacks capability 'threshold'"),
+    ("stubborn", {}, {"kind": "agreements", "bounds": "fixed:1,0.3"}, "mechanism",
+     "lacks capability 'declared_bounds'"),
     ("bridge", {"goal": "selfish"}, QUANTILE, "goal", "does not pursue"),
 ])
 def test_invalid_combinations_explain_why(name: str, params: dict, mechanism: dict,
                                           field: str, why: str) -> None:
-    with pytest.raises(InputError) as err:
+    with pytest.raises(NotApplicable) as err:
         run_scenario(bounded(), mechanism, make_attack(name, **params), budget=0.1)
     assert err.value.field == field
     assert why in err.value.problem

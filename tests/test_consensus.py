@@ -1,8 +1,9 @@
 """Tests of the single-consensus ℓp baseline (pluralguard.core.consensus).
 
-Reference fixtures are read in place from ../shared/data (see its README): outputs of
-Lera-Leri et al.'s own pipeline on the EVS-2017 table, exact per-entry minimisers, and
-J. Trevorrow's stored Julia pIRLS sweeps on the ESS-8 table. Lera's conventions are
+Reference fixtures (provenance in tests/data/README.md): outputs of Lera-Leri et al.'s
+own pipeline on the EVS-2017 table and exact per-entry minimisers, shipped in
+tests/data/lera_evs2017; J. Trevorrow's stored Julia pIRLS sweeps on the ESS-8 table,
+read from $PLURALGUARD_SHARED_DATA (skipped without it). Lera's conventions are
 converted here, in the tests, never in the library:
 
 * their ``preferences`` vector is the 2×2 matrix [[0, W0], [W1, 0]] row-major (the
@@ -27,16 +28,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import sparse
 
+from pluralguard.core import datasets
 from pluralguard.core.consensus import ConsensusResult, limit_p, lp_consensus, transition_p
 from pluralguard.core.datasets.lera import read_lera_csv
 from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import accepts, utility
 from pluralguard.core.model import Population
-from populations import SHARED_DATA
+from populations import TEST_DATA, shared_file
 
-DATA = SHARED_DATA
-EVS = DATA / "lera_evs2017"
-ESS = DATA / "trevorrow_ess8"
+EVS = TEST_DATA / "lera_evs2017"
+ESS = "trevorrow_ess8"
 MODES = {"none(w_i=1)": "none", "respondents(normalised)": "respondents",
          "population(normalised)": "population"}
 INF = math.inf
@@ -44,12 +45,12 @@ INF = math.inf
 
 @lru_cache
 def evs(weights: str = "none") -> Population:
-    return read_lera_csv(EVS / "evs2017_country_value_systems.csv", weights=weights)
+    """The EVS-2017 table shipped with the package (LERA's data.csv, byte for byte)."""
+    return datasets.evs2017(weights=weights)
 
 
-@lru_cache
 def ess() -> Population:
-    return read_lera_csv(ESS / "ess8_country_value_systems.csv")
+    return read_lera_csv(shared_file(f"{ESS}/ess8_country_value_systems.csv"))
 
 
 def lera_p(text: str) -> float:
@@ -90,6 +91,11 @@ def derivative_sign(x: np.ndarray, B: np.ndarray, w: np.ndarray, p: float) -> np
     scale = np.abs(r).max(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     return np.sign(w @ (np.abs(r / scale) ** (p - 1) * np.sign(r)))
+
+
+def weights_of(pop: Population) -> np.ndarray:
+    """The agent weights as given (ones when none), the scale U_p is reported in."""
+    return np.ones(pop.n) if pop.weights is None else np.asarray(pop.weights)
 
 
 def parts(pop: Population) -> tuple[np.ndarray, np.ndarray]:
@@ -178,13 +184,43 @@ def test_reference_exact_pmeans() -> None:
 
 
 @pytest.mark.parametrize("name, target, columns", [
+    ("reference_sweep_preferences_w0.csv", "preferences",
+     ["Rel-Rel", "Rel-Nonrel", "Nonrel-Rel", "Nonrel-Nonrel"]),
+    ("reference_sweep_actions_w0.csv", "action_judgements",
+     ["Rel_adp_p", "Rel_div_p", "Nonrel_adp_p", "Nonrel_div_p",
+      "Rel_adp_n", "Rel_div_n", "Nonrel_adp_n", "Nonrel_div_n"]),
+])
+def test_reference_evs_sweep(name: str, target: str, columns: list[str]) -> None:
+    """LERA's -g sweep, rows p >= 2 (a conic stand-in for Julia's pIRLS).
+
+    The stand-in stops at a solver tolerance: its U_p agrees with ours to 1e-9, its x
+    to 2e-6, and where they differ ours has the lower objective in every coordinate.
+    """
+    sweep = pd.read_csv(EVS / name)
+    sweep = sweep[sweep.p >= 2]
+    assert len(sweep) >= 80
+    pop = evs("none")
+    d = len(columns) // (2 if target == "action_judgements" else 1)
+    B = (pop.X.transpose(0, 2, 1).reshape(pop.n, -1) if target == "action_judgements"
+         else np.column_stack([np.zeros(pop.n), pop.W, np.zeros(pop.n)]))
+    for _, row in sweep.iterrows():
+        res = lp_consensus(pop, p=row.p)
+        x, x_ref = lera_x(res, target), row[columns].to_numpy(float)
+        assert lera_u(res, target, row.p) == pytest.approx(row.Up, abs=1e-9)
+        np.testing.assert_allclose(x, x_ref, atol=2e-6, err_msg=f"p={row.p}")
+        ones = np.ones(pop.n)
+        assert np.all(objective(x[:d], B, ones, row.p)
+                      <= objective(x_ref[:d], B, ones, row.p) * (1 + 1e-12) + 1e-15)
+
+
+@pytest.mark.parametrize("name, target, columns", [
     ("ess8_sweep_preferences_julia.csv", "preferences",
      ["Rel-Rel", "Rel-Nonrel", "Nonrel-Rel", "Nonrel-Nonrel"]),
     ("ess8_sweep_actions_julia.csv", "action_judgements",
      ["Rel_div_p", "Nonrel_div_p", "Rel_div_n", "Nonrel_div_n"]),
 ])
 def test_reference_ess8_julia_sweep(name: str, target: str, columns: list[str]) -> None:
-    sweep = pd.read_csv(ESS / name)
+    sweep = pd.read_csv(shared_file(f"{ESS}/{name}"))
     sweep = sweep[sweep.p >= 2]
     assert len(sweep) >= 80
     ours_x, ours_u = [], []
@@ -220,7 +256,7 @@ def test_p1_even_n_gives_the_midpoint_of_the_middle_values() -> None:
 @given(populations(weighted=True))
 def test_p1_weighted_is_the_midpoint_of_the_optimal_interval(pop: Population) -> None:
     res = lp_consensus(pop, p=1)
-    w = pop.weight
+    w = weights_of(pop)
     for B, x, (lo, hi) in zip(parts(pop), consensus_parts(res),
                               (tuple(a.ravel() for a in res.interval_X), res.interval_W),
                               strict=True):
@@ -238,13 +274,13 @@ def test_p1_weighted_is_the_midpoint_of_the_optimal_interval(pop: Population) ->
 @given(populations())
 def test_p2_is_the_weighted_mean(pop: Population) -> None:
     res = lp_consensus(pop, p=2)
-    np.testing.assert_allclose(res.agreement_X, np.average(pop.X, axis=0, weights=pop.weight),
+    np.testing.assert_allclose(res.agreement_X, np.average(pop.X, axis=0, weights=weights_of(pop)),
                                atol=1e-14)
-    np.testing.assert_allclose(res.agreement_W, np.average(pop.W, axis=0, weights=pop.weight),
+    np.testing.assert_allclose(res.agreement_W, np.average(pop.W, axis=0, weights=weights_of(pop)),
                                atol=1e-14)
     assert res.on_simplex
     assert res.interval_X is None and res.interval_W is None
-    U = math.sqrt(np.sum(pop.weight[:, None] * (pop.W - res.agreement_W) ** 2))
+    U = math.sqrt(np.sum(weights_of(pop)[:, None] * (pop.W - res.agreement_W) ** 2))
     assert res.U_p_W == pytest.approx(U, rel=1e-12, abs=1e-15)
 
 
@@ -273,7 +309,7 @@ def test_pinf_is_the_midrange_inside_the_optimal_box(pop: Population) -> None:
 @given(populations(), st.one_of(st.floats(1.01, 60.0), st.sampled_from([1.0001, 300.0])))
 def test_general_p_is_a_first_order_optimum(pop: Population, p: float) -> None:
     res = lp_consensus(pop, p=p)
-    w = pop.weight
+    w = weights_of(pop)
     for B, x in zip(parts(pop), consensus_parts(res), strict=True):
         spread = B.max(axis=0) > B.min(axis=0)
         # the derivative changes sign across x: x is within 1e-9 of the root
@@ -297,7 +333,7 @@ def test_limits_p_to_1_and_p_to_infinity(mode: str) -> None:
         assert np.all(x >= lo - 1e-6) and np.all(x <= hi + 1e-6)
     # p → ∞: balancing the extreme residuals, w_min (h + δ)^{p−1} ≤ n w_max (h − δ)^{p−1}
     # bounds the offset δ from the mid-range of a coordinate with half-range h
-    w = pop.weight
+    w = weights_of(pop)
     gaps = []
     for p in (10, 50, 200, 1000):
         c = (pop.n * w.max() / w.min()) ** (1.0 / (p - 1))
@@ -340,7 +376,7 @@ def test_permuting_agents_leaves_the_consensus_unchanged(pop, p, rnd) -> None:
 @given(populations(), P_SAMPLE, st.floats(0.01, 100.0))
 def test_scaling_weights_keeps_x_and_scales_U_p(pop, p, c) -> None:
     a = lp_consensus(pop, p=p)
-    b = lp_consensus(pop, p=p, weights=c * pop.weight)
+    b = lp_consensus(pop, p=p, weights=c * weights_of(pop))
     np.testing.assert_allclose(b.X, a.X, atol=1e-12)
     np.testing.assert_allclose(b.W, a.W, atol=1e-12)
     factor = 1.0 if math.isinf(p) else c ** (1.0 / p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from importlib import resources
@@ -15,12 +16,16 @@ from hypothesis import strategies as st
 
 from pluralguard.core import InputError, Population, datasets
 from pluralguard.core.datasets import files
-from populations import SHARED_DATA
+from populations import shared_file
 
-#: Fixtures from prior work, read in place (never copied into the repository).
-SHARED = SHARED_DATA
-EVS_CSV = SHARED / "lera_evs2017" / "evs2017_country_value_systems.csv"
-ESS_ALL = SHARED / "trevorrow_ess8" / "ess8_all_individual_value_systems.csv"
+#: The EVS table shipped in the package: LERA's data.csv, byte for byte.
+EVS_CSV = Path(str(resources.files("pluralguard.core.datasets").joinpath("evs2017.csv")))
+#: SHA-256 of LERA's data.csv at commit ab6d0b2 (tests/data/README.md).
+LERA_DATA_SHA256 = "fd416ef6ad11cc88be35ba3947ac17d5453f90c1662e369851fbe37cdf523244"
+#: Read from $PLURALGUARD_SHARED_DATA: the shared copy of LERA's table (compared byte for
+#: byte with the shipped one) and the ESS-8 respondents (CC BY-NC-SA, not redistributed).
+EVS_SHARED = "lera_evs2017/evs2017_country_value_systems.csv"
+ESS_ALL = "trevorrow_ess8/ess8_all_individual_value_systems.csv"
 
 
 def same_population(a: Population, b: Population) -> bool:
@@ -80,9 +85,12 @@ def test_evs2017_bad_weights():
     assert err.value.field == "weights"
 
 
-def test_shipped_csv_is_byte_identical_to_source():
-    shipped = resources.files("pluralguard.core.datasets").joinpath("evs2017.csv").read_bytes()
-    assert shipped == EVS_CSV.read_bytes()
+def test_shipped_csv_is_lera_data_csv():
+    assert hashlib.sha256(EVS_CSV.read_bytes()).hexdigest() == LERA_DATA_SHA256
+
+
+def test_shipped_csv_is_byte_identical_to_the_shared_copy():
+    assert EVS_CSV.read_bytes() == shared_file(EVS_SHARED).read_bytes()
 
 
 # ----------------------------------------------------------------------- pve_like
@@ -235,7 +243,8 @@ def test_unknown_keyword_is_named():
 
 
 # ---------------------------------------------------------------- population files
-names = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6).filter(
+    str.strip)  # a name is non-empty text
 finite_unit = st.floats(-1.0, 1.0, allow_nan=False)
 
 
@@ -252,7 +261,10 @@ def populations(draw: st.DrawFn) -> Population:
         gw = draw(st.lists(bound, min_size=n, max_size=n))
     weights = None
     if draw(st.booleans()):
-        weights = draw(st.lists(st.floats(1e-300, 1e300), min_size=n, max_size=n))
+        # any magnitude, within the allowed ratio of lightest to heaviest (1e-150)
+        scale = draw(st.floats(1e-300, 1e150))
+        weights = [scale * f for f in draw(st.lists(st.floats(1.0, 1e140), min_size=n,
+                                                    max_size=n))]
     agents = draw(st.lists(names, min_size=n, max_size=n, unique=True))
     values = draw(st.lists(names.filter(lambda s: ":" not in s), min_size=m, max_size=m,
                            unique=True))
@@ -443,7 +455,7 @@ def test_lera_reader_names_bad_columns(tmp_path):
 
 
 def test_ess8_individual_table_reads():
-    pop = datasets.read_lera_csv(ESS_ALL)
+    pop = datasets.read_lera_csv(shared_file(ESS_ALL))
     assert (pop.n, pop.k, pop.m) == (39939, 1, 2)
     assert len(set(pop.agents)) == pop.n
     assert pop.values == ("rel", "nonrel") and pop.alternatives == ("div",)

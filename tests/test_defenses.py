@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from pluralguard.attacks import make_attack
-from pluralguard.core import InputError, Population
+from pluralguard.core import InputError, NotApplicable, Population
 from pluralguard.core import mechanism as mechanism_module
 from pluralguard.core.bounds import BoundPolicy
 from pluralguard.core.mechanism import Mechanism
@@ -207,13 +207,29 @@ def test_invalid_parameters_are_input_errors(name, params, field):
     assert err.value.field == field
 
 
-def test_param_defenses_refuse_unknown_mechanism_kinds(monkeypatch):
-    monkeypatch.setitem(mechanism_module._KINDS, "custom", (lambda p, **kw: None, False, ""))
-    custom = Mechanism("custom")
-    with pytest.raises(InputError, match="custom"):
-        make_defense("median_agreement")(custom)
-    # declaration defenses apply to any mechanism
-    assert make_defense("sybil_cap")(custom).transforms == (SybilCap(),)
+def test_defenses_act_through_declared_capabilities(monkeypatch):
+    def register(kind, capabilities):
+        monkeypatch.setitem(mechanism_module._KINDS, kind, mechanism_module.MechanismKind(
+            lambda p, **kw: None, capabilities=frozenset(capabilities)))
+        return Mechanism(kind)
+
+    opaque = register("opaque_test_kind", ())
+    # nothing to act on: network, bound and aggregation defenses are no-ops
+    for name in ("median_agreement", "robust_mixing", "mutual_knn", "kcore", "bound_cap",
+                 "bound_floor", "protocol_bounds", "randomized_threshold"):
+        assert not make_defense(name).acts_on(opaque), name
+    # declaration defenses act on any mechanism
+    assert make_defense("sybil_cap")(opaque).transforms == (SybilCap(),)
+    # the same defenses act once the mechanism declares what they need
+    linked = register("linked_test_kind", ("links", "declared_bounds", "edge_filter", "lp"))
+    assert make_defense("mutual_knn")(linked).params["edge_filter"] == MutualKNNRule(10)
+    assert make_defense("bound_floor")(linked).transforms == (make_defense("bound_floor"),)
+    assert make_defense("protocol_bounds")(linked).params["bounds"] == BoundPolicy(
+        "quantile", q=0.5)
+    assert make_defense("median_agreement")(linked).params == {"p": 1}
+    # a weight defense against explicit mechanism weights refuses, it does not pretend
+    with pytest.raises(NotApplicable, match="explicit weights"):
+        make_defense("sybil_cap")(Mechanism("consensus", {"weights": np.ones(3)}))
 
 
 # -------------------------------------------------------------- composition

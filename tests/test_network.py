@@ -60,3 +60,18 @@ def test_link_degrees_count_repeated_declarations_once_each():
     degrees = link_degrees(pop, gx, gw)
     assert np.array_equal(degrees, expected)
     assert degrees.max() > 0
+
+
+@pytest.mark.parametrize("dim", [3, 9, 14])  # the k-d tree path, up to 16 coordinates
+def test_nearest_pairs_match_brute_force(dim):
+    from pluralguard.core.network import NEAREST_KDTREE_MAX_DIM, _nearest_pairs
+
+    assert dim <= NEAREST_KDTREE_MAX_DIM
+    rng = np.random.default_rng(dim)
+    points = rng.normal(size=(300, dim))
+    i, j = _nearest_pairs(points, 5)
+    d2 = ((points[:, None] - points[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    nbr = np.argsort(d2, axis=1)[:, :5]
+    expect = {(min(a, b), max(a, b)) for a in range(300) for b in nbr[a]}
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == expect

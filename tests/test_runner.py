@@ -70,12 +70,13 @@ def test_results_files_and_determinism(small, tmp_path):
     assert not {"clean", "plan", "attacked", "total", "worker"} & set(table.columns)
     grid = [p.identity for p in suite.grid()]
     assert len(grid) == 2 * 2 * 3 * 2
-    skipped = [{k: s[k] for k in grid[0]} for s in res.summary["skipped"]]
+    skipped = [{k: s[k] for k in grid[0]} for s in res.summary["not_applicable"]]
     assert [r for r in table[list(grid[0])].to_dict("records")] == [
         g for g in grid if g not in skipped]  # grid order, one row per run
     assert res.summary["counts"] == {
-        "grid": len(grid), "rows": len(table), "skipped": len(skipped), "computed": len(grid),
-        "reused": 0, "datasets": 1, "mechanisms": 2, "defenses": 2, "attacks": 2, "seeds": 2}
+        "grid": len(grid), "rows": len(table), "not_applicable": len(skipped), "failed": 0,
+        "computed": len(grid), "reused": 0, "datasets": 1, "mechanisms": 2, "defenses": 2,
+        "attacks": 2, "seeds": 2}
     timings = pd.read_csv(out / "timings.csv")
     assert len(timings) == len(table) and (timings["total"] >= 0).all()
     summary = json.loads((out / "summary.json").read_text())

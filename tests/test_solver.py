@@ -37,7 +37,7 @@ def test_methods_match_the_oracle_where_bounds_are_active(pop, bounds):
     # the bounds bind somewhere: some agreement is not its members' weighted mean
     mx, mw = group_means(pop, exact.labels)
     assert normalised_distance(mx, mw, oracle.X, oracle.W).max() > 1e-3
-    for method, tol in [("exact", 1e-6), ("dual", 1e-6), ("dgd", 1e-3)]:
+    for method, tol in [("exact", 1e-6), ("dual", 1e-6), ("nids", 1e-6), ("dgd", 1e-3)]:
         res = exact if method == "exact" else solve_agreements(pop, bounds, method=method)
         # same link rule, same partition, whatever the method
         assert np.array_equal(res.labels, exact.labels), method
@@ -50,7 +50,7 @@ def test_methods_match_the_oracle_where_bounds_are_active(pop, bounds):
 
 def test_unbounded_agents_reproduce_the_weighted_mean():
     pop = clustered(30, seed=4, weights=True)
-    for method, tol in [("exact", 1e-9), ("dual", 1e-6), ("dgd", 1e-3)]:
+    for method, tol in [("exact", 1e-9), ("dual", 1e-6), ("nids", 1e-6), ("dgd", 1e-3)]:
         res = solve_agreements(pop, "fixed:inf,inf", method=method)
         assert res.n_groups == 1
         d = normalised_distance(res.X[0], res.W[0],
@@ -127,9 +127,10 @@ def test_social_graph_splits_groups():
     assert res.n_groups == 11  # one chain of 10 plus 10 singletons
 
 
-def test_protocol_hook_can_drag_a_group():
+@pytest.mark.parametrize("method", ["dual", "nids"])
+def test_protocol_hook_can_drag_a_group(method):
     pop = clustered(30, seed=10)
-    honest = solve_agreements(pop, "fixed:inf,inf", method="dual")
+    honest = solve_agreements(pop, "fixed:inf,inf", method=method)
     target_X, target_W = np.full((pop.k, pop.m), 0.9), np.eye(pop.m)[0]
     seen = []
 
@@ -137,7 +138,7 @@ def test_protocol_hook_can_drag_a_group():
         seen.append(state.iteration)
         return {0: (target_X, target_W)}
 
-    res = solve_agreements(pop, "fixed:inf,inf", method="dual", hook=stubborn, max_iter=3000)
+    res = solve_agreements(pop, "fixed:inf,inf", method=method, hook=stubborn, max_iter=3000)
     assert seen[:3] == [1, 2, 3]
     before = normalised_distance(honest.X[0], honest.W[0], target_X, target_W)
     after = normalised_distance(res.X[0], res.W[0], target_X, target_W)
@@ -163,6 +164,13 @@ def test_same_input_same_output():
     ({"bounds": "declared"}, "bounds"),
     ({"neighbors": -1}, "neighbors"),
     ({"tol": 0.0}, "tol"),
+    ({"tol": "a"}, "tol"),
+    ({"method": "dual", "step": -1}, "step"),
+    ({"method": "dual", "step": 5}, "step"),
+    ({"method": "nids", "step": 2.0}, "step"),
+    ({"method": "dgd", "step": 0}, "step"),
+    ({"method": "nids", "utility": "linear"}, "method"),
+    ({"method": "nids", "mixing": "median"}, "mixing"),
 ])
 def test_bad_arguments_name_the_field(kwargs, field):
     pop = clustered(10)
@@ -202,3 +210,24 @@ def test_fast_path_reaches_the_dual_fixed_point(bounds):
     assert adjusted_rand_score(fast.labels, dual.labels) >= 0.99
     assert np.array_equal(fast.labels, dual.labels)
     assert normalised_distance(fast.X, fast.W, dual.X, dual.W).max() <= 1e-6
+
+
+def test_plain_nids_with_a_smaller_step_reaches_the_same_fixed_point():
+    # θ ≠ 1: NIDS's own recursion with its gradient corrections, no extrapolation
+    pop, bounds = ACTIVE_CASES[2]
+    exact = solve_agreements(pop, bounds)
+    res = solve_agreements(pop, bounds, method="nids", step=0.5, tol=1e-6)
+    assert res.converged and np.array_equal(res.labels, exact.labels)
+    assert normalised_distance(res.X, res.W, exact.X, exact.W).max() <= 1e-4
+
+
+def test_the_dual_reports_a_deviating_member_as_not_converged():
+    # a constant message outside its group's acceptable region: the group can never
+    # agree, and must be reported so (stall detection), never averaged into consensus
+    pop = clustered(30, seed=10)
+    far_X, far_W = np.full((pop.k, pop.m), -1.0), np.eye(pop.m)[-1]
+    res = solve_agreements(pop, "quantile:0.4", method="dual", max_iter=20000,
+                           hook=lambda state: {0: (far_X, far_W)})
+    g = res.labels[0]
+    assert not res.consensus[g] and not res.converged
+    assert res.n_iter < 20000  # detected as a stall, not run to the cap

@@ -13,10 +13,10 @@ from pluralguard.attacks import ATTACKS
 from pluralguard.core import datasets
 from pluralguard.core.errors import InputError
 from pluralguard.defenses import DEFENSES
+from pluralguard.eval.criteria import DEFAULT_TOLERANCES, Tolerance
 from pluralguard.eval.metrics import METRICS
 from pluralguard.eval.runner import write_json
 from pluralguard.eval.suite import (
-    DEFAULT_TOLERANCES,
     load_suite,
     parse_named,
     parse_suite,
@@ -134,8 +134,9 @@ def test_resolved_config_is_a_suite_with_the_same_grid(tmp_path):
     write_json(path, s.resolved(), strict=False)
     again = load_suite(path)
     assert again.digest == s.digest
-    assert again.tolerances == s.tolerances and again.tolerances["capture"] == 0.2
-    assert set(again.tolerances) == set(DEFAULT_TOLERANCES)
+    assert again.criteria == s.criteria
+    assert again.criteria.tolerances["capture"] == Tolerance(0.2)
+    assert set(again.criteria.tolerances) == set(DEFAULT_TOLERANCES)
 
 
 def test_default_tolerances_cover_every_gated_metric():

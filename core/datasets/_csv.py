@@ -1,7 +1,13 @@
-"""CSV reading shared by the table readers: file errors and cell parsing as InputError."""
+"""CSV reading shared by the table readers: file errors and cell parsing as InputError.
+
+Cells are numbers only in plain decimal notation (:mod:`~pluralguard.core.numbers`):
+``0_1``, ``١`` or ``nan`` are errors naming the column and the row, never 1.0 or a
+missing value.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,15 +17,34 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..numbers import parse_decimal
+
+
+def as_path(path: Any, field: str = "path") -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is text or path-like, else InputError."""
+    if isinstance(path, str) or (isinstance(path, os.PathLike)
+                                 and isinstance(os.fspath(path), str)):
+        return Path(path)
+    raise InputError(field, f"expected a file path, got {type(path).__name__}",
+                     "pass the path as a string or pathlib.Path")
 
 
 @contextmanager
 def _file_errors(path: Path) -> Iterator[None]:
-    """Turn a missing, empty or malformed CSV file into :class:`InputError`."""
+    """Turn a missing, unreadable, empty or malformed CSV file into :class:`InputError`."""
+    if path.is_dir():
+        raise InputError("path", f"{path} is a directory, not a file",
+                         "give the path of a CSV file")
     if not path.is_file():
         raise InputError("path", f"no such file: {path}", "check the path")
     try:
         yield
+    except PermissionError:
+        raise InputError("path", f"{path} cannot be read (permission denied)",
+                         "make the file readable or copy it somewhere readable") from None
+    except OSError as exc:
+        raise InputError("path", f"{path} cannot be read ({exc.strerror or exc})",
+                         "check the file") from None
     except pd.errors.EmptyDataError:
         raise InputError("path", f"{path.name} is empty",
                          "give a CSV file with a header row and one row per agent") from None
@@ -33,64 +58,87 @@ def _file_errors(path: Path) -> Iterator[None]:
                          "header") from None
 
 
-def read_csv(path: str | Path, *, raw: bool = False) -> pd.DataFrame:
-    """Read a CSV file; missing, empty and malformed files raise :class:`InputError`.
+def read_text_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV file as text: one column per header cell, one row per data row.
 
-    Parameters
-    ----------
-    path : str or Path
-        The file.
-    raw : bool
-        If true, read every cell as text, keep empty cells as ``""`` (no NA guessing)
-        and return the header as the first row (``header=None``), so that duplicated
-        column names stay visible and numbers can be parsed exactly by the caller.
+    Every cell stays text exactly as written (no number or NA guessing, so a country
+    code ``NA`` stays ``"NA"`` and a cell ``0_1`` is not a number); cells missing from
+    a short row are NaN. Numbers are parsed by the caller (:func:`parse_floats`,
+    :func:`numeric_columns`).
+
+    Raises
+    ------
+    InputError
+        ``path`` for a missing, unreadable, empty or malformed file, a row longer than
+        the header, or a header without rows; the column's name for a name that
+        appears twice in the header.
     """
-    path = Path(path)
+    path = as_path(path)
     with _file_errors(path):
-        if raw:
-            return pd.read_csv(path, dtype=str, header=None, keep_default_na=False)
-        return pd.read_csv(path)
+        raw = pd.read_csv(path, dtype=str, header=None, keep_default_na=False)
+    header = [str(c) for c in raw.iloc[0]]
+    seen: set[str] = set()
+    for col in header:
+        if col in seen:
+            raise InputError(col, "appears twice in the header", "keep one column per name")
+        seen.add(col)
+    if raw.shape[0] < 2:
+        raise InputError("path", f"{path.name} has a header but no agents",
+                         "add one row per agent")
+    body = raw.iloc[1:].reset_index(drop=True)
+    body.columns = header
+    return body
 
 
 def read_header(path: str | Path) -> list[str]:
     """The column names of a CSV file (errors as in :func:`read_csv`)."""
-    path = Path(path)
+    path = as_path(path)
     with _file_errors(path):
         return [str(c) for c in pd.read_csv(path, nrows=0).columns]
 
 
 def parse_floats(column: str, cells: Sequence[Any], agents: Sequence[str] | None,
-                 fix: str) -> np.ndarray:
-    """Parse text cells exactly (Python's correctly rounded ``float``), naming bad cells.
+                 fix: str, *, allow_inf: bool = False) -> np.ndarray:
+    """Parse text cells in plain decimal notation exactly, naming the first bad cell.
 
-    NaN and infinite values are returned as such; the caller decides whether they are
-    allowed. A missing cell (a short row) arrives as a float NaN and is reported as
-    missing.
+    Each cell is read with Python's correctly rounded ``float`` once it is known to be
+    plain decimal text (:func:`~pluralguard.core.numbers.parse_decimal`); ``inf`` only
+    with ``allow_inf``, NaN never. A missing cell (a short row) arrives as a float NaN
+    and is reported as empty.
     """
     out = np.empty(len(cells))
     for r, cell in enumerate(cells):
         where = f"row {r + 1}" + (f" (agent {agents[r]!r})" if agents is not None else "")
         if not isinstance(cell, str) or cell.strip() == "":
             raise InputError(column, f"{where} is empty", fix)
-        try:
-            out[r] = float(cell)
-        except ValueError:
-            raise InputError(column, f"{where} holds {cell!r}, not a number", fix) from None
+        value = parse_decimal(cell, allow_inf=allow_inf)
+        if value is None:
+            plain = "plain decimal number" + (" or inf" if allow_inf else "")
+            raise InputError(column, f"{where} holds {cell!r}, not a {plain}", fix)
+        out[r] = value
     return out
 
 
 def numeric_columns(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    """The given columns of a pandas-typed table as a float array, shape (rows, len(columns)).
+    """The given columns as a finite float array, shape (rows, len(columns)).
 
-    Raises :class:`InputError` naming the column on text cells or missing values.
+    Numeric columns are taken as they are; text columns (e.g. a table read with
+    :func:`read_text_table`) are parsed by :func:`parse_floats`. Raises
+    :class:`InputError` naming the column and row of a cell that is empty, not a
+    plain decimal number, NaN or infinite.
     """
-    for col in columns:
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna().to_numpy()
+    fix = "give a finite number in plain decimal notation in every cell of this column"
+    out = np.empty((len(df), len(columns)))
+    for c, col in enumerate(columns):
+        series = df[col]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            values = series.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            values = parse_floats(col, series.tolist(), None, fix)
+        bad = ~np.isfinite(values)
         if bad.any():
             r = int(np.argmax(bad))
-            cell = df[col].iloc[r]
-            what = "is empty" if pd.isna(cell) else f"holds {cell!r}, not a number"
-            raise InputError(col, f"row {r + 1} {what}",
-                             "give a number in every cell of this column")
-    return df[list(columns)].to_numpy(dtype=float)
+            what = "is empty" if np.isnan(values[r]) else f"is {values[r]}"
+            raise InputError(col, f"row {r + 1} {what}", fix)
+        out[:, c] = values
+    return out

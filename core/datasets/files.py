@@ -50,7 +50,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..model import RANGE_TOL, SIMPLEX_SUM_TOL, Population
-from ._csv import parse_floats, read_csv, read_header
+from ._csv import as_path, parse_floats, read_header, read_text_table
 from .lera import read_lera_csv
 
 AGENT = "agent"
@@ -95,17 +95,36 @@ def write_population(population: Population, path: str | Path) -> Path:
     -------
     Path
         The path written.
+
+    Raises
+    ------
+    InputError
+        ``path`` when it is a directory, its directory does not exist or cannot be
+        written to (permission denied); ``values`` for a value name containing ``:``.
     """
-    path = Path(path)
+    if not isinstance(population, Population):
+        raise InputError("population", f"expected a Population, got "
+                         f"{type(population).__name__}", "pass a pluralguard Population")
+    path = as_path(path)
+    if path.is_dir():
+        raise InputError("path", f"{path} is a directory",
+                         f"give a file name, e.g. {path / 'population.csv'}")
     if not path.parent.is_dir():
         raise InputError("path", f"directory {path.parent} does not exist",
                          "create the directory first or choose another path")
     table = population_table(population)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except PermissionError:
+        raise InputError("path", f"cannot write in {path.parent} (permission denied)",
+                         "choose a directory you can write to") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             table.to_csv(fh, index=False, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
         os.replace(tmp, path)
+    except PermissionError:
+        raise InputError("path", f"cannot replace {path} (permission denied)",
+                         "choose a file you can write to") from None
     except UnicodeEncodeError:
         raise InputError("agents", "a name cannot be encoded as UTF-8",
                          "rename agents, values or alternatives with valid text") from None
@@ -113,19 +132,6 @@ def write_population(population: Population, path: str | Path) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     return path
-
-
-def _header(raw: pd.DataFrame, path: Path) -> list[str]:
-    header = [str(c) for c in raw.iloc[0]]
-    seen: set[str] = set()
-    for col in header:
-        if col in seen:
-            raise InputError(col, "appears twice in the header", "keep one column per name")
-        seen.add(col)
-    if raw.shape[0] < 2:
-        raise InputError("path", f"{path.name} has a header but no agents",
-                         "add one row per agent")
-    return header
 
 
 def _grid(header: list[str]) -> tuple[list[str], list[str]]:
@@ -139,6 +145,10 @@ def _grid(header: list[str]) -> tuple[list[str], list[str]]:
         raise InputError(AGENT, "column missing", f"add a column {AGENT!r} with one unique "
                          "name per agent")
     values = [c[len(W_PREFIX):] for c in header if c.startswith(W_PREFIX)]
+    for v in values:
+        if not v.strip():
+            raise InputError(f"{W_PREFIX}{v}", "names no value",
+                             f"name the column {W_PREFIX}<value>, e.g. {W_PREFIX}fairness")
     if not values:
         raise InputError(f"{W_PREFIX}<value>", "no weight columns",
                          f"add one column {W_PREFIX}<value> per value with the agents' W")
@@ -149,7 +159,7 @@ def _grid(header: list[str]) -> tuple[list[str], list[str]]:
     alternatives: list[str] = []
     for col in x_cols:
         alt, sep, value = col[len(X_PREFIX):].rpartition(":")
-        if not sep:
+        if not sep or not alt.strip():
             raise InputError(col, "does not name an alternative and a value",
                              f"name it {X_PREFIX}<alternative>:<value>")
         if value not in values:
@@ -204,24 +214,24 @@ def read_population(path: str | Path, name: str | None = None) -> Population:
         simplex, only one of ``gamma_x``/``gamma_w``, negative bounds, non-positive
         weights, duplicated agent names.
     """
-    path = Path(path)
-    raw = read_csv(path, raw=True)
-    header = _header(raw, path)
+    path = as_path(path)
+    body = read_text_table(path)
+    header = [str(c) for c in body.columns]
     values, alternatives = _grid(header)
-    body = raw.iloc[1:]
-    cells = {col: body[i].tolist() for i, col in enumerate(header)}
+    cells = {col: body[col].tolist() for col in header}
 
     agents = cells[AGENT]
-    if not all(isinstance(a, str) for a in agents):
-        r = next(r for r, a in enumerate(agents) if not isinstance(a, str))
-        raise InputError(AGENT, f"row {r + 1} is missing", "give every row an agent name")
+    for r, a in enumerate(agents):
+        if not isinstance(a, str) or not a.strip():
+            raise InputError(AGENT, f"row {r + 1} has no agent name",
+                             "give every row a unique, non-empty agent name")
     if len(set(agents)) != len(agents):
         dup = next(a for a in agents if agents.count(a) > 1)
         raise InputError(AGENT, f"name {dup!r} appears more than once",
                          "give every agent a unique name")
 
     def floats(col: str, fix: str, allow_inf: bool = False) -> np.ndarray:
-        arr = parse_floats(col, cells[col], agents, fix)
+        arr = parse_floats(col, cells[col], agents, fix, allow_inf=allow_inf)
         _finite(col, arr, agents, fix, allow_inf)
         return arr
 
@@ -282,7 +292,8 @@ def detect_format(path: str | Path) -> str:
         return "pluralguard"
     if any(c.startswith("a_") and c.endswith("_rel") for c in header):
         return "lera"
-    raise InputError("format", f"cannot tell the format of {Path(path).name} from its columns",
+    raise InputError("format", f"cannot tell the format of {as_path(path).name} from its "
+                     "columns",
                      "give pluralguard columns (agent, w:<value>, x:<alternative>:<value>) "
                      "or Lera-Leri columns (a_<action>_rel, a_<action>_nonrel, rel, "
                      "nonrel), or pass format='pluralguard' or 'lera'")
@@ -305,7 +316,7 @@ def load_population_file(path: str | Path, format: str = "auto", *,
     name : str, optional
         Name of the population; default the file's stem.
     """
-    if format not in FORMATS:
+    if not isinstance(format, str) or format not in FORMATS:
         raise InputError("format", f"unknown file format {format!r}",
                          f"use one of {', '.join(FORMATS)}")
     if format == "auto":

@@ -77,6 +77,20 @@ PVE_DESCRIPTION = (
 )
 
 
+#: Largest population a generator builds, in stored numbers n·(k·m + m) (~400 MB of
+#: float64 per copy): beyond it, say so instead of running out of memory.
+MAX_ENTRIES = 50_000_000
+
+
+def _check_size(n: int, k: int, m: int) -> None:
+    entries = n * (k * m + m)
+    if entries > MAX_ENTRIES:
+        raise InputError("n", f"{n} agents × {k * m + m} numbers each would need "
+                         f"{entries * 8 / 2**30:.1f} GiB per copy (more than "
+                         f"{MAX_ENTRIES:,} numbers)", "generate fewer agents, alternatives "
+                         "or values")
+
+
 def _int_param(name: str, value: Any, minimum: int) -> int:
     fix = f"pass an integer >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -87,19 +101,21 @@ def _int_param(name: str, value: Any, minimum: int) -> int:
 
 
 def _float_param(name: str, value: Any, low: float, high: float = math.inf, *,
-                 high_open: bool = False) -> float:
-    close = ")" if high_open else "]"
+                 high_open: bool = False, allow_inf: bool = False) -> float:
+    close = ")" if high_open or (high == math.inf and not allow_inf) else "]"
     fix = f"pass a number in [{low:g}, {high:g}{close}"
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise InputError(name, f"expected a number, got {value!r}", fix)
     x = float(value)
-    if math.isnan(x) or x < low or x > high or (high_open and x == high):
+    if (math.isnan(x) or x < low or x > high or (high_open and x == high)
+            or (math.isinf(x) and not allow_inf)):
         raise InputError(name, f"is {x:g}, outside the allowed range", fix)
     return x
 
 
 def _bound_factor(value: Any) -> float | None:
-    return None if value is None else _float_param("bounds", value, 0.0)
+    """The ``bounds`` factor: ≥ 0, ``inf`` meaning no limit, None for no bounds."""
+    return None if value is None else _float_param("bounds", value, 0.0, allow_inf=True)
 
 
 def _median_distances(X: np.ndarray, W: np.ndarray) -> tuple[float, float]:
@@ -160,8 +176,9 @@ def pve_like(n: int = 876, seed: int = 0) -> Population:
     """
     n = _int_param("n", n, PVE_MIN_N)
     seed = _int_param("seed", seed, 0)
-    rng = np.random.default_rng(seed)
     k, m = PVE_BASE.shape
+    _check_size(n, k, m)
+    rng = np.random.default_rng(seed)
     C = int(rng.integers(PVE_CLUSTERS[0], PVE_CLUSTERS[1] + 1))
     n_out = round(PVE_OUTLIER_SHARE * n)
     shares = rng.dirichlet(np.full(C, PVE_SIZE_CONCENTRATION))
@@ -272,6 +289,7 @@ def blobs(n: int = 300, k: int = 3, m: int = 3, centers: int = 4, spread: float 
     if centers > n:
         raise InputError("centers", f"is {centers}, more than the {n} agents",
                          "use at most one blob per agent")
+    _check_size(n, k, m)
     spread = _float_param("spread", spread, 0.0)
     seed = _int_param("seed", seed, 0)
     factor = _bound_factor(bounds)
@@ -329,6 +347,7 @@ def polarized(n: int = 300, k: int = 3, m: int = 3, separation: float = 0.8,
     """
     n = _int_param("n", n, 2)
     k, m = _int_param("k", k, 1), _int_param("m", m, 2)
+    _check_size(n, k, m)
     separation = _float_param("separation", separation, 0.0, 1.0)
     moderates = _float_param("moderates", moderates, 0.0, 1.0, high_open=True)
     spread = _float_param("spread", spread, 0.0)
