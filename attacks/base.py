@@ -46,6 +46,8 @@ SELECTIONS = ("random", "central", "near_target", "in_target")
 VICTIM_SHARE = 0.25
 #: A plan whose goal measure is below −RATIONAL_TOL is replaced by the truth.
 RATIONAL_TOL = 1e-12
+#: Shares of its budget a path-following recipe tries (``path_budgets``).
+PATH_SHARES = tuple(k / 8 for k in range(1, 9))
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,10 @@ class AttackPlan:
         (:meth:`AttackContext.rational`).
     outcome : Outcome or None
         The outcome of the declarations (and hook) on the mechanism the plan was built
-        against, when the planning measured it.
+        against (its first draw), when the planning measured it.
+    goal_value : float or None
+        The goal's measure of the plan on that mechanism (the mean over its draws),
+        when the planning measured it.
     """
 
     declared: Population
@@ -214,6 +219,49 @@ class AttackPlan:
     queries: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     outcome: Outcome | None = field(default=None, repr=False)
+    goal_value: float | None = None
+
+    def to_dict(self, truth: Population, clean: Outcome | None = None) -> dict[str, Any]:
+        """What the attack did and aimed at, JSON-ready, so that every metric can be
+        recomputed from it with the truth: attackers (index and name) with their
+        declarations, Sybils with theirs, the goal and its targets (the target group's
+        clean label and honest members, the target point, victims, merged groups),
+        queries and the recipe's ``info``."""
+        names = truth.agents
+        decl = self.declared
+
+        def declaration(i: int) -> dict[str, Any]:
+            entry: dict[str, Any] = {"index": int(i), "name": decl.agents[i],
+                                     "X": decl.X[i].tolist(), "W": decl.W[i].tolist()}
+            if decl.has_bounds:
+                entry |= {"gamma_x": float(decl.gamma_x[i]), "gamma_w": float(decl.gamma_w[i])}
+            return entry
+
+        def agents(idx: np.ndarray | None) -> list[dict[str, Any]] | None:
+            return None if idx is None else [{"index": int(i), "name": names[i]} for i in idx]
+
+        group = None
+        if self.target_group is not None:
+            group = {"honest_members": agents(self.target_group)}
+            if clean is not None and self.target_group.size:
+                group["clean_group"] = int(np.bincount(clean.labels[self.target_group])
+                                           .argmax())
+        return {
+            "goal": self.goal.kind,
+            "attackers": [declaration(i) for i in self.attackers],
+            "sybils": {"count": int(self.sybils.size),
+                       "declarations": [declaration(i) for i in self.sybils]},
+            "target_group": group,
+            "target_point": None if self.target_point is None else {
+                "X": np.asarray(self.target_point[0]).tolist(),
+                "W": np.asarray(self.target_point[1]).tolist()},
+            "victims": agents(self.victims),
+            "merge_groups": None if self.merge_groups is None else [
+                agents(g) for g in self.merge_groups],
+            "protocol_deviation": self.hook is not None,
+            "queries": int(self.queries),
+            "info": self.info,
+        }
 
     def targets(self, truth: Population, clean: Outcome, utility: str = "quadratic"
                 ) -> Targets:
@@ -280,6 +328,7 @@ class AttackContext:
         self._attackers: np.ndarray | None = None
         self._declared: Population | None = None
         self._targets: Targets | None = None
+        self._draw_targets: dict[int, Targets] = {}
 
     # ------------------------------------------------------------ mechanism
     @property
@@ -287,18 +336,45 @@ class AttackContext:
         """Mechanism queries spent so far (on this context's ledger)."""
         return self.ledger.count
 
-    def query(self, declared: Population, hook: MessageHook | None = None) -> Outcome:
-        """Run the mechanism on declarations (counted; identical queries are cached)."""
-        key = declared.fingerprint()
+    @property
+    def draws(self) -> tuple[Mechanism, ...]:
+        """The mechanism's draws: several for a randomized one
+        (:class:`~pluralguard.core.draws.Draws`), else the mechanism itself."""
+        return tuple(getattr(self.mechanism, "draws", ())) or (self.mechanism,)
+
+    def query(self, declared: Population, hook: MessageHook | None = None,
+              draw: int = 0) -> Outcome:
+        """Run one draw of the mechanism on declarations (counted; identical queries
+        are cached)."""
+        key = f"{draw}:{declared.fingerprint()}"
         if hook is None and key in self.ledger.cache:
             return self.ledger.cache[key]
         if self.ledger.left <= 0:
             raise QueryBudgetExhausted(self.ledger.limit or 0)
         self.ledger.count += 1
-        out = self.mechanism(declared, hook=hook)
+        out = self.draws[draw](declared, hook=hook)
         if hook is None:
             self.ledger.cache[key] = out
         return out
+
+    def evaluate(self, declared: Population, hook: MessageHook | None = None
+                 ) -> tuple[float, float, Outcome]:
+        """The goal's measure (main, tie-break) of declarations and their outcome.
+
+        For a randomized mechanism the measure is the mean over its draws, each against
+        the clean outcome of the same draw (expectation over transformation; one
+        counted query per draw); the outcome returned is the first draw's.
+        """
+        spec = GOAL_SPECS[self.threat.goal.kind]
+        outcomes = [self.query(declared, hook, d) for d in range(len(self.draws))]
+        main, tie = np.mean([spec.measure(self.targets(d), out)
+                             for d, out in enumerate(outcomes)], axis=0)
+        return float(main), float(tie), outcomes[0]
+
+    def measure(self, declared: Population, hook: MessageHook | None = None
+                ) -> tuple[float, float]:
+        """The goal's measure (main, tie-break) of declarations (:meth:`evaluate`)."""
+        return self.evaluate(declared, hook)[:2]
 
     @property
     def clean(self) -> Outcome:
@@ -448,9 +524,10 @@ class AttackContext:
         a, b = self.threat.goal.groups or (0, 1)
         return self.group_by_rank(a), self.group_by_rank(b)
 
-    def targets(self) -> Targets:
+    def targets(self, draw: int = 0) -> Targets:
         """What the goal is measured against (:class:`~.goals.Targets`), computed once:
-        the clean outcome, the attackers, and the targets the goal needs."""
+        the clean outcome (of one draw of a randomized mechanism), the attackers, and
+        the targets the goal needs (always from the first draw's clean outcome)."""
         if self._targets is None:
             needs = GOAL_SPECS[self.threat.goal.kind].needs
             group = self.members(self.target_group_id()) if "target_group" in needs else None
@@ -463,13 +540,22 @@ class AttackContext:
                 utility=self.utility_kind, target_group=group,
                 target_point=self.target_point() if "target_point" in needs else None,
                 victims=self.victims() if "victims" in needs else None, merge_groups=merge)
-        return self._targets
+        if draw == 0:
+            return self._targets
+        if draw not in self._draw_targets:
+            self._draw_targets[draw] = replace(self._targets,
+                                               clean=self.query(self.truth, draw=draw))
+        return self._draw_targets[draw]
 
-    def measure(self, declared: Population, hook: MessageHook | None = None
-                ) -> tuple[float, float]:
-        """The goal's measure (main, tie-break) of declarations: one counted query."""
-        return GOAL_SPECS[self.threat.goal.kind].measure(self.targets(),
-                                                         self.query(declared, hook))
+    def best_of(self, candidates: Sequence[Population]) -> tuple[int, float]:
+        """Index and goal measure of the candidate declarations that serve the goal best
+        (score = main + TIE_WEIGHT · tie; ties go to the earliest): one counted query
+        each. Recipes that move along a path use it to pick how far to go, so that a
+        larger budget — which may always spend less — never does worse on the path."""
+        spec = GOAL_SPECS[self.threat.goal.kind]
+        scores = [self.measure(c) for c in candidates]
+        best = max(range(len(candidates)), key=lambda i: (spec.score(*scores[i]), -i))
+        return best, scores[best][0]
 
     def rational(self, plan: AttackPlan) -> AttackPlan:
         """The plan, or telling the truth if the plan serves the goal worse.
@@ -481,16 +567,18 @@ class AttackContext:
         "truth"``, ``info["plan_measure"]`` the recipe's own value). Without a query
         left the plan is kept unchecked (``info["checked"] = False``).
         """
-        if plan.outcome is None and self.ledger.left <= 0:
-            return replace(plan, info={**plan.info, "checked": False})
-        out = plan.outcome if plan.outcome is not None else self.query(plan.declared,
-                                                                        plan.hook)
-        main, _ = GOAL_SPECS[self.threat.goal.kind].measure(self.targets(), out)
+        if plan.goal_value is not None and plan.outcome is not None:
+            main, out = plan.goal_value, plan.outcome
+        else:
+            try:
+                main, _, out = self.evaluate(plan.declared, plan.hook)
+            except QueryBudgetExhausted:
+                return replace(plan, info={**plan.info, "checked": False})
         if main >= -RATIONAL_TOL:
-            return replace(plan, outcome=out, queries=self.queries)
+            return replace(plan, outcome=out, goal_value=main, queries=self.queries)
         truth = self.plan(self.truth, info={**plan.info, "fallback": "truth",
                                             "plan_measure": main})
-        return replace(truth, outcome=self.clean)
+        return replace(truth, outcome=self.clean, goal_value=self.measure(self.truth)[0])
 
     def plan(self, declared: Population, sybils: int = 0, *, hook: MessageHook | None = None,
              info: dict[str, Any] | None = None) -> AttackPlan:
@@ -551,6 +639,17 @@ def require_capabilities(recipe: str, mechanism: Mechanism, needs: dict[str, str
                 f"{hint}; a registered mechanism that has it declares it with "
                 f"register_mechanism(..., capabilities=[{capability!r}, ...]) "
                 f"({capability}: {CAPABILITIES[capability]})")
+
+
+def path_budgets(budget: float, curve: Sequence[float]) -> list[float]:
+    """The budgets ≤ ``budget`` a recipe moving along a fixed path tries: shares
+    :data:`PATH_SHARES` of it and the points of its default curve below it, ascending.
+    The curve's points make its security curve monotone: every budget of the curve
+    tries every smaller one."""
+    if math.isinf(budget):
+        return [budget, *sorted(b for b in curve if not math.isinf(b))]
+    shares = {budget * s for s in PATH_SHARES}
+    return sorted(shares | {float(b) for b in curve if b < budget})
 
 
 def clip_bounds(threat: ThreatModel, gx: np.ndarray | float, gw: np.ndarray | float

@@ -86,8 +86,7 @@ class _Search:
         key = declared.fingerprint()
         if hook is None and key in self.by_key:
             return self.by_key[key]
-        out = self.ctx.query(declared, hook)
-        main, tie = self.spec.measure(self.ctx.targets(), out)
+        main, tie, out = self.ctx.evaluate(declared, hook)
         cand = _Candidate(self.spec.score(main, tie), main, tie, source, declared, sybils,
                           hook, np.asarray(out.labels).tobytes(), out, info or {})
         self.found.append(cand)
@@ -208,7 +207,7 @@ class BestResponse(Attack):
                 "skipped": skipped, "closed_form": closed, "phases": phases,
                 "evaluations": len(search.found), "candidate": best.info}
         plan = ctx.plan(best.declared, sybils=best.sybils, hook=best.hook, info=info)
-        return replace(plan, outcome=best.outcome)
+        return replace(plan, outcome=best.outcome, goal_value=best.main)
 
     @staticmethod
     def _closed_form(ctx: AttackContext) -> bool:

@@ -8,6 +8,7 @@ from functools import partial
 import numpy as np
 
 from pluralguard.core.geometry import ACCEPT_TOL, normalised_distance
+from pluralguard.core.model import Population
 
 from .base import (
     Attack,
@@ -16,6 +17,7 @@ from .base import (
     ThreatModel,
     bound_policy_kind,
     clip_bounds,
+    path_budgets,
 )
 from .geometry import project_budget
 
@@ -39,6 +41,12 @@ class Exclude(Attack):
     * **drag** (other bound policies, the single consensus): each attacker
       overshoots away from the victims' mean, v̂ = Π(v + λ(a_G − v̄_V)) with λ the
       group's weight over the coalition's (as in ``overshoot``).
+
+    Both move along a path that does not depend on the budget; the recipe tries
+    shares of its budget along it (and the smaller budgets of its curve,
+    :func:`~.base.path_budgets`) and keeps the one that excludes most
+    (``info["budget_used"]``): moving too far can rejoin the victims or break the
+    attackers' own links, and an attacker with a larger budget may always stop earlier.
 
     Budget
     ------
@@ -65,6 +73,8 @@ class Exclude(Attack):
         A, n = ctx.attackers, ctx.truth.n
         g = ctx.target_group_id()
         victims = ctx.victims()
+        if victims.size == 0:
+            return ctx.plan(ctx.truth, info={"mode": "none", "group": g, "victims": []})
         vX, vW = ctx.truth.X[A], ctx.truth.W[A]
         decl = ctx.declared
         vbarX, vbarW = decl.X[victims].mean(axis=0), decl.W[victims].mean(axis=0)
@@ -77,19 +87,30 @@ class Exclude(Attack):
                                          decl.W[keep][None])
                      - normalised_distance(decl.X[keep], decl.W[keep], vbarX, vbarW)[None])
             anchor = keep[np.argmin(score, axis=1)]
-            X, W = project_budget(vX, vW, decl.X[anchor], decl.W[anchor], budget)
-            gx = np.sqrt(((X - decl.X[anchor]) ** 2).reshape(A.size, -1).sum(1)) + ACCEPT_TOL
-            gw = np.sqrt(((W - decl.W[anchor]) ** 2).sum(1)) + ACCEPT_TOL
-            gx, gw = clip_bounds(ctx.threat, gx, gw)
-            declared = ctx.with_declarations(X, W, gx, gw)
+
+            def declare(b: float) -> Population:
+                X, W = project_budget(vX, vW, decl.X[anchor], decl.W[anchor], b)
+                gx = np.sqrt(((X - decl.X[anchor]) ** 2).reshape(A.size, -1).sum(1))
+                gw = np.sqrt(((W - decl.W[anchor]) ** 2).sum(1))
+                gx, gw = clip_bounds(ctx.threat, gx + ACCEPT_TOL, gw + ACCEPT_TOL)
+                return ctx.with_declarations(X, W, gx, gw)
+
             info = {"mode": "wedge", "anchors": anchor.tolist(), "group": g}
         else:
             labels = ctx.clean.labels[:n]
             w = decl.weight
             lam = w[labels == g].sum() / max(w[A].sum(), 1e-300)
             aX, aW = ctx.clean.X[g], ctx.clean.W[g]
-            X, W = project_budget(vX, vW, vX + lam * (aX - vbarX), vW + lam * (aW - vbarW),
-                                  budget)
-            declared = ctx.with_declarations(X, W)
+
+            def declare(b: float) -> Population:
+                return ctx.with_declarations(*project_budget(
+                    vX, vW, vX + lam * (aX - vbarX), vW + lam * (aW - vbarW), b))
+
             info = {"mode": "drag", "factor": float(lam), "group": g}
-        return ctx.plan(declared, info=info | {"victims": victims.tolist()})
+        # the path is the same at every budget: try how far to go along it (a larger
+        # budget may always stop earlier, so the curve over budgets never falls)
+        budgets = path_budgets(budget, self.default_budgets)
+        candidates = [declare(b) for b in budgets]
+        best, _ = ctx.best_of(candidates)
+        return ctx.plan(candidates[best], info=info | {"victims": victims.tolist(),
+                                                       "budget_used": budgets[best]})

@@ -215,10 +215,9 @@ def exhaustive_search(truth: Population, mechanism: Mechanism, threat: ThreatMod
         key = declared.fingerprint()
         if key in seen:
             return seen[key]
-        if ctx.ledger.left <= 0:
+        if ctx.ledger.left < len(ctx.draws):
             raise _Exhausted
-        out = ctx.query(declared)
-        main, tie = spec.measure(ctx.targets(), out)
+        main, tie, out = ctx.evaluate(declared)
         point = _Point(spec.score(main, tie), main, tie, space.clamp(z), space)
         seen[key] = point
         labels = np.asarray(out.labels)

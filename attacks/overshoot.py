@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Attack, AttackContext, AttackPlan
+from .base import Attack, AttackContext, AttackPlan, path_budgets
 from .geometry import project_budget
 
 
@@ -29,7 +29,11 @@ class Overshoot(Attack):
     strategy-proofness and single peakedness*, Public Choice 1980), and the utility
     here is separable per coordinate. In the agreement mechanism the same
     exaggeration pulls the projected mean of the attacker's group, as long as the
-    exaggerated declaration keeps its links.
+    exaggerated declaration keeps its links; where the whole budget would carry the
+    attackers out of their groups, the recipe goes only as far along the path as
+    serves the goal best (shares of the budget and the smaller budgets of its curve,
+    :func:`~.base.path_budgets`), and says so: ``info["keeps_group"]`` is whether every
+    attacker kept its clean co-members, ``info["budget_used"]`` how far it went.
 
     Parameters
     ----------
@@ -76,6 +80,21 @@ class Overshoot(Attack):
         lam = (np.full(A.size, self.factor) if self.factor is not None
                else group_w[labels[A]] / coalition_w[labels[A]])
         aX, aW = out.X[labels[A]], out.W[labels[A]]
-        X, W = project_budget(vX, vW, vX + lam[:, None, None] * (tX - aX),
-                              vW + lam[:, None] * (tW - aW), budget)
-        return ctx.plan(ctx.with_declarations(X, W), info={"factor": lam.tolist()})
+        aimX, aimW = vX + lam[:, None, None] * (tX - aX), vW + lam[:, None] * (tW - aW)
+        info: dict = {"factor": lam.tolist()}
+        if "groups" not in ctx.mechanism.capabilities:  # one agreement: go all the way
+            X, W = project_budget(vX, vW, aimX, aimW, budget)
+            return ctx.plan(ctx.with_declarations(X, W), info=info)
+        # in a group, going all the way may break the attackers' links: go as far along
+        # the path as serves the goal best, and say whether the group was kept
+        budgets = path_budgets(budget, self.default_budgets)
+        candidates = [ctx.with_declarations(*project_budget(vX, vW, aimX, aimW, b))
+                      for b in budgets]
+        best, _ = ctx.best_of(candidates)
+        mates = [frozenset(np.flatnonzero(labels == labels[a]).tolist()) - {int(a)}
+                 for a in A]
+        after = ctx.query(candidates[best]).labels
+        kept = all(frozenset(np.flatnonzero(after[:n] == after[a]).tolist()) - {int(a)}
+                   >= m for a, m in zip(A, mates, strict=True))
+        info |= {"budget_used": budgets[best], "keeps_group": kept}
+        return ctx.plan(candidates[best], info=info)

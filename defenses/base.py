@@ -100,6 +100,20 @@ class Defense:
     def with_params(self, **changes: Any) -> Defense:
         return replace(self, **changes)
 
+    @property
+    def randomized(self) -> bool:
+        """Whether the defense draws randomness (it then has a ``seed`` field)."""
+        return "seed" in {f.name for f in fields(self)}
+
+    def redraw(self, seed: int) -> Defense:
+        """The same defense with another draw of its randomness (itself when it draws
+        none): its ``seed`` replaced by one derived from the configured seed and
+        ``seed``, so configured seeds still give different distributions."""
+        if not self.randomized:
+            return self
+        derived = np.random.SeedSequence([int(self.seed), int(seed)]).generate_state(1)[0]
+        return replace(self, seed=int(derived))
+
     def with_assumption(self, assumed_fraction: float) -> Defense:
         """Copy assuming a different tolerated attacker fraction.
 
@@ -125,6 +139,18 @@ class DefenseChain:
     @property
     def name(self) -> str:
         return "+".join(d.name for d in self.defenses) or "none"
+
+    @property
+    def randomized(self) -> bool:
+        """Whether any defense of the chain draws randomness."""
+        return any(d.randomized for d in self.defenses)
+
+    def redraw(self, seed: int) -> DefenseChain:
+        """The chain with another draw of every randomized defense's randomness (each
+        defense's draw derived from ``seed`` and its position)."""
+        return DefenseChain(tuple(d.redraw(int(np.random.SeedSequence([seed, i])
+                                                   .generate_state(1)[0]))
+                                  for i, d in enumerate(self.defenses)))
 
     def with_assumption(self, assumed_fraction: float) -> DefenseChain:
         """Every defense of the chain with a different tolerated attacker fraction."""

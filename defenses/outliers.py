@@ -107,6 +107,11 @@ class OutlierFilter(Defense):
             raise InputError("factor", f"{self.factor!r} is not in (0, 1]",
                              "pass a weight multiplier such as 0.1")
 
+    @property
+    def randomized(self) -> bool:
+        """Only the Isolation Forest draws randomness (LOF is deterministic)."""
+        return self.method != "lof"
+
     def outliers(self, population: Population) -> np.ndarray:
         """Boolean mask of the agents whose declarations are flagged."""
         uniq, inverse = np.unique(normalised_points(population), axis=0, return_inverse=True)

@@ -444,7 +444,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
         return EXIT_RUN_FAILED
     if args.json:
         declared = res.plan.declared if res.plan is not None else dataset.population
-        _dump(json_ready({**res.row,
+        plan = None if res.plan is None else res.plan.to_dict(dataset.population, res.clean)
+        _dump(json_ready({**res.row, "plan": plan,
                           "clean_agreements": _agreements(res.clean, dataset.population.agents),
                           "attacked_agreements": _agreements(res.attacked, declared.agents)}))
         return 0

@@ -300,10 +300,29 @@ def never_helping(ranking: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
             for (d, m), g in ranking.groupby(_SCOPE, sort=True)}
 
 
-def curve_table(results: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Seed mean, min and max of ``metrics`` per dataset × mechanism × attack × defense
-    × budget (attacked runs with a budget), columns ``<metric>_mean/_min/_max``."""
+def envelope(results: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Attacked rows with each metric replaced by its running maximum over budgets.
+
+    An attacker with budget ε may use any budget ε' ≤ ε, so the worst an attack can do
+    at ε is the maximum over ε' ≤ ε of what it did (per dataset × mechanism × attack ×
+    defense × seed). A raw curve that dips means the attack missed its own better
+    answer (the ``non_monotone`` sanity flag); the envelope is what a security curve
+    must show. results.csv keeps the raw rows.
+    """
     attacked = results[(results["attack"] != NONE) & results["budget"].notna()]
+    keys = [*_SCOPE, "attack", "defense", "seed"]
+    ordered = attacked.sort_values([*keys, "budget"], kind="stable")
+    ordered = ordered.copy()
+    ordered[list(metrics)] = ordered.groupby(keys, sort=False, dropna=False)[
+        list(metrics)].cummax()
+    return ordered
+
+
+def curve_table(results: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Seed mean, min and max of the :func:`envelope` of ``metrics`` per dataset ×
+    mechanism × attack × defense × budget (attacked runs with a budget), columns
+    ``<metric>_mean/_min/_max``."""
+    attacked = envelope(results, metrics)
     keys = [*_SCOPE, "attack", "defense", "budget"]
     agg = attacked.groupby(keys, sort=True)[list(metrics)].agg(["mean", "min", "max"])
     agg.columns = [f"{m}_{s}" for m, s in agg.columns]
@@ -526,9 +545,13 @@ def _curves_section(results: pd.DataFrame, loss: str,
         return "\n".join([*lines, "No attacked runs."])
     lines.append("Seed means (bands, or error bars when there are more than "
                  f"{plots.MAX_BANDS} defenses: min–max over seeds) against the attack "
-                 "budget, one line per defense. Capture is the target group's normalised "
-                 "displacement toward the attacker's point (1 = fully captured). The ∞ "
-                 "budget sits past the dashed separator.")
+                 "budget, one line per defense. Each point is the worst the attack did "
+                 "with that budget *or any smaller one* (an attacker may always spend "
+                 "less), so the curves never fall; raw rows are in results.csv. Capture "
+                 "is the target group's normalised displacement toward the attacker's "
+                 "point (1 = fully captured)."
+                 + (" The ∞ budget sits past the dashed separator."
+                    if np.isinf(data["budget"]).any() else ""))
     for (dataset, mechanism), part in data.groupby(_SCOPE, sort=True):
         shown = {m: lbl for m, lbl in labels.items() if part[f"{m}_mean"].notna().any()}
         lines += ["", f"### {dataset} · {mechanism}", ""]

@@ -194,16 +194,14 @@ def _recipe(results: pd.DataFrame) -> pd.Series:
 
 
 def goal_measure(results: pd.DataFrame) -> pd.Series:
-    """Each row's ``goal_measure`` (recomputed from the goal's column and sign for
-    tables written before that column existed)."""
-    if "goal_measure" in results and results["goal_measure"].notna().any():
-        return _numeric(results, "goal_measure")
+    """Each row's ``goal_measure`` (where it is missing — tables written before that
+    column existed — the goal's column times its sign)."""
     from pluralguard.attacks.goals import GOAL_SPECS
 
-    out = pd.Series(np.nan, index=results.index, dtype=float)
+    out = _numeric(results, "goal_measure")
     goals = results["goal"].astype(str) if "goal" in results else pd.Series("", results.index)
     for goal, spec in GOAL_SPECS.items():
-        hit = goals == goal
+        hit = (goals == goal) & out.isna()
         if hit.any():
             out[hit] = spec.sign * _numeric(results, spec.column)[hit]
     return out

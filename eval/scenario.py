@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pluralguard.attacks import GOAL_SPECS, Attack, AttackPlan, make_attack
+from pluralguard.core.draws import Draws
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism, Outcome
 from pluralguard.core.model import Population
@@ -36,6 +37,13 @@ from .sources import load_source
 
 #: Keys of a results row that identify the scenario (the rest are measurements).
 IDENTITY = ("dataset", "mechanism", "attack", "budget", "defense", "seed")
+#: Independent draws of a randomized defense the scenario is evaluated over.
+DRAWS = 8
+#: Draws of it the attacker plans against (others than the evaluation's).
+PLAN_DRAWS = 4
+#: Metrics whose spread over draws a randomized scenario reports.
+SPREAD = ("utility_loss_mean", "utility_loss_p90", "attacker_gain", "capture",
+          "goal_measure")
 
 
 class RunCache:
@@ -174,96 +182,25 @@ def _label(obj: Any, fallback: str) -> str:
     return getattr(obj, "name", None) or fallback
 
 
-def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapping,
-                 attack: Attack | str | Mapping | None = None,
-                 defense: Defense | DefenseChain | str | Mapping | None = None,
-                 budget: float = 0.1, seed: int = 0, *, undefended: bool = False,
-                 detail: bool = False, utility: str | None = None,
-                 cache: RunCache | None = None,
-                 labels: Mapping[str, str] | None = None) -> ScenarioResult:
-    """Run one scenario and measure it (module doc).
+def _draw_seed(seed: int, role: str, index: int) -> int:
+    """Seed of draw ``index`` of a randomized defense, for the evaluation or the
+    attacker's planning (disjoint streams: the attacker never sees the evaluation's
+    draws)."""
+    stream = {"evaluation": 0, "planning": 1}[role]
+    return int(np.random.SeedSequence([int(seed), stream, index]).generate_state(1)[0])
 
-    Parameters
-    ----------
-    population : Population or str
-        The TRUE value systems and bounds (or a dataset name).
-    mechanism : Mechanism, str or mapping
-        E.g. ``{"kind": "agreements", "bounds": "quantile:0.5"}``.
-    attack : Attack, str, mapping or None
-        A recipe (object, name, or ``{"name": ..., **params}``); None for no attack.
-    defense : Defense, DefenseChain, str, mapping or None
-        E.g. ``"bound_floor"`` or ``"bound_floor+sybil_cap"``.
-    budget : float
-        The attack's budget (ε on δ(declared, true) per attacker, see each recipe).
-    seed : int
-        Seeds the attack (who attacks, random choices).
-    undefended : bool
-        Also run the attack against the undefended mechanism (``*_undefended`` columns).
-    detail : bool
-        Return per-agent detail.
-    utility : str, optional
-        Utility kind of the metrics; default the mechanism's.
-    cache : RunCache, optional
-        Cache for hook-free runs (a process-wide one by default).
-    labels : mapping, optional
-        Display names for ``dataset``, ``mechanism``, ``attack``, ``defense`` columns.
 
-    Returns
-    -------
-    ScenarioResult
-    """
-    cache = cache or _DEFAULT_CACHE
-    truth = _population(population)
-    mech = make_mechanism(mechanism)
-    chain = make_chain(defense)
-    recipe = _attack(attack)
-    kind = utility or mech.params.get("utility", "quadratic")
+def _metrics(truth: Population, clean_u: Outcome, clean_d: Outcome, attacked: Outcome,
+             plan: AttackPlan | None, kind: str) -> dict[str, float]:
+    """The metrics of one attacked outcome against the clean (defended) one."""
     n = truth.n
-    timing: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    clean_u = cache.run(mech, truth)
-    defended = chain(mech)
-    clean_d = cache.run(defended, truth) if chain else clean_u
-    timing["clean"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    facing = (CachedMechanism(defended.kind, defended.params, defended.transforms, cache)
-              if type(defended) is Mechanism else defended)
-    plan = recipe.plan(truth, facing, budget, seed) if recipe else None
-    timing["plan"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if plan is None:
-        attacked = clean_d
-    elif plan.outcome is not None:  # measured while planning, against this mechanism
-        attacked = plan.outcome
-    else:
-        attacked = cache.run(defended, plan.declared, plan.hook)
-    timing["attacked"] = time.perf_counter() - t0
-
     attackers = plan.attackers if plan else np.zeros(0, dtype=int)
     sybils = plan.sybils if plan else np.zeros(0, dtype=int)
     honest = np.setdiff1d(np.arange(n), attackers)
-
+    all_agents = np.arange(n)
     u_clean = M.true_utilities(truth, clean_d, honest, kind)
     u_att = M.true_utilities(truth, attacked, honest, kind)
-    all_agents = np.arange(n)
-    cost = float(np.mean(M.true_utilities(truth, clean_u, all_agents, kind)
-                         - M.true_utilities(truth, clean_d, all_agents, kind)))
-    row: dict[str, Any] = {
-        "dataset": (labels or {}).get("dataset", truth.name),
-        "mechanism": (labels or {}).get("mechanism", mech.key),
-        "attack": (labels or {}).get("attack", _label(recipe, "none")),
-        "budget": float(budget),
-        "defense": (labels or {}).get("defense", chain.name),
-        "seed": int(seed),
-        "goal": plan.goal.kind if plan else "none",
-        "recipe": _label(recipe, "none") if recipe is None else recipe.name,
-        "knowledge": recipe.threat.knowledge if recipe else "",
-        "n_agents": n,
-        "n_attackers": int(attackers.size),
-        "n_sybils": int(sybils.size),
-    }
+    row: dict[str, float] = {}
     row |= M.summary(u_att, "honest_utility", ("mean", "p10", "min"))
     row |= M.summary(u_clean - u_att, "utility_loss", ("mean", "p90", "max"))
     if attackers.size:
@@ -291,7 +228,8 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     row["n_groups_clean"] = M.n_groups(clean_labels[honest])
     row["n_groups_attacked"] = M.n_groups(att_labels[honest])
     row["delta_groups"] = row["n_groups_attacked"] - row["n_groups_clean"]
-    row["defense_cost"] = cost
+    row["defense_cost"] = float(np.mean(M.true_utilities(truth, clean_u, all_agents, kind)
+                                        - M.true_utilities(truth, clean_d, all_agents, kind)))
     # utilities cannot see fragmentation (an agent left alone scores 1): report the
     # partition the defense changes with no attack too
     row["defense_partition_change"] = M.partition_change(clean_u.labels[:n],
@@ -304,10 +242,142 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
         row["goal_measure"] = row["attack_success"] = float("nan")
     row["truth_fallback"] = (float(plan.info.get("fallback") == "truth") if plan
                              else float("nan"))
-    row["queries"] = int(plan.queries) if plan else 0
     row["solver_iterations"] = int(attacked.n_iter)
     row["converged"] = int(bool(clean_u.converged and clean_d.converged
                                 and attacked.converged))
+    return row
+
+
+def _over_draws(rows: list[dict[str, float]]) -> dict[str, float]:
+    """One row from the rows of several draws: means (``converged`` the minimum,
+    ``solver_iterations`` the maximum), and, with several draws, ``draws`` and the
+    standard deviation over draws of :data:`SPREAD` (``<metric>_draw_sd``)."""
+    if len(rows) == 1:
+        return rows[0]
+    table = pd.DataFrame(rows)
+    out: dict[str, float] = {}
+    for column in table.columns:
+        values = table[column].astype(float)
+        if column == "converged":
+            out[column] = int(values.min())
+        elif column == "solver_iterations":
+            out[column] = int(values.max())
+        else:
+            out[column] = float(values.mean()) if values.notna().any() else float("nan")
+    out["draws"] = len(rows)
+    for column in SPREAD:
+        values = table[column].astype(float)
+        out[f"{column}_draw_sd"] = (float(values.std(ddof=0)) if values.notna().any()
+                                    else float("nan"))
+    return out
+
+
+def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapping,
+                 attack: Attack | str | Mapping | None = None,
+                 defense: Defense | DefenseChain | str | Mapping | None = None,
+                 budget: float = 0.1, seed: int = 0, *, undefended: bool = False,
+                 detail: bool = False, utility: str | None = None,
+                 cache: RunCache | None = None,
+                 labels: Mapping[str, str] | None = None,
+                 draws: int | None = None) -> ScenarioResult:
+    """Run one scenario and measure it (module doc).
+
+    Parameters
+    ----------
+    population : Population or str
+        The TRUE value systems and bounds (or a dataset name).
+    mechanism : Mechanism, str or mapping
+        E.g. ``{"kind": "agreements", "bounds": "quantile:0.5"}``.
+    attack : Attack, str, mapping or None
+        A recipe (object, name, or ``{"name": ..., **params}``); None for no attack.
+    defense : Defense, DefenseChain, str, mapping or None
+        E.g. ``"bound_floor"`` or ``"bound_floor+sybil_cap"``.
+    budget : float
+        The attack's budget (ε on δ(declared, true) per attacker, see each recipe).
+    seed : int
+        Seeds the attack (who attacks, random choices).
+    undefended : bool
+        Also run the attack against the undefended mechanism (``*_undefended`` columns).
+    detail : bool
+        Return per-agent detail.
+    utility : str, optional
+        Utility kind of the metrics; default the mechanism's.
+    cache : RunCache, optional
+        Cache for hook-free runs (a process-wide one by default).
+    labels : mapping, optional
+        Display names for ``dataset``, ``mechanism``, ``attack``, ``defense`` columns.
+    draws : int, optional
+        Independent draws of a randomized defense's randomness the scenario is
+        evaluated over (default :data:`DRAWS`; ignored without a randomized defense).
+        The attack plans against :data:`PLAN_DRAWS` other draws
+        (:class:`~pluralguard.core.draws.Draws`), the metrics are means over the
+        evaluation's draws, with ``draws`` and ``<metric>_draw_sd`` columns.
+
+    Returns
+    -------
+    ScenarioResult
+    """
+    cache = cache or _DEFAULT_CACHE
+    truth = _population(population)
+    mech = make_mechanism(mechanism)
+    chain = make_chain(defense)
+    recipe = _attack(attack)
+    kind = utility or mech.params.get("utility", "quadratic")
+    n = truth.n
+    timing: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    clean_u = cache.run(mech, truth)
+    randomized = chain.randomized
+    n_draws = (draws or DRAWS) if randomized else 1
+    evaluation = [chain.redraw(_draw_seed(seed, "evaluation", e)) if randomized else chain
+                  for e in range(n_draws)]
+    defended = [c(mech) for c in evaluation]
+    clean_d = [cache.run(d, truth) if chain else clean_u for d in defended]
+    timing["clean"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if randomized:  # the attacker knows the distribution, not the draws of the evaluation
+        facing: Mechanism = Draws.of([
+            chain.redraw(_draw_seed(seed, "planning", p))(mech) for p in range(PLAN_DRAWS)])
+    else:
+        facing = (CachedMechanism(defended[0].kind, defended[0].params,
+                                  defended[0].transforms, cache)
+                  if type(defended[0]) is Mechanism else defended[0])
+    plan = recipe.plan(truth, facing, budget, seed) if recipe else None
+    timing["plan"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if plan is None:
+        attacked = clean_d
+    elif plan.outcome is not None and not randomized:  # measured while planning
+        attacked = [plan.outcome]
+    else:
+        attacked = [cache.run(d, plan.declared, plan.hook) for d in defended]
+    timing["attacked"] = time.perf_counter() - t0
+
+    attackers = plan.attackers if plan else np.zeros(0, dtype=int)
+    sybils = plan.sybils if plan else np.zeros(0, dtype=int)
+    row: dict[str, Any] = {
+        "dataset": (labels or {}).get("dataset", truth.name),
+        "mechanism": (labels or {}).get("mechanism", mech.key),
+        "attack": (labels or {}).get("attack", _label(recipe, "none")),
+        "budget": float(budget),
+        "defense": (labels or {}).get("defense", chain.name),
+        "seed": int(seed),
+        "goal": plan.goal.kind if plan else "none",
+        "recipe": _label(recipe, "none") if recipe is None else recipe.name,
+        "knowledge": recipe.threat.knowledge if recipe else "",
+        "n_agents": n,
+        "n_attackers": int(attackers.size),
+        "n_sybils": int(sybils.size),
+    }
+    per_draw = [_metrics(truth, clean_u, c, a, plan, kind)
+                for c, a in zip(clean_d, attacked, strict=True)]
+    row |= _over_draws(per_draw)
+    row["queries"] = int(plan.queries) if plan else 0
+    clean_d, attacked = clean_d[0], attacked[0]
+    all_agents = np.arange(n)
+    clean_labels, att_labels = clean_d.labels[:n], attacked.labels
 
     extra: dict[str, Any] = {}
     if undefended and recipe is not None:

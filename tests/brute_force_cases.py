@@ -67,6 +67,11 @@ SCALAR_FIXED = Mechanism("agreements", {"bounds": "fixed:0.25,1.0"})
 _TWO_SIDES = [-0.9, -0.75, -0.6, -0.45, -0.05, 0.35, 0.5, 0.65, 0.8]
 #: Six agents at even n for the median's tie.
 _EVEN = [-0.8, -0.3, -0.1, 0.2, 0.45, 0.9]
+#: An agent (3) that gains by switching to the group on its right.
+_MIDDLE = [-0.84, -0.34, -0.23, -0.05, 0.2, 0.52, 0.72]
+#: A victim (3) between a far group and its own; one at the end of a chain (0).
+_FAR = [-0.99, -0.93, 0.09, 0.46, 0.63, 0.71, 0.87]
+_GAP = [-0.88, -0.7, -0.52, -0.33, 0.57, 0.67, 0.75]
 #: Agents near the box edge: the mean's overshoot is cut by the box.
 _EDGE = [0.97, 0.9, 0.1, -0.2, -0.5]
 
@@ -77,7 +82,9 @@ CASES: list[Case] = [
     Case("line0-a0-eps0.1", line(0), FIXED, {"attackers": (0,)}, 0.1, "leave"),
     Case("line4-a4-eps0.05", line(4), FIXED, {"attackers": (4,)}, 0.05),
     Case("line5-a5-eps0.1", line(5), FIXED, {"attackers": (5,)}, 0.1),
-    Case("line7-a3-eps0.1", line(7), FIXED, {"attackers": (3,)}, 0.1),
+    Case("line7-a3-eps0.1", line(7), FIXED, {"attackers": (3,)}, 0.1, "truth"),
+    Case("middle-switch-eps0.05", scalar(_MIDDLE), SCALAR_FIXED, {"attackers": (3,)}, 0.05,
+         "switch"),
     Case("line11-a2-eps0.1", line(11), FIXED, {"attackers": (2,)}, 0.1),
     # one attacker, selfish, quantile bounds (the attacker's declaration moves them)
     Case("line3-q-a1-eps0.1", line(3), QUANTILE, {"attackers": (1,)}, 0.1),
@@ -90,10 +97,12 @@ CASES: list[Case] = [
     Case("sides-capture-eps0.15", scalar(_TWO_SIDES), SCALAR_FIXED,
          {"attackers": (4,), "goal": "capture", "goal_params": {"group": 0}}, 0.15),
     # exclude: an insider makes the victims lose their group or agreement
-    Case("sides-exclude-eps0.1", scalar(_TWO_SIDES), SCALAR_FIXED,
-         {"attackers": (2,), "goal": "exclude", "goal_params": {"victims": (0,)}}, 0.1),
-    Case("line9-exclude-eps0.1", line(9), FIXED,
-         {"count": 1, "select": "in_target", "goal": "exclude"}, 0.1),
+    Case("far-exclude-eps0.1", scalar(_FAR), SCALAR_FIXED,
+         {"attackers": (4,), "goal": "exclude", "goal_params": {"victims": (3,)}}, 0.1),
+    Case("gap-exclude-eps0.03", scalar(_GAP), SCALAR_FIXED,
+         {"attackers": (1,), "goal": "exclude", "goal_params": {"victims": (0,)}}, 0.03),
+    Case("line21-exclude-eps0.05", line(21), FIXED,
+         {"count": 1, "select": "in_target", "goal": "exclude"}, 0.05),
     # the median at even n (mid-point tie-break) and the mean at the box edge
     Case("median-even-a2", scalar(_EVEN), MEDIAN, {"attackers": (2,)}, 0.1, "tie"),
     Case("median-even-a3", scalar(_EVEN), MEDIAN, {"attackers": (3,)}, 0.05, "tie"),
@@ -102,7 +111,7 @@ CASES: list[Case] = [
     Case("mean-capture-line", line(13, n=6), MEAN,
          {"attackers": (2,), "goal": "capture"}, 0.1),
     # declared bounds: the bound is part of the declaration
-    Case("declared-selfish", scalar(_TWO_SIDES, bounds=0.3), DECLARED, {"attackers": (4,)},
+    Case("declared-selfish", scalar(_TWO_SIDES, bounds=0.3), DECLARED, {"attackers": (3,)},
          0.05, "stubborn"),
     Case("declared-capture", scalar(_TWO_SIDES, bounds=0.3), DECLARED,
          {"attackers": (4,), "goal": "capture", "goal_params": {"group": 0}}, 0.1),

@@ -38,6 +38,7 @@ def _row(dataset: str = "toy", mechanism: str = AGREE, attack: str = "sybil",
            "n_agents": 50, "n_attackers": 0 if attack == "none" else 1,
            "n_sybils": 0 if attack == "none" else 5}
     row |= {m: 0.0 for m in METRICS}
+    row["goal_measure"] = np.nan  # recomputed from the goal's column
     row |= {"honest_utility_mean": 0.9, "honest_utility_p10": 0.8, "honest_utility_min": 0.7,
             "n_groups_clean": 3.0, "n_groups_attacked": 3.0, "converged": 1.0,
             "queries": 0.0 if attack == "none" else 1.0}
@@ -213,8 +214,9 @@ def test_no_mechanism_pair_and_no_attacks(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ sanity flags
 def test_clean_data_raises_no_flag() -> None:
     flags = _flags(synthetic())
-    assert list(flags) == ["non_convergence", "nondeterminism", "adaptive_beaten",
-                           "zero_gain"]
+    assert list(flags) == ["non_convergence", "nondeterminism", "below_truth",
+                           "non_monotone", "adaptive_beaten", "black_box_beaten",
+                           "exhaustive_gap", "zero_gain", "randomized"]
     assert not any(f.raised for f in flags.values())
 
 
@@ -238,8 +240,8 @@ def test_best_response_beaten_by_a_fixed_recipe_is_flagged() -> None:
     flag = _flags(pd.DataFrame(rows))["adaptive_beaten"]
     assert flag.raised
     assert flag.finding.startswith("In 1 of 2 comparable `best_response` runs")
-    assert flag.rows[["seed", "beaten by", "objective"]].values.tolist() == \
-        [[0.0, "sybil", "attacker_gain"]]
+    assert flag.rows[["seed", "beaten by", "their goal_measure"]].values.tolist() == \
+        [[0.0, "sybil", 0.05]]
     # a capture-goal search is compared on capture, not on the attackers' gain
     rows = [_row(attack="sybil", capture=0.3, attacker_gain=0.5),
             _row(attack="best_response", capture=0.4, attacker_gain=0.1)]
@@ -318,7 +320,7 @@ def test_raised_flags_open_the_report(tmp_path: Path) -> None:
     assert "**2 raised:** non-convergence, nondeterminism." in flags
     assert "| non-convergence | **RAISED** | 1 of 42 runs did not converge" in flags
     assert '["run 3"]' in flags
-    assert "### Non-convergence: offending runs" in flags
+    assert "### Non-convergence\n\n*What it means:* the solver stopped" in flags
 
 
 # ------------------------------------------------------------------ ranking

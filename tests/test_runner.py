@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pluralguard.eval.runner import RunStore, _sanity, run_key, run_suite
+from pluralguard.eval import sanity
+from pluralguard.eval.runner import RunStore, run_key, run_suite
 from pluralguard.eval.suite import load_suite
 
 #: Columns results.csv must have (issue 3).
@@ -81,12 +82,11 @@ def test_results_files_and_determinism(small, tmp_path):
     assert len(timings) == len(table) and (timings["total"] >= 0).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["suite"]["digest"] == suite.digest
-    assert set(summary["sanity"]) == {"non_convergence", "nondeterminism", "zero_gain",
-                                      "adaptive_beaten"}
+    assert set(summary["sanity"]) == set(sanity.CHECKS)
     assert all(flag["raised"] is False for flag in summary["sanity"].values())
-    assert summary["sanity"]["nondeterminism"] == {
-        "raised": False, "description": summary["sanity"]["nondeterminism"]["description"],
-        "count": 0, "details": [], "checked": 2}
+    nondeterminism = summary["sanity"]["nondeterminism"]
+    assert (nondeterminism["raised"], nondeterminism["count"], nondeterminism["details"],
+            nondeterminism["checked"]) == (False, 0, [], 2)
     assert set(summary["by_mechanism"]) == {"agreements", "consensus-p2"}
     assert set(summary["by_defense"]) == {"none", "bound_floor"}
 
@@ -212,20 +212,43 @@ def _row(attack: str, goal: str = "selfish", gain: float = 0.0, **extra) -> dict
 
 def test_sanity_flags():
     rows = pd.DataFrame([_row("none", "none", math.nan), _row("a", gain=0.0),
-                         _row("b", gain=-0.1), _row("br", gain=-0.05)])
-    flags = _sanity(rows, pd.Series(["none", "a", "b", "best_response"]), {}, {}, {})
-    assert flags["zero_gain"]["raised"] is True
-    assert flags["adaptive_beaten"]["raised"] is True  # fixed "a" (0.0) beat it (-0.05)
-    assert flags["adaptive_beaten"]["details"][0]["attack"] == "a"
-    assert flags["non_convergence"]["raised"] is False
+                         _row("b", gain=-0.1), _row("best_response", gain=-0.05)])
+    flags = {f.name: f for f in sanity.check(rows)}
+    assert flags["zero_gain"].raised
+    assert flags["adaptive_beaten"].raised  # fixed "a" (0.0) beat it (-0.05)
+    assert flags["adaptive_beaten"].rows["beaten by"].tolist() == ["a"]
+    assert flags["below_truth"].raised  # "b" and the search did worse than the truth
+    assert sorted(flags["below_truth"].rows["attack"]) == ["b", "best_response"]
+    assert not flags["non_convergence"].raised
 
-    rows = pd.DataFrame([_row("a", gain=0.2, converged=0), _row("br", gain=0.3),
+    rows = pd.DataFrame([_row("a", gain=0.2, converged=0), _row("best_response", gain=0.3),
                          _row("c", goal="capture", gain=0.5, capture=0.9)])
-    flags = _sanity(rows, pd.Series(["a", "best_response", "c"]), {}, {}, {})
-    assert flags["zero_gain"]["raised"] is False
-    assert flags["adaptive_beaten"]["raised"] is False  # "c" pursues another goal
-    assert flags["non_convergence"]["raised"] is True
-    assert flags["non_convergence"]["count"] == 1
+    flags = {f.name: f for f in sanity.check(rows)}
+    assert not flags["zero_gain"].raised
+    assert not flags["adaptive_beaten"].raised  # "c" pursues another goal
+    assert flags["non_convergence"].raised and len(flags["non_convergence"].rows) == 1
+    summary = flags["non_convergence"].to_summary()
+    assert summary["raised"] is True and summary["count"] == 1
+    assert summary["details"][0]["attack"] == "a"
+
+
+def test_budget_curves_and_knowledge_modes_are_checked():
+    curve = [_row("sybil", gain=g, budget=b) for b, g in ((0.05, 0.1), (0.1, 0.3), (0.2, 0.2))]
+    flags = {f.name: f for f in sanity.check(pd.DataFrame(curve))}
+    assert flags["non_monotone"].raised
+    assert flags["non_monotone"].rows[["budget", "smaller budget"]].values.tolist() == \
+        [[0.2, 0.1]]
+    modes = [_row("best_response", gain=0.2, knowledge="black"),
+             _row("best_response(w)", gain=0.1, knowledge="white", recipe="best_response")]
+    flag = {f.name: f for f in sanity.check(pd.DataFrame(modes))}["black_box_beaten"]
+    assert flag.raised and flag.rows[["black", "white"]].values.tolist() == [[0.2, 0.1]]
+    gap = [_row("sybil", gain=0.9, exhaustive_optimum=1.0),
+           _row("overshoot", gain=0.5, exhaustive_optimum=1.0)]
+    flag = {f.name: f for f in sanity.check(pd.DataFrame(gap))}["exhaustive_gap"]
+    assert flag.raised and flag.rows["attack"].tolist() == ["sybil", "overshoot"]
+    gap[0]["attacker_gain"] = 0.96
+    gap.pop()
+    assert not {f.name: f for f in sanity.check(pd.DataFrame(gap))}["exhaustive_gap"].raised
 
 
 def test_nondeterminism_is_flagged(tmp_path):
