@@ -234,11 +234,12 @@ def _metrics(truth: Population, clean_u: Outcome, clean_d: Outcome, attacked: Ou
     # partition the defense changes with no attack too
     row["defense_partition_change"] = M.partition_change(clean_u.labels[:n],
                                                          clean_d.labels[:n])
-    if plan is not None:
+    spec = GOAL_SPECS[plan.goal.kind] if plan is not None else None
+    if spec is not None and not np.isnan(row.get(spec.column, 0.0)):
         main, _ = plan.measure(truth, clean_d, attacked, kind)
         row["goal_measure"] = main
-        row["attack_success"] = float(GOAL_SPECS[plan.goal.kind].success(main))
-    else:
+        row["attack_success"] = float(spec.success(main))
+    else:  # no attack, or its goal is undefined here (e.g. no target to capture)
         row["goal_measure"] = row["attack_success"] = float("nan")
     row["truth_fallback"] = (float(plan.info.get("fallback") == "truth") if plan
                              else float("nan"))

@@ -15,6 +15,7 @@ from pluralguard.core.errors import InputError
 from pluralguard.eval.metrics import METRICS
 from pluralguard.eval.report import (
     FIGURES,
+    curve_table,
     load_mechanism_kinds,
     load_results,
     mechanism_kind,
@@ -402,3 +403,15 @@ def test_report_copes_with_a_minimal_results_file(tmp_path: Path) -> None:
     assert "**None raised.**" in text
     assert "| worst-case loss: stubborn, undefended | 0.066 | 0.132 |" in text
     assert "honest utility mean (clean) | — | — |" in text
+
+
+def test_security_curves_are_the_envelope_over_smaller_budgets() -> None:
+    """A raw curve that dips (the attack missed its own better answer at a larger
+    budget) is shown as its running maximum; results.csv keeps the dip."""
+    rows = [_row(attack="sybil", budget=b, seed=s, utility_loss_p90=v, capture=c)
+            for s in (0, 1)
+            for b, v, c in ((0.05, 0.02, 0.3), (0.1, 0.05, 0.1), (0.2, 0.01, 0.4))]
+    table = curve_table(pd.DataFrame(rows), ["utility_loss_p90", "capture"])
+    assert table["utility_loss_p90_mean"].tolist() == [0.02, 0.05, 0.05]
+    assert table["capture_mean"].tolist() == [0.3, 0.3, 0.4]
+    assert _flags(pd.DataFrame(rows))["non_monotone"].raised
