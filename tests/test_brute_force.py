@@ -12,8 +12,8 @@ from __future__ import annotations
 import statistics
 
 import pytest
-
 from brute_force_cases import CASES, Case
+
 from pluralguard.attacks import ATTACKS, exhaustive_search
 
 EVERY_CASE, ON_AVERAGE = 0.95, 0.99
