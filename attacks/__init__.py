@@ -27,7 +27,7 @@ from .best_response import BestResponse
 from .bridge import Bridge
 from .camouflage import Camouflage
 from .exclude import Exclude
-from .exhaustive import ExhaustiveResult, exhaustive_search
+from .exhaustive import ExhaustiveResult, exhaustive_search, is_small
 from .goals import GOAL_SPECS, GOALS, GoalSpec, Targets
 from .infiltrate import Infiltrate
 from .overshoot import Overshoot
@@ -91,5 +91,5 @@ def make_attack(name: str, **params: Any) -> Attack:
 
 __all__ = ["ATTACKS", "GOALS", "GOAL_SPECS", "SELECTIONS", "Attack", "AttackContext",
            "AttackPlan", "ExhaustiveResult", "Goal", "GoalSpec", "QueryBudgetExhausted",
-           "Targets", "ThreatModel", "exhaustive_search", "list_attacks", "make_attack",
+           "Targets", "ThreatModel", "exhaustive_search", "is_small", "list_attacks", "make_attack",
            "register_attack"]

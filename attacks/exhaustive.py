@@ -47,6 +47,8 @@ from .space import LOG2_BOUNDS, DeclarationSpace
 
 #: Largest dimension polled with the (rotated) 3^d stencil, 2d directions above.
 FULL_STENCIL_DIM = 3
+#: Most lattice points per axis of the coarse pass.
+MAX_PER_AXIS = 65
 #: Rotations polled at one step size without improvement before it halves.
 TRIES = 2
 #: Moves at one step size before it halves.
@@ -125,10 +127,11 @@ def _lattice(space: DeclarationSpace, per_axis: int) -> np.ndarray:
 
 
 def _per_axis(dim: int, grid_points: int) -> int:
-    """The largest odd count c with c^dim ≤ grid_points (at least 3)."""
+    """The largest odd count c ≤ :data:`MAX_PER_AXIS` with c^dim ≤ grid_points (at least
+    3): in one or two coordinates the refinement, not the lattice, gives precision."""
     if dim == 0:
         return 1
-    c = max(3, math.floor(grid_points ** (1.0 / dim)))
+    c = max(3, min(MAX_PER_AXIS, math.floor(grid_points ** (1.0 / dim))))
     return c if c % 2 else c - 1
 
 
@@ -143,6 +146,22 @@ def _directions(dim: int, rng: np.random.Generator) -> np.ndarray:
     else:
         steps = np.concatenate([np.eye(dim), -np.eye(dim)])
     return steps @ rotation.T
+
+
+#: Populations the exhaustive reference runs on by default: at most this many agents …
+SMALL_AGENTS = 12
+#: … and at most this many searched coordinates (all identities together).
+SMALL_DIM = 3
+
+
+def is_small(truth: Population, mechanism: Mechanism, threat: ThreatModel,
+             seed: int = 0) -> bool:
+    """Whether a scenario is small enough for the exhaustive reference to run by
+    default (:data:`SMALL_AGENTS`, :data:`SMALL_DIM` coordinates with every Sybil)."""
+    if truth.n > SMALL_AGENTS or threat.protocol:
+        return False
+    ctx = AttackContext(truth, mechanism, threat, seed)
+    return DeclarationSpace(ctx, 1.0, threat.sybils).dim <= SMALL_DIM
 
 
 def exhaustive_search(truth: Population, mechanism: Mechanism, threat: ThreatModel,
@@ -168,7 +187,8 @@ def exhaustive_search(truth: Population, mechanism: Mechanism, threat: ThreatMod
         Seed of the attacker selection (as in :meth:`~.base.Attack.plan`).
     grid_points : int
         Lattice points per Sybil count in the coarse pass: per axis the largest odd
-        count c with c^d ≤ grid_points (d = coordinates searched).
+        count c with c^d ≤ grid_points (d = coordinates searched), at most
+        :data:`MAX_PER_AXIS`.
     levels : int
         Halvings of the refinement step (final step ≈ spacing · 2^−levels).
     keep : int

@@ -69,6 +69,9 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("attack_success", "1 if goal_measure reached the goal's threshold: selfish "
                "≥ 1e-6; capture ≥ 0.5; exclude ≥ 0.5; merge, split, fragment, consolidate "
                "≥ 1", "higher"),
+    MetricInfo("exhaustive_optimum", "the exhaustive best response's goal_measure for the "
+               "same attackers and goal (pluralguard.attacks.exhaustive_search; only on "
+               "populations small enough, else empty)", "none"),
     MetricInfo("truth_fallback", "1 if the recipe's own declarations served its goal worse "
                "than the truth, so the attackers declared the truth (goal_measure 0)", "none"),
     MetricInfo("queries", "mechanism calls the attack made", "none"),

@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pluralguard.attacks import GOAL_SPECS, Attack, AttackPlan, make_attack
+from pluralguard.attacks import (
+    GOAL_SPECS,
+    Attack,
+    AttackPlan,
+    exhaustive_search,
+    is_small,
+    make_attack,
+)
 from pluralguard.core.draws import Draws
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism, Outcome
@@ -280,7 +287,7 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
                  detail: bool = False, utility: str | None = None,
                  cache: RunCache | None = None,
                  labels: Mapping[str, str] | None = None,
-                 draws: int | None = None) -> ScenarioResult:
+                 draws: int | None = None, exhaustive: bool | None = None) -> ScenarioResult:
     """Run one scenario and measure it (module doc).
 
     Parameters
@@ -313,6 +320,11 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
         The attack plans against :data:`PLAN_DRAWS` other draws
         (:class:`~pluralguard.core.draws.Draws`), the metrics are means over the
         evaluation's draws, with ``draws`` and ``<metric>_draw_sd`` columns.
+    exhaustive : bool, optional
+        Also compute the exhaustive optimum of the attack's goal
+        (:func:`~pluralguard.attacks.exhaustive_search`; column
+        ``exhaustive_optimum``). Default: when the population is small enough
+        (:func:`~pluralguard.attacks.is_small`).
 
     Returns
     -------
@@ -376,6 +388,12 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
                 for c, a in zip(clean_d, attacked, strict=True)]
     row |= _over_draws(per_draw)
     row["queries"] = int(plan.queries) if plan else 0
+    if plan is not None and (exhaustive if exhaustive is not None else
+                             is_small(truth, facing, recipe.threat, seed)):
+        t0 = time.perf_counter()
+        reference = exhaustive_search(truth, facing, recipe.threat, budget, seed)
+        row["exhaustive_optimum"] = reference.value
+        timing["exhaustive"] = time.perf_counter() - t0
     clean_d, attacked = clean_d[0], attacked[0]
     all_agents = np.arange(n)
     clean_labels, att_labels = clean_d.labels[:n], attacked.labels
