@@ -24,7 +24,7 @@ with the same agents toward the same targets and their measurements compare.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
@@ -329,6 +329,7 @@ class AttackContext:
         self._declared: Population | None = None
         self._targets: Targets | None = None
         self._draw_targets: dict[int, Targets] = {}
+        self._sessions: dict[int, Callable[[Population], Outcome]] = {}
 
     # ------------------------------------------------------------ mechanism
     @property
@@ -352,9 +353,11 @@ class AttackContext:
         if self.ledger.left <= 0:
             raise QueryBudgetExhausted(self.ledger.limit or 0)
         self.ledger.count += 1
-        out = self.draws[draw](declared, hook=hook)
-        if hook is None:
-            self.ledger.cache[key] = out
+        if hook is not None:
+            return self.draws[draw](declared, hook=hook)
+        if draw not in self._sessions:  # queries stay near the truth: solve incrementally
+            self._sessions[draw] = self.draws[draw].session(self.truth)
+        out = self.ledger.cache[key] = self._sessions[draw](declared)
         return out
 
     def evaluate(self, declared: Population, hook: MessageHook | None = None
