@@ -177,14 +177,17 @@ def test_infinite_budgets_survive_the_csv_and_count_in_the_worst_case(
     worst = worst_case(frame).set_index(["mechanism", "attack", "defense"])["worst_case_loss"]
     # the ∞ budget (level 3) at seed 1 is the worst: 0.02 · 3 · 1.1 for stubborn, undefended
     assert worst[(AGREE, "stubborn", "none")] == pytest.approx(0.02 * 3 * 1.1)
-    # only infinite budgets (one mechanism, to stay fast): still plotted, nothing dropped
+    # only infinite budgets (one mechanism, to stay fast): nothing dropped, and with one
+    # budget per attack the report draws no curves and says so
     only_inf = synthetic()
     only_inf = only_inf[(only_inf["mechanism"] == AGREE)
                         & ((only_inf["attack"] == "none") | np.isinf(only_inf["budget"]))]
     text = write_report(_write(tmp_path, only_inf)).read_text(encoding="utf-8")
-    assert "* budgets: ∞" in text
+    assert "* budgets: ∞ (one per attack, so no security curves)" in text
+    assert "maximum over budgets (∞ included)" in text
     assert "| sybil | none | ∞ |" in text
-    assert len(list((tmp_path / FIGURES).glob("curves_*.png"))) == 1
+    assert "Every attack ran at a single budget here" in text
+    assert not list((tmp_path / FIGURES).glob("curves_*.png"))
 
 
 def test_mechanism_kinds_from_the_resolved_suite(tmp_path: Path) -> None:
@@ -372,7 +375,7 @@ def test_ranking_by_worst_case_over_attacks() -> None:
 def test_ranking_section_names_defenses_that_never_help(report_dir: Path) -> None:
     text = (report_dir / "report.md").read_text(encoding="utf-8")
     section = text[text.index("## 4."):text.index("## 5.")]
-    assert section.count("Never helps: `noop`.") == 2  # one per mechanism
+    assert section.count("Never helps against the attacks it targets: `noop`.") == 2
     assert "Never helps in any of the 2 dataset × mechanism combinations: `noop`." in section
     # clip halves every loss: ranked first, clean cost 0.01 beside it, helps 2/2
     assert "| 1 | clip | 0.033 | stubborn | 0.01 | 2/2 |" in section
