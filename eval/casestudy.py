@@ -23,6 +23,7 @@ figures (no timings are written).
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -39,6 +40,7 @@ from sklearn.decomposition import PCA
 from pluralguard.core.consensus import lp_consensus, transition_p
 from pluralguard.core.geometry import normalised_distance, utility
 from pluralguard.core.model import Population
+from pluralguard.core.params import Boolean, Instance, Integer, OrNone, validate_params
 from pluralguard.core.solver import solve_agreements
 
 QUANTILES = (0.25, 0.5, 0.75, 1.0)
@@ -589,9 +591,9 @@ def check_inputs(names: list[str], out: str | Path, *, ess8: str | Path | None =
     Raises
     ------
     InputError
-        An unknown case, ``all`` with others, ``ess8`` without a readable table,
-        ``jobs`` < 1, an output or work directory that is a file, or outputs tracked by
-        git that would be overwritten without ``force``.
+        An unknown case, ``all`` with others, ``ess8`` without a readable table, an
+        output or work directory that is a file, or outputs tracked by git that would be
+        overwritten without ``force``.
     """
     from pluralguard.core.errors import InputError
 
@@ -606,10 +608,6 @@ def check_inputs(names: list[str], out: str | Path, *, ess8: str | Path | None =
         if name not in CASE_NAMES:
             raise InputError("case", f"unknown case study {name!r}",
                              f"use one of {', '.join(CASE_NAMES)} or all")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int)
-                             or jobs < 1):
-        raise InputError("jobs", f"{jobs!r} is not a positive number of workers",
-                         "pass e.g. jobs=2")
     for key, directory in (("--out", out), ("--workdir", workdir)):
         if directory is not None and Path(directory).exists() and not Path(
                 directory).is_dir():
@@ -627,6 +625,13 @@ def check_inputs(names: list[str], out: str | Path, *, ess8: str | Path | None =
     return [(name, *load_case(name, ess8)) for name in names]
 
 
+_PATH = Instance((str, os.PathLike), "a path", "'results/casestudy'")
+
+
+@validate_params({"names": Instance((list, tuple), "a list of case names", "['evs2017']"),
+                  "out": _PATH, "ess8": OrNone(_PATH), "robustness": Boolean(),
+                  "jobs": OrNone(Integer(1, sample=2)), "workdir": OrNone(_PATH),
+                  "force": Boolean()})
 def casestudy(names: list[str], out: str | Path, *, ess8: str | Path | None = None,
               robustness: bool = True, jobs: int | None = None,
               workdir: str | Path | None = None, force: bool = False) -> Path:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from itertools import product
@@ -57,6 +58,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pluralguard.core.errors import InputError
+from pluralguard.core.params import Instance, Options, OrNone, validate_params
 
 from . import plots, sanity
 from .coverage import attack_coverage, not_run_groups
@@ -198,10 +200,7 @@ def sanity_flags(results: pd.DataFrame, summary: Mapping[str, Any] | None = None
 
 
 # ------------------------------------------------------------------ aggregates
-def _check_loss(loss: str) -> None:
-    if loss not in LOSSES:
-        raise InputError("loss", f"unknown worst-case metric {loss!r}",
-                         f"use one of {', '.join(LOSSES)}")
+_RESULTS = Instance((pd.DataFrame,), "a results table (load_results)", "load_results(DIR)")
 
 
 def defense_order(names: Sequence[str]) -> list[str]:
@@ -210,6 +209,7 @@ def defense_order(names: Sequence[str]) -> list[str]:
     return [NONE, *[n for n in unique if n != NONE]] if NONE in unique else unique
 
 
+@validate_params({"results": _RESULTS, "loss": Options(LOSSES)})
 def worst_case(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
     """Worst-case loss of every attack against every defense.
 
@@ -226,7 +226,6 @@ def worst_case(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
         Columns ``dataset, mechanism, attack, defense, worst_case_loss`` (max over
         budgets — infinite ones included — and seeds), attacked runs only, sorted.
     """
-    _check_loss(loss)
     attacked = results[results["attack"] != NONE]
     return (attacked.groupby([*_SCOPE, "attack", "defense"], sort=True)[loss].max()
             .rename("worst_case_loss").reset_index())
@@ -244,6 +243,9 @@ def clean_cost(results: pd.DataFrame) -> pd.DataFrame:
     return clean.combine_first(every).rename("clean_cost").reset_index()
 
 
+@validate_params({"results": _RESULTS, "loss": Options(LOSSES),
+                  "targets": OrNone(Instance((Mapping,), "a mapping of defense label → "
+                                             "recipe names", "{'sybil_cap': ['sybil']}"))})
 def rank_defenses(results: pd.DataFrame, loss: str = LOSS,
                   targets: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """Rank defenses by their worst case over attacks, per dataset × mechanism.
@@ -472,6 +474,10 @@ class _Figures:
 
 
 # ------------------------------------------------------------------ the report
+@validate_params({"results_dir": Instance((str, os.PathLike), "a results directory",
+                                          "'results/demo'"),
+                  "title": OrNone(Instance((str,), "a title", "'My report'")),
+                  "loss": Options(LOSSES)})
 def write_report(results_dir: str | Path, *, title: str | None = None,
                  loss: str = LOSS) -> Path:
     """Write ``DIR/report.md`` and its figures from ``DIR/results.csv``.
@@ -498,7 +504,6 @@ def write_report(results_dir: str | Path, *, title: str | None = None,
         Missing or malformed ``results.csv``, malformed ``summary.json`` or
         ``suite.resolved.json`` (both optional), or an unknown ``loss``.
     """
-    _check_loss(loss)
     root = Path(results_dir)
     results = load_results(root)
     summary = load_summary(root)

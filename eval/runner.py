@@ -13,9 +13,14 @@ with :func:`~pluralguard.eval.scenario.run_scenario` and writes, into ``out``:
 ``summary.json``         counts, wall time, per-mechanism and per-defense aggregates,
                          the grid points that did not apply (``not_applicable``, with
                          the reason) and those whose run failed (``failed``, with the
-                         exception), and the sanity flags
-                         (:data:`SANITY`; each ``{"raised", "description", "count",
-                         "details"}``, details = up to 10 offending grid points)
+                         exception), the sanity flags (:mod:`.sanity`; each
+                         ``{"raised", "description", "count", "finding", "details"}``,
+                         details = up to 10 offending grid points), ``complete``
+                         (false in a snapshot of a run not finished), ``files``
+                         (rows and SHA-256 of ``results.csv``, which the report
+                         cross-checks), ``grid_labels`` (each attack label's recipe and
+                         budgets, each defense label's steps and the recipes they
+                         target) and ``store_warnings`` (what the store recovered from)
 ``suite.resolved.json``  the suite with every default filled in (itself a valid suite;
                          an infinite budget is written ``Infinity``, as Python does)
 ``report.md``            the report and its figures in ``figures/``
@@ -28,12 +33,16 @@ budget, the defense chain, the seed) together with the package version, a digest
 package's source code and the code version of every user callable the run uses
 (:mod:`~pluralguard.eval.provenance`: a plugin's source or declared version), so a store
 never serves results computed by other code, and editing a plugin invalidates exactly
-its runs. A finished run is appended to ``runs.jsonl`` as soon as its batch returns,
-with flush and fsync. A rerun into the same directory reads the store (a torn last line,
-from a kill mid-write, is cut off), computes only the missing keys, and rebuilds
-``results.csv`` from the store (written to a temporary file, then ``os.replace``), so a
-killed and resumed suite ends with the same table as an uninterrupted one, and runs
-shared by several grid points (same content, other labels) are computed once.
+its runs. A finished run is appended to ``runs.jsonl`` (:mod:`~pluralguard.eval.store`:
+checksummed lines; corrupt, edited or cut lines are set aside with a warning and
+computed again) as soon as its batch returns, with flush and fsync. A rerun into the
+same directory reads the store, computes only the missing keys, and rebuilds
+``results.csv`` from the store (atomically), so a killed and resumed suite ends with the
+same table as an uninterrupted one, and runs shared by several grid points (same
+content, other labels) are computed once. One run at a time uses a directory (a lock;
+another waits). While a run goes on, and when it is interrupted, ``results.csv`` and
+``summary.json`` are snapshots of the finished runs (``complete`` false), so
+``pluralguard report DIR`` reports them, saying they are partial.
 
 **Not applicable, failed.** A run whose attack or defense refuses the mechanism or the
 threat model (:class:`~pluralguard.core.errors.NotApplicable`, e.g. a protocol
@@ -69,6 +78,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 import time
 import traceback
 import uuid
@@ -540,11 +550,18 @@ def _check_scheduler(executor: str, scheduler: str | None) -> None:
 
 
 def _results_dir(out: str | Path) -> Path:
+    """``out``, created, once a file could be written there (before anything runs)."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError("out", f"cannot create {str(out)!r} ({err.strerror})",
+                         "choose a writable directory") from None
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise InputError("out", f"cannot write in {str(out)!r} ({err.strerror})",
                          "choose a writable directory") from None
     return out
 
@@ -569,7 +586,9 @@ def plan(suite: Suite, out: str | Path | None = None, *, jobs: int | None = None
                                                "tcp://10.0.0.5:8786")),
                   "batch_size": Integer(1, sample=8), "progress": Boolean(),
                   "fresh": Boolean(), "report": Boolean(),
-                  "max_runs": OrNone(Integer(0, sample=5000))})
+                  "max_runs": OrNone(Integer(0, sample=5000)),
+                  "on_start": OrNone(Instance((Callable,), "a function of no arguments",
+                                              "lambda: print('starting')"))})
 def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
               jobs: int | None = None, scheduler: str | None = None, batch_size: int = 8,
               progress: bool = True, fresh: bool = False, report: bool = True,
