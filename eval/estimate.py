@@ -22,8 +22,9 @@ dominated by the mechanism calls its attack makes, so
 * where the results directory stores finished runs of the same dataset, mechanism,
   defense and recipe, their measured mean time replaces the model.
 
-The total is divided by the number of workers. Not counted: the exhaustive reference
-on small populations, and differences in convergence between runs.
+The total is divided by the number of workers, plus :data:`STARTUP_SECONDS` to start
+them. Not counted: the exhaustive reference on small populations, and differences in
+convergence between runs.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ SAMPLE_AGENTS = 200
 #: Mechanism calls of a fixed recipe (the clean outcome, the shares of its budget it
 #: tries, the rationality check).
 RECIPE_CALLS = 10
+#: Seconds to start the workers and load pluralguard in them (per run of a suite).
+STARTUP_SECONDS = 3.0
 #: Name of the adaptive search.
 _ADAPTIVE = "best_response"
 
@@ -108,6 +111,10 @@ def duration(seconds: float) -> str:
     return f"~{seconds / 86400:.1f} days"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _shape(suite: Suite, grid: list[GridPoint]) -> str:
     budgets = sorted({len(a.budgets) for a in suite.attacks if a.name != "none"})
     per_attack = (f"{budgets[0]} budget{'s' if budgets[0] > 1 else ''} each"
@@ -116,9 +123,11 @@ def _shape(suite: Suite, grid: list[GridPoint]) -> str:
     full = (len(suite.datasets) * len(suite.mechanisms) * len(suite.defenses)
             * sum(len(a.budgets) for a in suite.attacks) * len(suite.seeds))
     cut = full - len(grid)
-    return (f"{len(suite.datasets)} datasets × {len(suite.mechanisms)} mechanisms × "
-            f"{len(suite.defenses)} defenses × {len(suite.attacks)} attacks incl. `none` "
-            f"({per_attack}) × {len(suite.seeds)} seeds"
+    return (f"{_count(len(suite.datasets), 'dataset')} × "
+            f"{_count(len(suite.mechanisms), 'mechanism')} × "
+            f"{_count(len(suite.defenses), 'defense')} × "
+            f"{_count(len(suite.attacks), 'attack')} incl. `none` ({per_attack}) × "
+            f"{_count(len(suite.seeds), 'seed')}"
             + (f", {cut:,} excluded or outside --only" if cut else ""))
 
 
@@ -219,5 +228,6 @@ def plan_suite(suite: Suite, done: Mapping[str, dict[str, Any]],
         defended = point.defense.build()(point.mechanism.mechanism)
         if _applies(point, defended):
             seconds += calls(point) * timer(point, defended)
-    return Plan(suite.name, len(grid), len(grid) - len(pending), len(pending),
-                seconds / max(1, jobs), max(1, jobs), _shape(suite, grid))
+    wall = seconds / max(1, jobs) + (STARTUP_SECONDS if pending else 0.0)
+    return Plan(suite.name, len(grid), len(grid) - len(pending), len(pending), wall,
+                max(1, jobs), _shape(suite, grid))

@@ -810,13 +810,16 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
                     g["defense"], g["attacks_helped"], g["attacks_compared"], strict=True)]})
             nh = never[(dataset, mechanism)]
             has_base = NONE in set(g["defense"])
-            verdict = ("Never helps against the attacks it targets: " + _names(nh) + "."
+            defended = g["defense"] != NONE
+            unjudged = sorted(g.loc[defended & (g["targeted_compared"] == 0), "defense"]
+                              ) if has_base else []
+            verdict = ("No undefended runs to compare with." if not has_base else
+                       "Never helps against the attacks it targets: " + _names(nh) + "."
                        if nh else
                        "Every defense judged helps against at least one attack it targets."
-                       if has_base else "No undefended runs to compare with.")
-            lines += ["", f"**{mechanism}**", "", _md_table(table), "", verdict]
-            unjudged = sorted(g.loc[(g["defense"] != NONE) & (g["targeted_compared"] == 0),
-                                    "defense"]) if has_base else []
+                       if len(unjudged) < int(defended.sum()) else "")
+            lines += ["", f"**{mechanism}**", "", _md_table(table)]
+            lines += ["", verdict] if verdict else []
             if unjudged:
                 lines += ["", "Not judged (none of the attacks they target ran here both "
                           "with and without them): " + ", ".join(

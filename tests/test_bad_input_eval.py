@@ -404,7 +404,7 @@ def test_dry_run_prints_the_size_and_an_estimate(tiny: Path, tmp_path: Path,
                                                  capsys) -> None:
     code, out, _ = run(capsys, "run", str(tiny), "--out", str(tmp_path / "o"), "--dry-run")
     assert code == 0
-    assert "suite 'tiny': 6 runs (1 datasets × 1 mechanisms × 1 defenses × 2 attacks" in out
+    assert "suite 'tiny': 6 runs (1 dataset × 1 mechanism × 1 defense × 2 attacks" in out
     assert "0 stored, 6 to compute; estimated ~" in out and "nothing was run" in out
     assert not (tmp_path / "o" / "runs.jsonl").exists()
 

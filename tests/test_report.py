@@ -418,3 +418,21 @@ def test_security_curves_are_the_envelope_over_smaller_budgets() -> None:
     assert table["utility_loss_p90_mean"].tolist() == [0.02, 0.05, 0.05]
     assert table["capture_mean"].tolist() == [0.3, 0.3, 0.4]
     assert _flags(pd.DataFrame(rows))["non_monotone"].raised
+
+
+def test_never_helps_is_judged_on_the_attacks_a_defense_targets() -> None:
+    """``aimed`` targets attack a and lowers only b's worst case: it never helps (against
+    what it is for). ``elsewhere`` targets a recipe that did not run: not judged."""
+    losses = {"none": {"a": 0.3, "b": 0.3}, "aimed": {"a": 0.3, "b": 0.1},
+              "elsewhere": {"a": 0.1, "b": 0.1}}
+    rows = [_row(attack=attack, defense=defense, utility_loss_p90=loss, recipe=attack)
+            for defense, per in losses.items() for attack, loss in per.items()]
+    targets = {"none": [], "aimed": ["a"], "elsewhere": ["stubborn"]}
+    ranking = rank_defenses(pd.DataFrame(rows), targets=targets).set_index("defense")
+    assert bool(ranking.loc["aimed", "never_helps"]) is True
+    assert ranking.loc["aimed", ["attacks_helped", "targeted_compared"]].tolist() == [1, 1]
+    assert pd.isna(ranking.loc["elsewhere", "never_helps"])
+    assert ranking.loc["elsewhere", "targeted_compared"] == 0
+    # without targets every attack judges: both help against something
+    plain = rank_defenses(pd.DataFrame(rows)).set_index("defense")
+    assert not plain.loc["aimed", "never_helps"] and not plain.loc["elsewhere", "never_helps"]
