@@ -35,7 +35,8 @@ maximum of that over attacks; defenses are ranked by it, ascending — the min�
 research framework for robust federated learning*, 2025). A defense *never helps* when
 its worst case is not lower than the undefended one for any attack it is designed
 against (``Defense.targets``, recorded in ``summary.json``) that ran both with it and
-undefended; a defense none of whose targets ran is *not judged*.
+undefended and did harm undefended; a defense without such a target is *not judged*,
+and one whose every run equals the undefended one has *no effect* (:func:`no_effect`).
 
 Everything is deterministic: the same results give a byte-identical ``report.md`` and
 identical PNGs (no timestamps, paths or versions are written).
@@ -256,9 +257,10 @@ def rank_defenses(results: pd.DataFrame, loss: str = LOSS,
     worst(a, d) < worst(a, none) − TOL among the ``attacks_compared`` run with both.
     ``never_helps`` judges a defense only by the attacks it is designed against
     (``targets``: the recipes it targets, ``Defense.targets``) that ran both with it
-    and undefended (``targeted_compared`` of them): True when it lowers none of their
-    worst cases; NA when none of them ran (nothing to judge), for ``none`` itself and
-    without an undefended baseline. Without ``targets`` every attack counts.
+    and undefended and did harm undefended (worst case > TOL; ``targeted_compared`` of
+    them): True when it lowers none of their worst cases; NA when there is none
+    (nothing to judge), for ``none`` itself and without an undefended baseline. Without
+    ``targets`` every attack counts.
 
     Parameters
     ----------
@@ -296,6 +298,7 @@ def rank_defenses(results: pd.DataFrame, loss: str = LOSS,
                 if targets is not None and defense in targets:
                     aimed = [recipes.get(a, a) in set(targets[defense]) for a in better.index]
                     better = better[aimed]
+                better = better[base[better.index] > TOL]  # harm it could have reduced
                 targeted = int(better.size)
                 never = pd.NA if targeted == 0 else not better.any()
             rows.append({"dataset": dataset, "mechanism": mechanism, "defense": defense,
@@ -520,7 +523,7 @@ def write_report(results_dir: str | Path, *, title: str | None = None,
              _sanity_section(flags),
              _curves_section(results, loss, styles, figures),
              _heatmap_section(worst, loss, loss_label, figures),
-             _defense_section(ranking, loss_label, figures, targets),
+             _defense_section(ranking, loss_label, figures, targets, results),
              _mechanism_section(results, worst, load_mechanism_kinds(root), loss_label,
                                 figures),
              _summary_section(results)]
@@ -730,7 +733,7 @@ def _curves_section(results: pd.DataFrame, loss: str,
     single = sorted(spans.index[spans < 2])
     if not (spans >= 2).any():
         return "\n".join([*lines, "Every attack ran at a single budget here, so there are "
-                          "no curves to draw: its worst cases are in §3 and §4. A suite "
+                          "no curves to draw: their worst cases are in §3 and §4. A suite "
                           "that gives attacks several budgets (`budgets = \"curve\"`, or a "
                           "list) draws a security curve per attack."])
     lines.append("Seed means (bands, or error bars when there are more than "
@@ -767,8 +770,13 @@ def _heatmap_section(worst: pd.DataFrame, loss_metric: str, loss_label: str,
     lines = ["## 3. Worst-case loss: attack × defense", ""]
     if worst.empty:
         return "\n".join([*lines, "No attacked runs."])
-    lines.append(f"Cells: {loss_label}. Red is worse; where honest agents gained the scale "
-                 "turns blue; — marks a pair that was not run.")
+    gained = bool((worst["worst_case_loss"] < -TOL).any())
+    pairs = worst.groupby([*_SCOPE])[["attack", "defense"]].nunique()
+    missing = len(worst) < int((pairs["attack"] * pairs["defense"]).sum())
+    lines.append(f"Cells: {loss_label}. Red is worse"
+                 + ("; where honest agents gained the scale turns blue" if gained else "")
+                 + ("; — marks a pair that was not run (the first section says why)"
+                    if missing else "") + ".")
     for dataset, per_data in worst.groupby("dataset", sort=True):
         tables = {m: _pivot(g) for m, g in per_data.groupby("mechanism", sort=True)}
         fig = plots.heatmaps(tables, f"Worst-case honest utility loss — {dataset}",
@@ -782,7 +790,8 @@ def _heatmap_section(worst: pd.DataFrame, loss_metric: str, loss_label: str,
 
 
 def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
-                     targets: Mapping[str, Sequence[str]] | None = None) -> str:
+                     targets: Mapping[str, Sequence[str]] | None = None,
+                     results: pd.DataFrame | None = None) -> str:
     lines = ["## 4. Defenses: worst case over attacks and clean cost", ""]
     if ranking.empty:
         return "\n".join([*lines, "No attacked runs, so no ranking."])
@@ -792,9 +801,12 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
                  "*Helps against*: attacks whose worst case the defense lowers below the "
                  "undefended one, of those run both ways. A defense *never helps* when it "
                  "lowers the worst case of none of the attacks it is designed against "
-                 "(its targets) that ran both ways; one whose targets did not run is not "
-                 "judged.")
+                 "(its targets) that ran both ways and did harm undefended; one without "
+                 "such a target is not judged; one whose every run equals the undefended "
+                 "one has *no effect* on that mechanism (it acts on something the "
+                 "mechanism does not have).")
     never = never_helping(ranking)
+    inert: dict[tuple[str, str], list[str]] = {}
     for dataset, per_data in ranking.groupby("dataset", sort=True):
         per_mech = {m: g for m, g in per_data.groupby("mechanism", sort=True)}
         fig = plots.defense_bars(per_mech, f"Defenses — {dataset}",
@@ -808,29 +820,63 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
                 "clean cost": g["clean_cost"],
                 "helps against": [f"{h}/{c}" if d != NONE and c else "—" for d, h, c in zip(
                     g["defense"], g["attacks_helped"], g["attacks_compared"], strict=True)]})
-            nh = never[(dataset, mechanism)]
+            noop = (no_effect(results, dataset, mechanism) if results is not None
+                    else [])
+            inert[(dataset, mechanism)] = noop
+            nh = [d for d in never[(dataset, mechanism)] if d not in noop]
             has_base = NONE in set(g["defense"])
-            defended = g["defense"] != NONE
-            unjudged = sorted(g.loc[defended & (g["targeted_compared"] == 0), "defense"]
-                              ) if has_base else []
+            acting = (g["defense"] != NONE) & ~g["defense"].isin(noop)
+            judged = acting & (g["targeted_compared"] > 0)
+            unjudged = sorted(g.loc[acting & ~judged, "defense"]) if has_base else []
             verdict = ("No undefended runs to compare with." if not has_base else
                        "Never helps against the attacks it targets: " + _names(nh) + "."
                        if nh else
-                       "Every defense judged helps against at least one attack it targets."
-                       if len(unjudged) < int(defended.sum()) else "")
+                       "Every defense that acts here and was judged helps against at least "
+                       "one attack it targets." if judged.any() else "")
             lines += ["", f"**{mechanism}**", "", _md_table(table)]
             lines += ["", verdict] if verdict else []
+            if noop:
+                lines += ["", "No effect on this mechanism (every run equals the undefended "
+                          "one): " + _names(noop) + "."]
             if unjudged:
-                lines += ["", "Not judged (none of the attacks they target ran here both "
-                          "with and without them): " + ", ".join(
+                lines += ["", "Not judged (none of the attacks they target both ran here with "
+                          "and without them and did harm undefended): " + ", ".join(
                               f"`{d}`" + (f" (targets {', '.join(targets[d])})"
                                           if targets and targets.get(d) else "")
                               for d in unjudged) + "."]
     everywhere = sorted(set.intersection(*[set(v) for v in never.values()]))
-    if len(never) > 1 and everywhere:
+    idle = sorted(set.intersection(*[set(v) for v in inert.values()])) if inert else []
+    acting = [d for d in everywhere if d not in idle]
+    if len(never) > 1 and acting:
         lines += ["", f"Never helps in any of the {len(never)} dataset × mechanism "
-                      "combinations: " + _names(everywhere) + "."]
+                      "combinations: " + _names(acting) + "."]
+    if len(inert) > 1 and idle:
+        lines += ["", f"No effect in any of the {len(inert)} dataset × mechanism "
+                      "combinations: " + _names(idle) + "."]
     return "\n".join(lines)
+
+
+def no_effect(results: pd.DataFrame, dataset: str, mechanism: str) -> list[str]:
+    """Defenses whose every run on a dataset × mechanism equals the undefended run at
+    the same attack, budget and seed (every loss, capture and the clean cost), sorted:
+    they do not act on that mechanism (e.g. a bound floor under quantile bounds)."""
+    part = results[(results["dataset"] == dataset) & (results["mechanism"] == mechanism)]
+    columns = [c for c in (*LOSSES, "capture", "attacker_gain", "defense_cost",
+                           "defense_partition_change") if c in part]
+    keys = ["attack", "budget", "seed"]
+    base = part[part["defense"] == NONE].set_index(keys)[columns]
+    if base.empty:
+        return []
+    out = []
+    for defense, rows in part[part["defense"] != NONE].groupby("defense", sort=True):
+        rows = rows.set_index(keys)[columns]
+        if not rows.index.isin(base.index).all():
+            continue
+        same = np.isclose(rows.to_numpy(float), base.loc[rows.index].to_numpy(float),
+                          rtol=0.0, atol=TOL, equal_nan=True)
+        if same.all():
+            out.append(str(defense))
+    return out
 
 
 def _mechanism_section(results: pd.DataFrame, worst: pd.DataFrame,

@@ -375,8 +375,11 @@ def test_ranking_by_worst_case_over_attacks() -> None:
 def test_ranking_section_names_defenses_that_never_help(report_dir: Path) -> None:
     text = (report_dir / "report.md").read_text(encoding="utf-8")
     section = text[text.index("## 4."):text.index("## 5.")]
-    assert section.count("Never helps against the attacks it targets: `noop`.") == 2
-    assert "Never helps in any of the 2 dataset × mechanism combinations: `noop`." in section
+    # noop's runs equal the undefended ones: it has no effect (rather than "never helps")
+    assert section.count("No effect on this mechanism (every run equals the undefended "
+                         "one): `noop`.") == 2
+    assert "No effect in any of the 2 dataset × mechanism combinations: `noop`." in section
+    assert "Never helps" not in section
     # clip halves every loss: ranked first, clean cost 0.01 beside it, helps 2/2
     assert "| 1 | clip | 0.033 | stubborn | 0.01 | 2/2 |" in section
     assert "| 2 | none | 0.066 | stubborn | 0 | — |" in section
