@@ -85,8 +85,8 @@ class Goal(Validated):
     point : tuple (X, W), optional
         Target point t for ``capture``; default the attackers' mean true value system
         (which is also the coalition's own optimum, the point ``selfish`` pulls to).
-    victims : tuple of int, optional
-        Agent indices for ``exclude``; default the quarter of the target group's
+    victims : tuple of int or str, optional
+        Agents for ``exclude``, by index (from 0) or name; default the quarter of the target group's
         honest members farthest from t (the coalition keeps the near side).
     groups : tuple of two int, optional
         Size ranks of the groups ``merge`` joins; default the two largest.
@@ -95,7 +95,7 @@ class Goal(Validated):
     kind: str = "selfish"
     group: int | None = None
     point: tuple[Any, Any] | None = None
-    victims: tuple[int, ...] | None = None
+    victims: tuple[int | str, ...] | None = None
     groups: tuple[int, int] | None = None
 
     PARAMS: ClassVar[dict[str, Constraint]] = {
@@ -121,9 +121,9 @@ class ThreatModel(Validated):
 
     Parameters
     ----------
-    attackers : tuple of int, optional
-        Explicit attacker agent indices. Otherwise ``count`` agents or a ``fraction``
-        of the agents are chosen by ``select``.
+    attackers : tuple of int or str, optional
+        Explicit attackers, by index (from 0) or agent name. Otherwise ``count``
+        agents or a ``fraction`` of the agents are chosen by ``select``.
     fraction : float, optional
         Share of agents that attack (rounded, at least one).
     count : int, optional
@@ -137,7 +137,7 @@ class ThreatModel(Validated):
         nearest its clean agreement (outsiders, for infiltration); or members of the
         target group, seeded at random (insiders).
     sybils : int
-        Extra identities the attackers may create.
+        Extra identities the attackers may create (at most :data:`MAX_SYBILS`).
     knowledge : {"white", "black"}
         White-box: all declarations and the configuration. Black-box: outcome
         queries only, at most ``queries`` of them.
@@ -150,7 +150,7 @@ class ThreatModel(Validated):
     goal : Goal or str
     """
 
-    attackers: tuple[int, ...] | None = None
+    attackers: tuple[int | str, ...] | None = None
     fraction: float | None = None
     count: int | None = None
     select: str = "random"

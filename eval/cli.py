@@ -15,7 +15,6 @@ import argparse
 import io
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import UTILITIES
 from pluralguard.core.linking import LINK_RULES
 from pluralguard.core.message_passing import METHODS
-from pluralguard.core.numbers import parse_decimal
+from pluralguard.core.numbers import parse_decimal, parse_integer
 from pluralguard.core.solver import solve_agreements
 
 from .estimate import LARGE_GRID
@@ -106,16 +105,13 @@ def _guarded_stdout() -> Iterator[None]:
         sys.stdout = stdout
 
 
-_INT = re.compile(r"[+-]?[0-9]+")
-
-
 def _integer(low: int) -> Callable[[str], int]:
-    """argparse type: an integer >= ``low`` in plain ASCII digits."""
+    """argparse type: an integer >= ``low`` in plain decimal notation."""
     def parse(text: str) -> int:
-        core = text.strip()
-        if not _INT.fullmatch(core) or int(core) < low:
+        value = parse_integer(text)
+        if value is None or value < low:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {low}")
-        return int(core)
+        return value
     return parse
 
 

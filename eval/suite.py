@@ -92,7 +92,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -106,7 +105,7 @@ from pluralguard.core.bounds import BoundPolicy, resolve_bounds
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism, check_outcome, mechanism_kinds
 from pluralguard.core.model import Population
-from pluralguard.core.numbers import parse_decimal
+from pluralguard.core.numbers import parse_decimal, parse_integer
 from pluralguard.core.params import AgentIds, check
 from pluralguard.defenses import DEFENSES, DefenseChain, make_defense
 
@@ -439,9 +438,6 @@ def _unique_labels(specs: Sequence[Any], key: str) -> None:
 
 
 # ------------------------------------------------------------ typed key=value
-_INT = re.compile(r"[+-]?[0-9]+")
-
-
 def parse_value(text: str) -> Any:
     """A command-line value: an integer, a number in plain decimal notation (``inf``
     too; :mod:`~pluralguard.core.numbers`), a boolean (``true``/``false``), an ``a+b``
@@ -453,8 +449,9 @@ def parse_value(text: str) -> Any:
     low = core.lower()
     if low in ("true", "false"):
         return low == "true"
-    if _INT.fullmatch(core):
-        return int(core)
+    integer = parse_integer(core)
+    if integer is not None:
+        return integer
     number = parse_decimal(core, allow_inf=True)
     return core if number is None else number
 

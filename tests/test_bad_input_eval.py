@@ -11,6 +11,7 @@ run) recover with nothing lost: the results equal those of an undisturbed run.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from pluralguard.eval.cli import main
 from pluralguard.eval.report import write_report
 from pluralguard.eval.scenario import run_scenario
 from pluralguard.eval.store import LOCK, RunStore, directory_lock
-from pluralguard.eval.suite import load_suite
+from pluralguard.eval.suite import load_suite, parse_value
 
 TINY = """\
 name = "tiny"
@@ -111,6 +112,15 @@ CLI_CASES = {
     "casestudy ess8 table missing": (["casestudy", "evs2017", "ess8", "--out", "OUT",
                                       "--population", "MISSING"], "MISSING"),
 }
+
+
+@pytest.mark.parametrize("text, value", [
+    ("3", 3), ("-2", -2), ("0.5", 0.5), ("1e3", 1000.0), ("-inf", -math.inf),
+    ("true", True), ("False", False), ("3+7", (3, 7)), ("AT+5", ("AT", 5)),
+    ("0_1", "0_1"), ("١", "١"), ("nan", "nan"), ("maybe", "maybe"), ("1e+3", 1000.0)])
+def test_command_line_values_are_typed_in_plain_decimal_notation(text, value) -> None:
+    got = parse_value(text)
+    assert got == value and type(got) is type(value)
 
 
 @pytest.mark.parametrize("case", list(CLI_CASES))
