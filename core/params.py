@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import InputError
+from .numbers import parse_decimal
 
 
 class Invalid(Exception):
@@ -74,6 +75,12 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
+def _quoted(value: Any, what: str) -> None:
+    """Reject a number written as text (``bound = "0.5"`` in a suite) with that problem."""
+    if isinstance(value, str) and parse_decimal(value, allow_inf=True) is not None:
+        raise Invalid(f"{value!r} is text, not {what} (write it without quotes)")
+
+
 def _span(low: float | None, high: float | None, left: bool, right: bool) -> str:
     if low is not None and high is not None:
         return f"in {'[' if left else '('}{low:g}, {high:g}{']' if right else ')'}"
@@ -103,6 +110,7 @@ class Integer(Constraint):
         return str(self.low if self.low is not None else 0)
 
     def convert(self, value: Any) -> int:
+        _quoted(value, "an integer")
         if not _is_int(value):
             raise Invalid("")
         value = int(value)
@@ -147,6 +155,7 @@ class Real(Constraint):
         return "0"
 
     def convert(self, value: Any) -> float:
+        _quoted(value, "a number")
         if not _is_real(value):
             raise Invalid("")
         try:
