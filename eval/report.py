@@ -116,6 +116,10 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     """
     path = Path(results_dir) / RESULTS
     if not path.is_file():
+        if (path.parent / "runs.jsonl").is_file():
+            raise InputError("results_dir", f"{path} does not exist yet: the run stopped "
+                             "before its first batch finished",
+                             "rerun the same `pluralguard run` command to resume it")
         raise InputError("results_dir", f"{path} does not exist",
                          "pass the directory written by `pluralguard run --out DIR`, "
                          f"which holds {RESULTS}")

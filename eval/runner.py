@@ -109,8 +109,8 @@ from .suite import GridPoint, Suite, canonical_json
 EXECUTORS = ("local", "dask")
 _PACKAGES = ("core", "attacks", "defenses", "eval")
 _TIMING_PHASES = ("clean", "plan", "attacked", "undefended", "total")
-#: Seconds between the snapshots of ``results.csv`` and ``summary.json`` a long run
-#: writes (so an interrupted run can be reported).
+#: Seconds between the snapshots of ``results.csv`` and ``summary.json`` a run writes
+#: after its first batch (so an interrupted run can be reported).
 SNAPSHOT_SECONDS = 30.0
 
 
@@ -677,7 +677,7 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
                "warnings": warnings}
 
         reruns: dict[str, dict[str, Any]] = {}
-        snapshot = time.monotonic()
+        snapshot = -math.inf  # the first batch is snapshot at once, then every interval
         try:
             with ExitStack() as stack:
                 client = _dask_client(stack, jobs, scheduler) if executor == "dask" else None

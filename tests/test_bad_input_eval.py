@@ -182,8 +182,12 @@ def test_a_json_suite_with_a_key_given_twice(tmp_path: Path, capsys) -> None:
 
 # ----------------------------------------------------- files that cannot be used
 def test_unreadable_suite_file(tiny: Path, tmp_path: Path, capsys, monkeypatch) -> None:
-    def denied(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(self))
+    read_text = Path.read_text
+
+    def denied(self, *args, **kwargs):  # only the suite file (root may read anything)
+        if self == tiny:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "read_text", denied)
     err = one_line_exit_2(capsys, "run", str(tiny), "--out", str(tmp_path / "out"))
