@@ -23,6 +23,10 @@ plain decimal notation, :mod:`~.numbers`), NaN and, unless declared, infinity. T
 conversions are the harmless normalisations a constraint states: numpy scalars become
 Python numbers, a single agent id or name becomes a one-element tuple, lists become
 tuples (parameters must be hashable).
+
+The module is a little over 500 lines on purpose: the constraint kinds are the
+vocabulary of every declaration, and reading them beside the one checker is what makes
+a declaration's message predictable.
 """
 
 from __future__ import annotations

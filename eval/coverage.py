@@ -96,10 +96,6 @@ class Coverage:
     not_applicable: int
     failed: int
 
-    @property
-    def total(self) -> int:
-        return self.ran + self.not_applicable + self.failed
-
 
 def attack_coverage(results: pd.DataFrame, summary: Mapping[str, Any]) -> list[Coverage]:
     """Per attack label (``none`` excluded): its grid points that ran, did not apply or

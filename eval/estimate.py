@@ -84,11 +84,6 @@ class Plan:
     jobs: int
     shape: str
 
-    @property
-    def large(self) -> bool:
-        """More than :data:`LARGE_GRID` runs to compute."""
-        return self.pending > LARGE_GRID
-
     def text(self) -> str:
         """One paragraph: size, what is stored, the estimate."""
         workers = f"{self.jobs} worker{'s' if self.jobs > 1 else ''}"
