@@ -37,6 +37,20 @@ from pluralguard.core.mechanism import CAPABILITIES, Mechanism, Outcome, bound_r
 from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.network import link_degrees
+from pluralguard.core.params import (
+    AgentIds,
+    Boolean,
+    Constraint,
+    Instance,
+    Integer,
+    Options,
+    OrNone,
+    Pair,
+    Real,
+    Validated,
+    ValueSystem,
+    agent_indices,
+)
 
 from .goals import GOAL_SPECS, GOALS, Targets
 
@@ -48,10 +62,13 @@ VICTIM_SHARE = 0.25
 RATIONAL_TOL = 1e-12
 #: Shares of its budget a path-following recipe tries (``path_budgets``).
 PATH_SHARES = tuple(k / 8 for k in range(1, 9))
+#: Most Sybil identities a threat model may create: the declared population grows by
+#: that many agents (100,000 Sybils of 6 × 5 judgements take ~0.3 GB per copy).
+MAX_SYBILS = 100_000
 
 
 @dataclass(frozen=True)
-class Goal:
+class Goal(Validated):
     """What the attackers want.
 
     Parameters
@@ -68,8 +85,8 @@ class Goal:
     point : tuple (X, W), optional
         Target point t for ``capture``; default the attackers' mean true value system
         (which is also the coalition's own optimum, the point ``selfish`` pulls to).
-    victims : tuple of int, optional
-        Agent indices for ``exclude``; default the quarter of the target group's
+    victims : tuple of int or str, optional
+        Agents for ``exclude``, by index (from 0) or name; default the quarter of the target group's
         honest members farthest from t (the coalition keeps the near side).
     groups : tuple of two int, optional
         Size ranks of the groups ``merge`` joins; default the two largest.
@@ -78,31 +95,35 @@ class Goal:
     kind: str = "selfish"
     group: int | None = None
     point: tuple[Any, Any] | None = None
-    victims: tuple[int, ...] | None = None
+    victims: tuple[int | str, ...] | None = None
     groups: tuple[int, int] | None = None
 
-    def __post_init__(self) -> None:
-        if self.kind not in GOALS:
-            raise InputError("goal", f"unknown goal {self.kind!r}",
-                             f"use one of {', '.join(GOALS)}")
-        if self.group is not None and not (isinstance(self.group, int) and self.group >= 0):
-            raise InputError("group", f"{self.group!r} is not a group rank",
-                             "pass a size rank >= 0 (0 = the largest group)")
-        if self.groups is not None and (len(self.groups) != 2
-                                        or self.groups[0] == self.groups[1]):
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "kind": Options(GOALS),
+        "group": OrNone(Integer(0, sample=0)),
+        "point": OrNone(ValueSystem()),
+        "victims": OrNone(AgentIds()),
+        "groups": OrNone(Pair(Integer(0), Integer(0), what="two different group ranks",
+                              example="0+1 (command line) or [0, 1] (suite)")),
+    }
+    #: Names the parameters have where users write them (``goal=capture``).
+    PARAM_LABELS: ClassVar[dict[str, str]] = {"kind": "goal"}
+
+    def _check_together(self) -> None:
+        if self.groups is not None and self.groups[0] == self.groups[1]:
             raise InputError("groups", f"{self.groups!r} is not two different group ranks",
                              "pass e.g. groups=(0, 1)")
 
 
 @dataclass(frozen=True)
-class ThreatModel:
+class ThreatModel(Validated):
     """Who attacks, what they know and what they may do.
 
     Parameters
     ----------
-    attackers : tuple of int, optional
-        Explicit attacker agent indices. Otherwise ``count`` agents or a ``fraction``
-        of the agents are chosen by ``select``.
+    attackers : tuple of int or str, optional
+        Explicit attackers, by index (from 0) or agent name. Otherwise ``count``
+        agents or a ``fraction`` of the agents are chosen by ``select``.
     fraction : float, optional
         Share of agents that attack (rounded, at least one).
     count : int, optional
@@ -116,7 +137,7 @@ class ThreatModel:
         nearest its clean agreement (outsiders, for infiltration); or members of the
         target group, seeded at random (insiders).
     sybils : int
-        Extra identities the attackers may create.
+        Extra identities the attackers may create (at most :data:`MAX_SYBILS`).
     knowledge : {"white", "black"}
         White-box: all declarations and the configuration. Black-box: outcome
         queries only, at most ``queries`` of them.
@@ -129,7 +150,7 @@ class ThreatModel:
     goal : Goal or str
     """
 
-    attackers: tuple[int, ...] | None = None
+    attackers: tuple[int | str, ...] | None = None
     fraction: float | None = None
     count: int | None = None
     select: str = "random"
@@ -140,30 +161,29 @@ class ThreatModel:
     protocol: bool = False
     goal: Goal = field(default_factory=Goal)
 
-    def __post_init__(self) -> None:
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "attackers": OrNone(AgentIds()),
+        "fraction": OrNone(Real(0, 1, closed="neither", sample=0.05)),
+        "count": OrNone(Integer(1, sample=2)),
+        "select": Options(SELECTIONS),
+        "sybils": Integer(0, MAX_SYBILS, sample=5),
+        "knowledge": Options(KNOWLEDGE),
+        "queries": Integer(0, sample=200),
+        "bound_range": Pair(Real(0, inf=True), Real(0, inf=True),
+                            what="a range (low, high) of bounds, 0 <= low <= high",
+                            example="0+0.5 (command line) or [0, 0.5] (suite)"),
+        "protocol": Boolean(),
+        "goal": Instance((Goal, str), what="a goal kind or a Goal",
+                         example="capture"),
+    }
+
+    def _check_together(self) -> None:
         given = sum(x is not None for x in (self.attackers, self.fraction, self.count))
         if given > 1:
             raise InputError("attackers", "give only one of attackers, fraction and count",
                              "e.g. attackers=(3, 7) or fraction=0.05 or count=2")
-        if self.attackers is not None:
-            object.__setattr__(self, "attackers", tuple(int(a) for a in self.attackers))
-        if self.fraction is not None and not 0 < self.fraction < 1:
-            raise InputError("fraction", f"{self.fraction} is not in (0, 1)",
-                             "pass a share of agents such as 0.05")
-        if self.count is not None and self.count < 1:
-            raise InputError("count", f"{self.count} attackers", "pass at least 1")
-        if self.select not in SELECTIONS:
-            raise InputError("select", f"unknown selection {self.select!r}",
-                             f"use one of {', '.join(SELECTIONS)}")
-        if self.knowledge not in KNOWLEDGE:
-            raise InputError("knowledge", f"unknown knowledge {self.knowledge!r}",
-                             "use 'white' or 'black'")
-        if self.sybils < 0:
-            raise InputError("sybils", "negative Sybil count", "pass sybils >= 0")
-        if self.queries < 0:
-            raise InputError("queries", "negative query budget", "pass queries >= 0")
         lo, hi = self.bound_range
-        if not 0 <= lo <= hi:
+        if not lo <= hi:
             raise InputError("bound_range", f"({lo}, {hi}) is not a range of bounds",
                              "pass (low, high) with 0 <= low <= high")
         if isinstance(self.goal, str):
@@ -456,11 +476,7 @@ class AttackContext:
     def _select(self) -> np.ndarray:
         t, n = self.threat, self.truth.n
         if t.attackers is not None:
-            ids = np.unique(np.asarray(t.attackers, dtype=int))
-            if ids.size == 0 or ids.min() < 0 or ids.max() >= n:
-                raise InputError("attackers", f"ids must be in [0, {n})",
-                                 "pass agent indices of the population")
-            return ids
+            return agent_indices(t.attackers, self.truth.agents, "attackers")
         count = t.count or 1
         if t.fraction is not None:
             count = max(1, round(t.fraction * n))
@@ -511,11 +527,7 @@ class AttackContext:
         """Agents an ``exclude`` goal aims at (see :class:`Goal`)."""
         goal = self.threat.goal
         if goal.victims is not None:
-            v = np.unique(np.asarray(goal.victims, dtype=int))
-            if v.size == 0 or v.min() < 0 or v.max() >= self.truth.n:
-                raise InputError("victims", f"ids must be in [0, {self.truth.n})",
-                                 "pass agent indices of the population")
-            return v
+            return agent_indices(goal.victims, self.truth.agents, "victims")
         g = self.members(self.target_group_id())
         tX, tW = self.target_point()
         d = normalised_distance(self.truth.X[g], self.truth.W[g], tX, tW)
@@ -664,8 +676,11 @@ def clip_bounds(threat: ThreatModel, gx: np.ndarray | float, gw: np.ndarray | fl
 
 # ---------------------------------------------------------------- the recipe
 @dataclass(frozen=True)
-class Attack:
+class Attack(Validated):
     """Base class of attack recipes (subclass as a frozen dataclass).
+
+    A recipe declares its parameters' constraints in ``PARAMS``
+    (:mod:`~pluralguard.core.params`); they are checked when it is built.
 
     Class attributes
     ----------------
@@ -702,6 +717,10 @@ class Attack:
     mechanism_defaults: ClassVar[dict[str, str]] = {}
 
     threat: ThreatModel = field(default_factory=ThreatModel)
+
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "threat": Instance((ThreatModel,), what="a ThreatModel",
+                           example="ThreatModel(count=2)")}
 
     def plan(self, truth: Population, mechanism: Mechanism, budget: float,
              seed: int = 0) -> AttackPlan:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Outcome
 from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
+from pluralguard.core.params import Constraint, Names, OrNone
 
 from .base import (
     Attack,
@@ -98,6 +99,14 @@ class _Search:
         return self.evaluate(space.declare(z), source, sybils=space.sybils)
 
 
+def _registry() -> list[str]:
+    """Names of the registered recipes (read when checked: the registry imports this
+    module, and plugins register more)."""
+    from . import ATTACKS
+
+    return list(ATTACKS)
+
+
 @dataclass(frozen=True)
 class BestResponse(Attack):
     """The best answer to the (defended) mechanism that a search within budget finds.
@@ -166,11 +175,8 @@ class BestResponse(Attack):
         ThreatModel, knowledge="black", queries=DEFAULT_QUERIES))
     recipes: tuple[str, ...] | None = None
 
-    def __post_init__(self) -> None:
-        if self.recipes is not None and (isinstance(self.recipes, str) or not all(
-                isinstance(r, str) for r in self.recipes)):
-            raise InputError("recipes", f"{self.recipes!r} is not a list of recipe names",
-                             "pass e.g. recipes=('overshoot', 'sybil')")
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "recipes": OrNone(Names(_registry, kind="attack recipe"))}
 
     # -------------------------------------------------------------- planning
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:

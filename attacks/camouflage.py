@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import partial
+from typing import ClassVar
 
 import numpy as np
 from scipy.stats import norm
+
+from pluralguard.core.params import Constraint, OrNone, Real
 
 from .base import Attack, AttackContext, AttackPlan, ThreatModel
 from .geometry import project_budget
@@ -71,6 +74,8 @@ class Camouflage(Attack):
     threat: ThreatModel = field(default_factory=partial(
         ThreatModel, goal="capture", fraction=0.05, select="in_target"))
     z: float | None = None
+
+    PARAMS: ClassVar[dict[str, Constraint]] = {"z": OrNone(Real(0, sample=1.0))}
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         A, n = ctx.attackers, ctx.truth.n

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import partial
+from typing import ClassVar
 
 import numpy as np
 
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.params import Constraint, OrNone, Real
 
 from .base import (
     Attack,
@@ -74,6 +76,9 @@ class Infiltrate(Attack):
     threat: ThreatModel = field(default_factory=partial(
         ThreatModel, goal="capture", count=3, select="near_target"))
     bound: float | None = None
+
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "bound": OrNone(Real(0, inf=True, sample=0.5))}
 
     def _applies(self, truth: Population, mechanism: Mechanism) -> None:
         require_capabilities(self.name, mechanism, {

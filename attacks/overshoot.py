@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+
+from pluralguard.core.params import Constraint, OrNone, Real
 
 from .base import Attack, AttackContext, AttackPlan, path_budgets
 from .geometry import project_budget
@@ -58,6 +61,9 @@ class Overshoot(Attack):
     default_budgets = (0.02, 0.05, 0.1, 0.2, 0.4)
 
     factor: float | None = None
+
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "factor": OrNone(Real(0, closed="neither", sample=2.0))}
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         A, n = ctx.attackers, ctx.truth.n

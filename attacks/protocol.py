@@ -10,10 +10,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from pluralguard.core.errors import InputError, NotApplicable
+from pluralguard.core.errors import NotApplicable
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.message_passing import IterationState
 from pluralguard.core.model import Population
+from pluralguard.core.params import Constraint, Integer, Options
 
 from .base import (
     Attack,
@@ -100,13 +101,8 @@ class Protocol(Attack):
     mode: str = "constant"
     ramp: int = 200
 
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise InputError("mode", f"unknown mode {self.mode!r}",
-                             f"use one of {', '.join(MODES)}")
-        if not (isinstance(self.ramp, int) and self.ramp >= 1):
-            raise InputError("ramp", f"{self.ramp!r} is not a positive number of iterations",
-                             "pass e.g. ramp=200")
+    PARAMS: ClassVar[dict[str, Constraint]] = {"mode": Options(MODES),
+                                               "ramp": Integer(1, sample=200)}
 
     def _applies(self, truth: Population, mechanism: Mechanism) -> None:
         if not self.threat.protocol:

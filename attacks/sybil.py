@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import ClassVar
 
 import numpy as np
 
 from pluralguard.core.model import Population
+from pluralguard.core.params import Constraint, OrNone, Real
 
 from .base import Attack, AttackContext, AttackPlan, ThreatModel, clip_bounds
 from .geometry import (
@@ -68,6 +70,9 @@ class Sybil(Attack):
     threat: ThreatModel = field(default_factory=partial(
         ThreatModel, goal="capture", sybils=5))
     bound: float | None = None
+
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "bound": OrNone(Real(0, inf=True, sample=0.5))}
 
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         s = ctx.threat.sybils

@@ -28,6 +28,8 @@ from .errors import InputError
 
 #: Plain decimal notation (ASCII only; ``[0-9]``, not ``\d``, which matches every script).
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: An integer in plain decimal notation (ASCII digits, an optional sign).
+INTEGER = re.compile(r"[+-]?[0-9]+")
 #: Infinity, where the caller allows it.
 INFINITY = re.compile(r"[+-]?inf", re.IGNORECASE)
 #: What surrounds a number in a cell and is ignored.
@@ -48,6 +50,13 @@ def parse_decimal(text: str, *, allow_inf: bool = False) -> float | None:
     if DECIMAL.fullmatch(core) or (allow_inf and INFINITY.fullmatch(core)):
         return float(core)
     return None
+
+
+def parse_integer(text: str) -> int | None:
+    """``int(text)`` if ``text`` is an integer in plain decimal notation (surrounding
+    spaces and tabs ignored; no ``0_1``, no other scripts' digits), else None."""
+    core = text.strip(_SPACE)
+    return int(core) if INTEGER.fullmatch(core) else None
 
 
 def _is_real(value: Any) -> bool:

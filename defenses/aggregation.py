@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.message_passing import parse_mixing
+from pluralguard.core.params import Constraint, Parsed
 
 from .base import Defense
 
@@ -55,7 +57,11 @@ class RobustMixing(Defense):
 
     mixing: str = "clip:0.05"
 
-    def __post_init__(self) -> None:
+    PARAMS: ClassVar[dict[str, Constraint]] = {"mixing": Parsed(
+        parse_mixing, what="a mixing rule clip:TAU, trimmed:B or median",
+        example="clip:0.05")}
+
+    def _check_together(self) -> None:
         if parse_mixing(self.mixing)[0] == "mean":
             raise InputError("mixing", "'mean' is the undefended rule",
                              "use 'clip:TAU', 'trimmed:B' or 'median'")

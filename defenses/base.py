@@ -42,18 +42,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pluralguard.core.bounds import BoundPolicy
-from pluralguard.core.errors import InputError, NotApplicable
+from pluralguard.core.errors import NotApplicable
 from pluralguard.core.geometry import D_W, diameter_x
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
+from pluralguard.core.params import Constraint, OrNone, Real, Validated
 
 LAYERS = ("declarations", "network", "aggregation")
 
 
 @dataclass(frozen=True)
-class Defense:
+class Defense(Validated):
     """Base class of defenses (subclass as a frozen dataclass).
+
+    A defense declares its parameters' constraints in ``PARAMS``
+    (:mod:`~pluralguard.core.params`); they are checked when it is built.
 
     Class attributes
     ----------------
@@ -161,14 +165,11 @@ class DefenseChain:
 
 
 # ------------------------------------------------------------------- helpers
-def check_fraction(value: float | None, *, optional: bool = False) -> None:
-    """Validate an ``assumed_fraction`` field: in (0, 0.5]."""
-    if value is None and optional:
-        return
-    if value is None or not 0 < value <= 0.5:
-        raise InputError("assumed_fraction", f"{value!r} is not in (0, 0.5]",
-                         "pass the tolerated share of attackers, e.g. 0.1"
-                         + (", or None" if optional else ""))
+#: The constraint of an ``assumed_fraction`` field: a tolerated share of attackers,
+#: in (0, 0.5] (a defense cannot tolerate a majority).
+FRACTION = Real(0, 0.5, closed="right", sample=0.1)
+#: The same, or None (the defense then estimates it).
+OPTIONAL_FRACTION: Constraint = OrNone(FRACTION)
 
 
 def check_weights_param(defense: Defense, mechanism: Mechanism) -> None:

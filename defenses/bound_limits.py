@@ -11,7 +11,7 @@ agents' hands (:class:`ProtocolBounds`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
@@ -20,6 +20,7 @@ from pluralguard.core.bounds import BoundPolicy, pairwise_distance_quantile, res
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.params import Constraint, Integer, OrNone, Real
 
 from .base import Defense, bound_rule, parts, rebase, uses_declared_bounds, wraps_bounds
 
@@ -65,17 +66,15 @@ class BoundFloor(Defense):
     gamma_x: float | None = None
     gamma_w: float | None = None
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.quantile <= 1:
-            raise InputError("quantile", f"{self.quantile} is outside [0, 1]",
-                             "pass a quantile level such as 0.1")
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "quantile": Real(0, 1, sample=0.1),
+        "gamma_x": OrNone(Real(0, sample=0.1)),
+        "gamma_w": OrNone(Real(0, sample=0.1))}
+
+    def _check_together(self) -> None:
         if (self.gamma_x is None) != (self.gamma_w is None):
             raise InputError("gamma_x", "give both absolute floors or neither",
                              "pass gamma_x and gamma_w, or use quantile")
-        for name in ("gamma_x", "gamma_w"):
-            v = getattr(self, name)
-            if v is not None and not v >= 0:
-                raise InputError(name, f"floor {v!r} is negative", "pass a floor >= 0")
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         if not uses_declared_bounds(mechanism):
@@ -177,11 +176,8 @@ class BoundCap(Defense):
     k: int = 10
     factor: float = 2.0
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.k, int | np.integer) or self.k < 1:
-            raise InputError("k", f"{self.k!r} is not a positive integer", "pass e.g. k=10")
-        if not self.factor > 0:
-            raise InputError("factor", f"{self.factor!r} is not positive", "pass e.g. 2.0")
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "k": Integer(1, sample=10), "factor": Real(0, closed="neither", sample=2.0)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         if not wraps_bounds(mechanism):
@@ -222,9 +218,7 @@ class ProtocolBounds(Defense):
 
     q: float = 0.5
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.q <= 1:
-            raise InputError("q", f"{self.q!r} is outside [0, 1]", "pass e.g. q=0.5")
+    PARAMS: ClassVar[dict[str, Constraint]] = {"q": Real(0, 1, sample=0.5)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         if not (wraps_bounds(mechanism) and uses_declared_bounds(mechanism)):

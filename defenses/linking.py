@@ -10,21 +10,17 @@ duplicates (and identical Sybils) count as one neighbour.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import sparse
 
-from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
+from pluralguard.core.params import Constraint, Integer
 
 from .base import Defense, keep_edges, with_edge_filter
-
-
-def _check_k(k: object, least: int) -> None:
-    if not isinstance(k, int | np.integer) or k < least:
-        raise InputError("k", f"{k!r} is not an integer >= {least}", "pass e.g. k=10")
 
 
 @dataclass(frozen=True)
@@ -87,8 +83,7 @@ class MutualKNN(Defense):
 
     k: int = 10
 
-    def __post_init__(self) -> None:
-        _check_k(self.k, 1)
+    PARAMS: ClassVar[dict[str, Constraint]] = {"k": Integer(1, sample=10)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         if "edge_filter" not in mechanism.capabilities:
@@ -154,8 +149,7 @@ class KCore(Defense):
 
     k: int = 2
 
-    def __post_init__(self) -> None:
-        _check_k(self.k, 1)
+    PARAMS: ClassVar[dict[str, Constraint]] = {"k": Integer(1, sample=2)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         if "edge_filter" not in mechanism.capabilities:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
 from pluralguard.core.bounds import resolve_bounds
-from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.params import Constraint, Integer, Options, Real
 
 from .base import (
+    OPTIONAL_FRACTION,
     Defense,
     bound_rule,
-    check_fraction,
     check_weights_param,
     normalised_points,
     uses_declared_bounds,
@@ -92,20 +92,10 @@ class OutlierFilter(Defense):
     factor: float = 0.1
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise InputError("method", f"unknown detector {self.method!r}",
-                             f"use one of {', '.join(METHODS)}")
-        if self.action not in ACTIONS:
-            raise InputError("action", f"unknown action {self.action!r}",
-                             f"use one of {', '.join(ACTIONS)}")
-        check_fraction(self.assumed_fraction, optional=True)
-        if not isinstance(self.n_neighbors, int | np.integer) or self.n_neighbors < 1:
-            raise InputError("n_neighbors", f"{self.n_neighbors!r} is not a positive integer",
-                             "pass e.g. n_neighbors=20")
-        if not 0 < self.factor <= 1:
-            raise InputError("factor", f"{self.factor!r} is not in (0, 1]",
-                             "pass a weight multiplier such as 0.1")
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "method": Options(METHODS), "action": Options(ACTIONS),
+        "assumed_fraction": OPTIONAL_FRACTION, "n_neighbors": Integer(1, sample=20),
+        "factor": Real(0, 1, closed="right", sample=0.1), "seed": Integer(0)}
 
     @property
     def randomized(self) -> bool:

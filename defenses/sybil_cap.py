@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 from sklearn.neighbors import radius_neighbors_graph
 
-from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.params import Constraint, Real
 
 from .base import Defense, check_weights_param, normalised_points
 
@@ -80,11 +81,8 @@ class SybilCap(Defense):
     radius: float = 0.0
     cap: float = 1.0
 
-    def __post_init__(self) -> None:
-        if not self.radius >= 0:
-            raise InputError("radius", f"{self.radius!r} is negative", "pass a radius >= 0")
-        if not self.cap > 0:
-            raise InputError("cap", f"{self.cap!r} is not positive", "pass e.g. cap=1")
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "radius": Real(0, sample=0.01), "cap": Real(0, closed="neither", sample=1.0)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         check_weights_param(self, mechanism)

@@ -16,11 +16,11 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from pluralguard.core.bounds import BoundPolicy, pairwise_distance_quantile, resolve_bounds
-from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.params import Constraint, Integer, OrNone, Real
 
-from .base import Defense, base_rule, bound_rule, check_fraction, parts, rebase, wraps_bounds
+from .base import FRACTION, Defense, base_rule, bound_rule, parts, rebase, wraps_bounds
 
 #: Above this many agents, depths are medians of distances to a seeded sample.
 REFERENCE = 2000
@@ -110,10 +110,8 @@ class RobustThreshold(Defense):
     q: float | None = None
     assumed_fraction: float = 0.1
 
-    def __post_init__(self) -> None:
-        if self.q is not None and not 0 <= self.q <= 1:
-            raise InputError("q", f"{self.q!r} is outside [0, 1]", "pass e.g. q=0.5, or None")
-        check_fraction(self.assumed_fraction)
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "q": OrNone(Real(0, 1, sample=0.5)), "assumed_fraction": FRACTION}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         if not wraps_bounds(mechanism):
@@ -187,10 +185,8 @@ class RandomizedThreshold(Defense):
     amplitude: float = 0.2
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.amplitude < 1:
-            raise InputError("amplitude", f"{self.amplitude!r} is not in [0, 1)",
-                             "pass a relative jitter such as 0.2")
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "amplitude": Real(0, 1, closed="left", sample=0.2), "seed": Integer(0)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         if not wraps_bounds(mechanism):

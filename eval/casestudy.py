@@ -23,6 +23,7 @@ figures (no timings are written).
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -39,6 +40,7 @@ from sklearn.decomposition import PCA
 from pluralguard.core.consensus import lp_consensus, transition_p
 from pluralguard.core.geometry import normalised_distance, utility
 from pluralguard.core.model import Population
+from pluralguard.core.params import Boolean, Instance, Integer, OrNone, validate_params
 from pluralguard.core.solver import solve_agreements
 
 QUANTILES = (0.25, 0.5, 0.75, 1.0)
@@ -553,10 +555,90 @@ def _breakdown(rob: Robustness, mechanism: str) -> float:
     return float(h["breakdown_fraction"].iloc[0]) if len(h) else float("nan")
 
 
+def _tracked(paths: list[Path]) -> list[Path]:
+    """Those of ``paths`` that exist and are tracked by git (none when git is missing or
+    their directory is not in a repository)."""
+    import subprocess
+
+    existing = [p for p in paths if p.is_file()]
+    tracked = []
+    for parent in sorted({p.parent for p in existing}):
+        names = [p.name for p in existing if p.parent == parent]
+        try:
+            done = subprocess.run(["git", "ls-files", "--", *names], cwd=parent,
+                                  capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return []
+        listed = set(done.stdout.splitlines()) if done.returncode == 0 else set()
+        tracked += [parent / n for n in names if n in listed]
+    return tracked
+
+
+def outputs(names: list[str], out: Path, robustness: bool = True) -> list[Path]:
+    """The files ``casestudy`` writes for these cases (the document first)."""
+    kinds = ["utilities", "groups", "embedding"] + (["breakdown"] if robustness else [])
+    return [out / "case-studies.md"] + [out / "figures" / f"{name}_{kind}.png"
+                                        for name in names for kind in kinds]
+
+
+def check_inputs(names: list[str], out: str | Path, *, ess8: str | Path | None = None,
+                 jobs: int | None = None, workdir: str | Path | None = None,
+                 robustness: bool = True, force: bool = False
+                 ) -> list[tuple[str, Population, object]]:
+    """Check every input of :func:`casestudy` before anything is computed, and load
+    the cases' populations (``(name, population, suite entry)``).
+
+    Raises
+    ------
+    InputError
+        An unknown case, ``all`` with others, ``ess8`` without a readable table, an
+        output or work directory that is a file, or outputs tracked by git that would be
+        overwritten without ``force``.
+    """
+    from pluralguard.core.errors import InputError
+
+    names = list(dict.fromkeys(names))
+    if "all" in names and len(names) > 1:
+        raise InputError("names", "'all' already names every case", "give 'all' alone")
+    if names == ["all"]:
+        names = list(CASE_NAMES)
+    if not names:
+        raise InputError("names", "no case given", f"name {', '.join(CASE_NAMES)} or all")
+    for name in names:
+        if name not in CASE_NAMES:
+            raise InputError("case", f"unknown case study {name!r}",
+                             f"use one of {', '.join(CASE_NAMES)} or all")
+    for key, directory in (("--out", out), ("--workdir", workdir)):
+        if directory is not None and Path(directory).exists() and not Path(
+                directory).is_dir():
+            raise InputError(key, f"{str(directory)!r} is a file, not a directory",
+                             "give a directory")
+    out = Path(out)
+    if not force:
+        tracked = _tracked(outputs(names, out, robustness))
+        if tracked:
+            raise InputError("--out", f"would overwrite {len(tracked)} files tracked by git "
+                             f"({', '.join(str(p) for p in tracked[:3])}"
+                             f"{', …' if len(tracked) > 3 else ''})",
+                             "write elsewhere (e.g. --out results/casestudy), or pass "
+                             "--force to regenerate the committed case studies")
+    return [(name, *load_case(name, ess8)) for name in names]
+
+
+_PATH = Instance((str, os.PathLike), "a path", "'results/casestudy'")
+
+
+@validate_params({"names": Instance((list, tuple), "a list of case names", "['evs2017']"),
+                  "out": _PATH, "ess8": OrNone(_PATH), "robustness": Boolean(),
+                  "jobs": OrNone(Integer(1, sample=2)), "workdir": OrNone(_PATH),
+                  "force": Boolean()})
 def casestudy(names: list[str], out: str | Path, *, ess8: str | Path | None = None,
               robustness: bool = True, jobs: int | None = None,
-              workdir: str | Path | None = None) -> Path:
+              workdir: str | Path | None = None, force: bool = False) -> Path:
     """Write ``out/case-studies.md`` and its figures for the named cases (module doc).
+
+    Every input is checked, and every population loaded, before anything is computed
+    (:func:`check_inputs`); files tracked by git are overwritten only with ``force``.
 
     Parameters
     ----------
@@ -572,11 +654,14 @@ def casestudy(names: list[str], out: str | Path, *, ess8: str | Path | None = No
         Worker processes for the suites.
     workdir : path, optional
         Where the suites' result directories go (default: a temporary directory).
+    force : bool
+        Overwrite outputs tracked by git (the committed case studies).
     """
     import tempfile
 
-    if names == ["all"]:
-        names = list(CASE_NAMES)
+    cases = check_inputs(names, out, ess8=ess8, jobs=jobs, workdir=workdir,
+                         robustness=robustness, force=force)
+    names = [name for name, _, _ in cases]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     studies: list[CaseStudy] = []
@@ -584,8 +669,7 @@ def casestudy(names: list[str], out: str | Path, *, ess8: str | Path | None = No
     sections: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
-        for name in names:
-            pop, entry = load_case(name, ess8)
+        for name, pop, entry in cases:
             study = run_casestudy(pop, name)
             studies.append(study)
             sections.append(write_casestudy(study, out))

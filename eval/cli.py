@@ -29,8 +29,10 @@ from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import UTILITIES
 from pluralguard.core.linking import LINK_RULES
 from pluralguard.core.message_passing import METHODS
+from pluralguard.core.numbers import parse_decimal, parse_integer
 from pluralguard.core.solver import solve_agreements
 
+from .estimate import LARGE_GRID
 from .sources import load_source
 
 if TYPE_CHECKING:
@@ -103,6 +105,35 @@ def _guarded_stdout() -> Iterator[None]:
         sys.stdout = stdout
 
 
+def _integer(low: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``low`` in plain decimal notation."""
+    def parse(text: str) -> int:
+        value = parse_integer(text)
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {low}")
+        return value
+    return parse
+
+
+def _real(low: float, *, inclusive: bool, inf: bool = False) -> Callable[[str], float]:
+    """argparse type: a number in plain decimal notation above ``low``."""
+    def parse(text: str) -> float:
+        value = parse_decimal(text, allow_inf=inf)
+        if value is None or value < low or (value == low and not inclusive):
+            bound = f"{'>=' if inclusive else '>'} {low:g}"
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number {bound} in plain decimal notation"
+                + (" (inf allowed)" if inf else ""))
+        return value
+    return parse
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return f"pluralguard {version('pluralguard')}"
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -116,7 +147,7 @@ def _add_source(p: argparse.ArgumentParser) -> None:
                      help="format of --population (default: from its columns)")
     src.add_argument("--weights", choices=["none", "respondents", "population"],
                      help="weighting mode of the EVS table or a Lera-Leri file")
-    src.add_argument("--seed", type=int, help="seed of a synthetic dataset")
+    src.add_argument("--seed", type=_integer(0), help="seed of a synthetic dataset")
 
 
 def _source(args: argparse.Namespace):
@@ -138,7 +169,9 @@ def _top_values(W: np.ndarray, names: Sequence[str], top: int = 3) -> str:
 def cmd_solve(args: argparse.Namespace) -> int:
     pop = _source(args)
     res = solve_agreements(pop, bounds=args.bounds, method=args.method, utility=args.utility,
-                           link_rule=args.link_rule)
+                           link_rule=args.link_rule, max_iter=args.max_iter, tol=args.tol)
+    if not res.converged:
+        _convergence_warning(res)
     if args.json:
         _dump(res.to_dict(pop.agents))
         return 0
@@ -164,6 +197,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if order.size > shown.size:
         print(f"… and {order.size - shown.size} smaller groups (use --top N or --json)")
     return 0
+
+
+def _convergence_warning(res: Any) -> None:
+    """One line on stderr: which groups did not reach consensus, and what to do."""
+    bad = int((~res.consensus).sum())
+    print(f"warning: {bad} of {res.n_groups} groups did not reach consensus after "
+          f"{res.n_iter:,} iterations of method {res.method!r} (largest residual "
+          f"{float(res.residual.max()):.3g}): their agreements are the mean of the "
+          "members' estimates, not the mechanism's fixed point; raise --max-iter, loosen "
+          "--tol, or use --method exact", file=sys.stderr)
 
 
 # ------------------------------------------------------------------ consensus
@@ -226,14 +269,44 @@ def _only(texts: Sequence[str]) -> dict[str, list[str]]:
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .estimate import LARGE_GRID
+
     return {"executor": args.executor, "jobs": args.jobs, "scheduler": args.scheduler,
-            "batch_size": args.batch, "progress": not args.quiet}
+            "batch_size": args.batch, "progress": not args.quiet,
+            "max_runs": None if args.yes else LARGE_GRID}
 
 
-def _sanity_line(summary: dict[str, Any]) -> str:
-    parts = [f"{name} {'RAISED' if flag['raised'] else 'ok'}"
-             for name, flag in summary["sanity"].items()]
-    return "sanity: " + ", ".join(parts)
+def _sanity_lines(summary: dict[str, Any]) -> list[str]:
+    """The sanity checks: one line of their states, then every raised flag with its
+    finding and what it means for the reader (:mod:`~.sanity`)."""
+    from .sanity import CHECKS
+
+    flags = summary["sanity"]
+    lines = ["sanity: " + ", ".join(f"{name} {'RAISED' if flag['raised'] else 'ok'}"
+                                    for name, flag in flags.items())]
+    for name, flag in flags.items():
+        if flag["raised"]:
+            check = CHECKS.get(name)
+            title = check.title if check else name
+            meaning = f" What it means: {check.meaning}." if check else ""
+            lines.append(f"  {title}: {flag.get('finding') or flag.get('description')}"
+                         f"{meaning}")
+    return lines
+
+
+def _not_run_lines(summary: dict[str, Any]) -> list[str]:
+    """Why grid points did not apply, grouped (:mod:`~.coverage`)."""
+    from .coverage import not_run_groups
+
+    groups = not_run_groups(summary["not_applicable"])
+    if not groups:
+        return []
+    lines = [f"{summary['counts']['not_applicable']} grid points did not apply (the attack "
+             "needs something the mechanism lacks; details in report.md):"]
+    lines += [f"  {g.attack} × {g.mechanism}: {g.points} points"
+              + (f", lacks capability {g.capability!r}" if g.capability else
+                 f": {g.problem}") for g in groups]
+    return lines
 
 
 def _failed_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
@@ -244,10 +317,20 @@ def _failed_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .gate import EXIT_RUN_FAILED
-    from .runner import run_suite, summary_table
+    from .runner import plan, run_suite, summary_table
 
-    res = run_suite(_suite(args), args.out, fresh=args.fresh,
-                    report=not args.no_report, **_run_options(args))
+    suite = _suite(args)
+    if args.dry_run:
+        print(plan(suite, None if args.fresh else args.out, jobs=args.jobs).text())
+        print("dry run: nothing was run")
+        return 0
+
+    def announce() -> None:  # inputs checked, executor ready: say what will run
+        print(plan(suite, None if args.fresh else args.out, jobs=args.jobs).text(),
+              flush=True)
+
+    res = run_suite(suite, args.out, fresh=args.fresh, report=not args.no_report,
+                    on_start=announce, **_run_options(args))
     summary = res.summary
     counts, executor = summary["counts"], summary["executor"]
     print(summary_table(res.results))
@@ -256,7 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"applicable, {counts['failed']} failed; {counts['computed']} computed, "
           f"{counts['reused']} reused) in {summary['wall_time_s']:.1f} s, "
           f"{executor['kind']} executor × {executor['jobs']}")
-    print(_sanity_line(summary))
+    print("\n".join(_not_run_lines(summary) + _sanity_lines(summary)))
     written = ["results.csv", "timings.csv", "summary.json", "suite.resolved.json"]
     if res.report is not None:
         written.append(res.report.name)
@@ -270,21 +353,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import check_results, load_results, load_summary, write_report
 
-    print(f"wrote {write_report(args.dir)}")
+    summary = load_summary(args.dir)
+    for note in check_results(args.dir, load_results(args.dir), summary):
+        print(f"warning: {note.replace('`', '')}", file=sys.stderr)
+    path = write_report(args.dir)
+    if summary and not summary.get("complete", True):
+        counts = summary["counts"]
+        print(f"note: partial results, {counts.get('finished', 0):,} of "
+              f"{counts['grid']:,} grid points finished (rerun the suite to finish it)",
+              file=sys.stderr)
+    print(f"wrote {path}")
     return 0
 
 
 def cmd_casestudy(args: argparse.Namespace) -> int:
     from .casestudy import casestudy
 
-    names = list(dict.fromkeys(args.names))
-    if "all" in names and len(names) > 1:
-        raise InputError("names", "'all' already names every case", "give 'all' alone")
-    path = casestudy(names, args.out, ess8=args.population,
+    path = casestudy(args.names, args.out, ess8=args.population,
                      robustness=not args.no_robustness, jobs=args.jobs,
-                     workdir=args.workdir)
+                     workdir=args.workdir, force=args.force)
     print(f"wrote {path}")
     return 0
 
@@ -401,18 +490,18 @@ def cmd_attack(args: argparse.Namespace) -> int:
     name, params = parse_named(args.attack, "--attack")
     kind, inline = parse_named(args.mechanism, "--mechanism")
     flags = {"bounds": args.bounds, "method": args.method, "utility": args.utility,
-             "link_rule": args.link_rule, "p": None if args.p is None else parse_value(args.p)}
+             "link_rule": args.link_rule, "p": None if args.p is None else parse_value(args.p),
+             "max_iter": args.max_iter, "tol": args.tol}
     twice = sorted(set(inline) & {k for k, v in flags.items() if v is not None})
     if twice:
         raise InputError(f"--{twice[0].replace('_', '-')}", f"given twice (also in "
                          f"--mechanism {args.mechanism})", "give it once")
     given = inline | {k: v for k, v in flags.items() if v is not None}
+    notes = []
     if kind == "agreements":
         needed = ATTACKS[name].mechanism_defaults if name in ATTACKS else {}
-        for key, value in needed.items():
-            if key not in given:
-                print(f"note: attack {name!r} needs {key} {value!r}; using it (give "
-                      f"--{key} to choose)", file=sys.stderr)
+        notes = [f"note: attack {name!r} needs {key} {value!r}; using it (give --{key} to "
+                 "choose)" for key, value in needed.items() if key not in given]
         given = {"bounds": "quantile:0.5", "method": "exact"} | needed | given
     mechanism = load_mechanism({"kind": kind, **given}, "--mechanism",
                                probe_of([dataset]))
@@ -430,6 +519,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
         else:
             steps.extend(text.split("+"))
     defense = load_defense({"chain": steps}, "--defense") if steps else NO_DEFENSE
+    for note in notes:  # once the input is known to be valid
+        print(note, file=sys.stderr)
 
     point = GridPoint(dataset, mechanism, defense, attack, float(budget), args.seed)
     try:
@@ -465,13 +556,24 @@ def _add_executor(p: argparse.ArgumentParser) -> None:
     g.add_argument("--executor", default="local", choices=["local", "dask"],
                    help="local: joblib worker processes (default); dask: a dask.distributed "
                    "cluster (pip install 'pluralguard[dask]')")
-    g.add_argument("--jobs", type=int, metavar="N",
+    g.add_argument("--jobs", type=_integer(1), metavar="N",
                    help="worker processes (local, or a local dask cluster; default: CPUs)")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask scheduler address (default: start a local cluster)")
-    g.add_argument("--batch", type=int, default=8, metavar="N",
+    g.add_argument("--batch", type=_integer(1), default=8, metavar="N",
                    help="most runs per task (default 8)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--yes", action="store_true",
+                   help=f"run even when more than {LARGE_GRID:,} runs are to be computed "
+                   "(see --dry-run for the estimate)")
+
+
+def _add_iterations(p: Any) -> None:
+    p.add_argument("--max-iter", type=_integer(1), metavar="N",
+                   help="message passing (dual, dgd): iteration cap (default 20,000)")
+    p.add_argument("--tol", type=_real(0, inclusive=False), metavar="TOL",
+                   help="message passing: consensus tolerance on δ (default 1e-7 dual, "
+                   "1e-4 dgd)")
 
 
 _SUITE_HELP = """A suite is a TOML file; every list expands into a grid (the `none` attack and
@@ -518,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "agents.",
                      epilog="example:\n  pluralguard solve --dataset pve_like "
                      "--bounds quantile:0.5")
+    parser.add_argument("--version", action="version", version=_version())
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
                         help="load user code first: a module importable from the current "
@@ -542,7 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exact (fast path) | dual | dgd (default: exact)")
     p.add_argument("--utility", default="quadratic", choices=UTILITIES)
     p.add_argument("--link-rule", default="merge", choices=LINK_RULES)
-    p.add_argument("--top", type=int, default=20, help="groups to list (default 20)")
+    _add_iterations(p)
+    p.add_argument("--top", type=_integer(1), default=20, help="groups to list (default 20)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_solve)
 
@@ -566,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "export"])
     p.add_argument("name", nargs="?", help="dataset to export")
     p.add_argument("--out", metavar="FILE.csv", help="output file for export")
-    p.add_argument("--seed", type=int, help="seed of a synthetic dataset")
+    p.add_argument("--seed", type=_integer(0), help="seed of a synthetic dataset")
     p.set_defaults(func=cmd_datasets)
 
     p = command("run", help="run an attack suite",
@@ -586,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true",
                    help="recompute everything (forget the runs stored in DIR)")
     p.add_argument("--no-report", action="store_true", help="do not write report.md")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the grid's size, what DIR stores and an estimated time; run "
+                   "nothing")
     _add_executor(p)
     p.set_defaults(func=cmd_run)
 
@@ -689,11 +796,13 @@ def build_parser() -> argparse.ArgumentParser:
     mech.add_argument("--utility", choices=UTILITIES)
     mech.add_argument("--link-rule", choices=LINK_RULES)
     mech.add_argument("--p", help="consensus: exponent in [1, inf] (default 2)")
+    _add_iterations(mech)
     p.add_argument("--attack", required=True, metavar="NAME[,key=value...]")
     p.add_argument("--defense", action="append", metavar="NAME[,key=value...]",
                    help="a defense, or a+b chain; repeat to chain defenses with parameters")
-    p.add_argument("--budget", type=float, help="attack budget (default: the recipe's)")
-    p.add_argument("--seed", type=int, default=0, help="scenario seed (default 0)")
+    p.add_argument("--budget", type=_real(0, inclusive=True, inf=True),
+                   help="attack budget, >= 0 (inf allowed; default: the recipe's)")
+    p.add_argument("--seed", type=_integer(0), default=0, help="scenario seed (default 0)")
     p.add_argument("--json", action="store_true",
                    help="print the row and the clean and attacked agreements as JSON")
     p.set_defaults(func=cmd_attack)
@@ -704,9 +813,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "Q1/Q2/Q3/max bounds next to the single consensus (part 1), then the "
                        "default attack suite at Q2 and a breakdown sweep (part 2). Writes "
                        "OUT/case-studies.md and OUT/figures/*.png, byte-reproducible.",
-                       epilog="examples:\n  pluralguard casestudy evs2017 --out docs\n  "
-                       "pluralguard casestudy all --out docs --population "
-                       "../shared/data/trevorrow_ess8/ess8_all_individual_value_systems.csv")
+                       epilog="examples:\n  pluralguard casestudy evs2017 --out "
+                       "results/casestudy\n  pluralguard casestudy all --out docs --force "
+                       "--population ess8_all_individual_value_systems.csv  # the committed "
+                       "docs")
     p.add_argument("names", nargs="+", metavar="NAME",
                    help="evs2017, pve_like, ess8 (needs --population), or all")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -714,7 +824,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the ESS-8 individual table, for the ess8 case")
     p.add_argument("--no-robustness", action="store_true",
                    help="only part 1 (no attack suite, no breakdown sweep)")
-    p.add_argument("--jobs", type=int, help="worker processes for the suites")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite output files tracked by git (e.g. the committed "
+                   "docs/case-studies.md)")
+    p.add_argument("--jobs", type=_integer(1), help="worker processes for the suites")
     p.add_argument("--workdir", metavar="DIR",
                    help="keep the suites' run directories here; rerunning after an "
                         "interruption resumes them (default: a temporary directory)")
@@ -722,10 +835,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(err: OSError) -> str:
+    """An operating-system error on one line: the file, what went wrong, the fix."""
+    where = err.filename if err.filename is not None else "a file"
+    what = err.strerror or str(err) or type(err).__name__
+    return (f"{where}: {what} ({type(err).__name__}); check that the path exists and that "
+            "you may read it (inputs) or write there (outputs), or choose another path")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pluralguard`` console script (exit codes: module doc)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a usage error (printed on one line): its exit code
+        if stop.code in (0, None):  # --help, --version
+            raise
+        return int(stop.code)
     func: Callable[[argparse.Namespace], int] = args.func
     with _guarded_stdout():
         try:
@@ -737,9 +863,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InputError as err:
             print(f"pluralguard {args.command}: error: {err}", file=sys.stderr)
             return EXIT_USAGE
+        except OSError as err:  # a file that cannot be read or written (permissions, …)
+            print(f"pluralguard {args.command}: error: {_os_error(err)}", file=sys.stderr)
+            return EXIT_USAGE
         except KeyboardInterrupt:
+            more = (f"; `pluralguard report {args.out}` reports the finished ones"
+                    if args.command == "run" else "")
             print(f"pluralguard {args.command}: interrupted (finished runs are stored; "
-                  "rerun the same command to resume)", file=sys.stderr)
+                  f"rerun the same command to resume{more})", file=sys.stderr)
             return EXIT_INTERRUPTED
 
 

@@ -7,6 +7,12 @@ the no-attack baselines, defense ``none`` rows are undefended) and, when present
 kind of each mechanism label); it writes ``DIR/report.md`` and PNG figures under
 ``DIR/figures/``. The sections, in order:
 
+0. **What ran, what did not, and why** — the first screen: the grid's size, per attack
+   the grid points that ran (and whether undefended), did not apply or failed; why the
+   others did not apply, grouped by attack × mechanism × reason
+   (:mod:`~pluralguard.eval.coverage`); failed runs; every raised sanity flag with what
+   it means; a warning when the run is partial (interrupted) or ``results.csv`` was
+   changed after the run (:func:`check_results`).
 1. **Sanity flags** — non-convergence, nondeterminism, adaptive search beaten by a
    fixed recipe, zero gain everywhere (:func:`sanity_flags`).
 2. **Security curves** — honest utility loss (mean and the worst-case metric) and
@@ -27,7 +33,10 @@ dominated by agents that switch groups). A defense's worst case over attacks is 
 maximum of that over attacks; defenses are ranked by it, ascending — the min–max
 (equivalently max–min honest utility) selection of ByzFL (González et al., *ByzFL:
 research framework for robust federated learning*, 2025). A defense *never helps* when
-its worst case is not lower than the undefended one for any attack it was run against.
+its worst case is not lower than the undefended one for any attack it is designed
+against (``Defense.targets``, recorded in ``summary.json``) that ran both with it and
+undefended and did harm undefended; a defense without such a target is *not judged*,
+and one whose every run equals the undefended one has *no effect* (:func:`no_effect`).
 
 Everything is deterministic: the same results give a byte-identical ``report.md`` and
 identical PNGs (no timestamps, paths or versions are written).
@@ -35,8 +44,10 @@ identical PNGs (no timestamps, paths or versions are written).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from itertools import product
@@ -48,10 +59,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pluralguard.core.errors import InputError
+from pluralguard.core.params import Instance, Options, OrNone, validate_params
 
 from . import plots, sanity
+from .coverage import attack_coverage, not_run_groups
 from .metrics import METRICS
 from .sanity import Flag
+from .store import atomic_write
 
 #: Columns of a results row that identify the run — the same as
 #: ``pluralguard.eval.scenario.IDENTITY``, kept here so that reading a results directory
@@ -102,6 +116,10 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     """
     path = Path(results_dir) / RESULTS
     if not path.is_file():
+        if (path.parent / "runs.jsonl").is_file():
+            raise InputError("results_dir", f"{path} does not exist yet: the run stopped "
+                             "before its first batch finished",
+                             "rerun the same `pluralguard run` command to resume it")
         raise InputError("results_dir", f"{path} does not exist",
                          "pass the directory written by `pluralguard run --out DIR`, "
                          f"which holds {RESULTS}")
@@ -187,10 +205,7 @@ def sanity_flags(results: pd.DataFrame, summary: Mapping[str, Any] | None = None
 
 
 # ------------------------------------------------------------------ aggregates
-def _check_loss(loss: str) -> None:
-    if loss not in LOSSES:
-        raise InputError("loss", f"unknown worst-case metric {loss!r}",
-                         f"use one of {', '.join(LOSSES)}")
+_RESULTS = Instance((pd.DataFrame,), "a results table (load_results)", "load_results(DIR)")
 
 
 def defense_order(names: Sequence[str]) -> list[str]:
@@ -199,6 +214,7 @@ def defense_order(names: Sequence[str]) -> list[str]:
     return [NONE, *[n for n in unique if n != NONE]] if NONE in unique else unique
 
 
+@validate_params({"results": _RESULTS, "loss": Options(LOSSES)})
 def worst_case(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
     """Worst-case loss of every attack against every defense.
 
@@ -215,7 +231,6 @@ def worst_case(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
         Columns ``dataset, mechanism, attack, defense, worst_case_loss`` (max over
         budgets — infinite ones included — and seeds), attacked runs only, sorted.
     """
-    _check_loss(loss)
     attacked = results[results["attack"] != NONE]
     return (attacked.groupby([*_SCOPE, "attack", "defense"], sort=True)[loss].max()
             .rename("worst_case_loss").reset_index())
@@ -233,15 +248,23 @@ def clean_cost(results: pd.DataFrame) -> pd.DataFrame:
     return clean.combine_first(every).rename("clean_cost").reset_index()
 
 
-def rank_defenses(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
+@validate_params({"results": _RESULTS, "loss": Options(LOSSES),
+                  "targets": OrNone(Instance((Mapping,), "a mapping of defense label → "
+                                             "recipe names", "{'sybil_cap': ['sybil']}"))})
+def rank_defenses(results: pd.DataFrame, loss: str = LOSS,
+                  targets: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """Rank defenses by their worst case over attacks, per dataset × mechanism.
 
     For defense d: worst(d) = max over attacks a of :func:`worst_case` (a, d). Ranked
     ascending (rank ties share the lower rank); ties are listed by clean cost, then
     ``none`` first, then name. ``attacks_helped`` counts the attacks where
-    worst(a, d) < worst(a, none) − TOL among the ``attacks_compared`` run with both;
-    ``never_helps`` is True when that count is 0 (NA for ``none`` itself and without
-    an undefended baseline).
+    worst(a, d) < worst(a, none) − TOL among the ``attacks_compared`` run with both.
+    ``never_helps`` judges a defense only by the attacks it is designed against
+    (``targets``: the recipes it targets, ``Defense.targets``) that ran both with it
+    and undefended and did harm undefended (worst case > TOL; ``targeted_compared`` of
+    them): True when it lowers none of their worst cases; NA when there is none
+    (nothing to judge), for ``none`` itself and without an undefended baseline. Without
+    ``targets`` every attack counts.
 
     Parameters
     ----------
@@ -249,14 +272,17 @@ def rank_defenses(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
         :func:`load_results`.
     loss : str
         One of :data:`LOSSES`.
+    targets : mapping, optional
+        Defense label → recipe names it targets (``summary.json``'s ``grid_labels``).
 
     Returns
     -------
     DataFrame
         Columns ``dataset, mechanism, rank, defense, worst_case_loss, worst_attack,
-        clean_cost, attacks_helped, attacks_compared, never_helps``.
+        clean_cost, attacks_helped, attacks_compared, never_helps, targeted_compared``.
     """
     worst = worst_case(results, loss)
+    recipes = _recipes(results)
     costs = clean_cost(results).set_index([*_SCOPE, "defense"])["clean_cost"]
     parts = []
     for (dataset, mechanism), grid in worst.groupby(_SCOPE, sort=True):
@@ -266,32 +292,51 @@ def rank_defenses(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
         rows = []
         for defense in table.columns:
             col = table[defense]
-            helped = compared = 0
+            helped = compared = targeted = 0
             never: Any = pd.NA
             if base is not None and defense != NONE:
                 both = col.notna() & base.notna()
                 compared = int(both.sum())
-                helped = int((col[both] < base[both] - TOL).sum())
-                never = pd.NA if compared == 0 else helped == 0
+                better = col[both] < base[both] - TOL
+                helped = int(better.sum())
+                if targets is not None and defense in targets:
+                    aimed = [recipes.get(a, a) in set(targets[defense]) for a in better.index]
+                    better = better[aimed]
+                better = better[base[better.index] > TOL]  # harm it could have reduced
+                targeted = int(better.size)
+                never = pd.NA if targeted == 0 else not better.any()
             rows.append({"dataset": dataset, "mechanism": mechanism, "defense": defense,
                          "worst_case_loss": float(col.max()),
                          "worst_attack": str(col.idxmax()),
                          "clean_cost": float(costs.get((dataset, mechanism, defense),
                                                        np.nan)),
                          "attacks_helped": helped, "attacks_compared": compared,
-                         "never_helps": never})
+                         "never_helps": never, "targeted_compared": targeted})
         part = pd.DataFrame(rows)
         part.insert(2, "rank", part["worst_case_loss"].rank(method="min").astype(int))
         part["_base"] = part["defense"] != NONE
         parts.append(part.sort_values(["rank", "clean_cost", "_base", "defense"],
                                       na_position="last"))
     columns = [*_SCOPE, "rank", "defense", "worst_case_loss", "worst_attack", "clean_cost",
-               "attacks_helped", "attacks_compared", "never_helps"]
+               "attacks_helped", "attacks_compared", "never_helps", "targeted_compared"]
     if not parts:
         return pd.DataFrame(columns=columns)
     ranking = pd.concat(parts, ignore_index=True)[columns]
     ranking["never_helps"] = ranking["never_helps"].astype("boolean")
     return ranking
+
+
+def _recipes(results: pd.DataFrame) -> dict[str, str]:
+    """Attack label → recipe name (the ``recipe`` column, else the label up to ``(``)."""
+    attacked = results[results["attack"] != NONE]
+    if "recipe" in attacked:
+        pairs = attacked[["attack", "recipe"]].dropna().drop_duplicates("attack")
+        named = dict(zip(pairs["attack"].astype(str), pairs["recipe"].astype(str),
+                         strict=True))
+    else:
+        named = {}
+    return {str(a): named.get(str(a), str(a).split("(")[0])
+            for a in attacked["attack"].unique()}
 
 
 def never_helping(ranking: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
@@ -436,6 +481,10 @@ class _Figures:
 
 
 # ------------------------------------------------------------------ the report
+@validate_params({"results_dir": Instance((str, os.PathLike), "a results directory",
+                                          "'results/demo'"),
+                  "title": OrNone(Instance((str,), "a title", "'My report'")),
+                  "loss": Options(LOSSES)})
 def write_report(results_dir: str | Path, *, title: str | None = None,
                  loss: str = LOSS) -> Path:
     """Write ``DIR/report.md`` and its figures from ``DIR/results.csv``.
@@ -462,53 +511,193 @@ def write_report(results_dir: str | Path, *, title: str | None = None,
         Missing or malformed ``results.csv``, malformed ``summary.json`` or
         ``suite.resolved.json`` (both optional), or an unknown ``loss``.
     """
-    _check_loss(loss)
     root = Path(results_dir)
     results = load_results(root)
     summary = load_summary(root)
+    notes = check_results(root, results, summary)
     figures = _Figures(root / FIGURES)
     styles = plots.defense_styles(defense_order(results["defense"]))
     loss_label = f"worst-case honest utility loss (max over budgets and seeds of {loss})"
-    ranking = rank_defenses(results, loss)
+    targets = _targets(summary)
+    ranking = rank_defenses(results, loss, targets)
     worst = worst_case(results, loss)
 
-    parts = [_header(results, title, loss),
-             _sanity_section(sanity_flags(results, summary)),
+    flags = sanity_flags(results, summary)
+    parts = [_header(results, title, loss, summary, notes, flags),
+             _sanity_section(flags),
              _curves_section(results, loss, styles, figures),
              _heatmap_section(worst, loss, loss_label, figures),
-             _defense_section(ranking, loss_label, figures),
+             _defense_section(ranking, loss_label, figures, targets, results),
              _mechanism_section(results, worst, load_mechanism_kinds(root), loss_label,
                                 figures),
              _summary_section(results)]
     figures.prune()
     path = root / REPORT
-    path.write_text("\n\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    atomic_write(path, "\n\n".join(parts).rstrip() + "\n")
     return path
 
 
-def _header(results: pd.DataFrame, title: str | None, loss: str) -> str:
+def _targets(summary: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """Defense label → the recipes it targets, from ``summary.json`` (None when the
+    summary predates it: then every attack judges a defense)."""
+    defenses = (summary.get("grid_labels") or {}).get("defenses")
+    if not isinstance(defenses, Mapping):
+        return None
+    return {str(label): [str(t) for t in entry.get("targets", [])]
+            for label, entry in defenses.items() if isinstance(entry, Mapping)}
+
+
+def check_results(results_dir: str | Path, results: pd.DataFrame,
+                  summary: Mapping[str, Any]) -> list[str]:
+    """Cross-check ``results.csv`` against ``summary.json``; return warnings.
+
+    Raises
+    ------
+    InputError
+        ``results.csv`` ends mid-row, or holds another number of rows than the
+        summary counts (cut, or written by another run): the fix reruns the suite,
+        which rebuilds it from the store without recomputing.
+    """
+    path = Path(results_dir) / RESULTS
+    fix = ("rerun the same `pluralguard run` command with this --out: it rebuilds "
+           f"{RESULTS} from the stored runs without computing them again")
+    with open(path, "rb") as fh:
+        fh.seek(-1, 2)
+        if fh.read(1) != b"\n":
+            raise InputError(RESULTS, f"{path} ends mid-row (cut off)", fix)
+    files = (summary.get("files") or {}).get(RESULTS) or {}
+    expected = files.get("rows", (summary.get("counts") or {}).get("rows"))
+    if expected is not None and expected != len(results):
+        raise InputError(RESULTS, f"{path} has {len(results):,} rows but {SUMMARY} counts "
+                         f"{expected:,} (one of them was cut, edited or replaced)", fix)
+    stated = files.get("sha256")
+    if stated and hashlib.sha256(path.read_bytes()).hexdigest() != stated:
+        return [f"`{RESULTS}` differs from the file the run wrote (its checksum in "
+                f"`{SUMMARY}` does not match): it was edited after the run; this report "
+                "shows it as it is now."]
+    return []
+
+
+def _header(results: pd.DataFrame, title: str | None, loss: str,
+            summary: Mapping[str, Any], notes: Sequence[str],
+            flags: Sequence[Flag]) -> str:
+    """The first screen: what ran, what did not and why, failures, raised flags."""
     attacked = results["attack"] != NONE
     budgets = sorted(results.loc[attacked, "budget"].dropna().unique())
     seeds = sorted(int(s) for s in results["seed"].dropna().unique())
-    lines = [
-        f"# {title or 'pluralguard robustness report'}",
-        "",
-        f"From `{RESULTS}`: {len(results)} runs ({int(attacked.sum())} attacked, "
-        f"{int((~attacked).sum())} no-attack baselines).",
+    counts = summary.get("counts") or {}
+    lines = [f"# {title or 'pluralguard robustness report'}", ""]
+    if summary and not summary.get("complete", True):
+        lines += [f"> **Partial results**: {counts.get('finished', len(results)):,} of "
+                  f"{counts.get('grid', 0):,} grid points finished (the run was "
+                  "interrupted, or is still running). Rerun the same `pluralguard run` "
+                  "command to finish it (finished runs are reused), then report again.",
+                  ""]
+    lines += [f"> **Warning**: {note}" for note in notes]
+    lines += [""] if notes else []
+    lines += ["## What ran, what did not, and why", ""]
+    if counts:
+        suite = (summary.get("suite") or {}).get("name", "")
+        lines.append(
+            f"Suite `{suite}`: {counts.get('grid', 0):,} grid points. "
+            f"**{len(results):,} ran** ({int(attacked.sum()):,} attacked, "
+            f"{int((~attacked).sum()):,} no-attack baselines); "
+            f"**{counts.get('not_applicable', 0):,} did not apply**; "
+            f"**{counts.get('failed', 0):,} failed**.")
+    else:
+        lines.append(f"From `{RESULTS}`: {len(results)} runs ({int(attacked.sum())} attacked, "
+                     f"{int((~attacked).sum())} no-attack baselines). No `{SUMMARY}`: "
+                     "what did not run is unknown.")
+    single = bool(budgets) and results[attacked].groupby(
+        [*_SCOPE, "attack", "defense", "seed"])["budget"].nunique().max() == 1
+    lines += [
         "",
         f"* datasets: {_names(sorted(results['dataset'].unique()))}",
         f"* mechanisms: {_names(sorted(results['mechanism'].unique()))}",
-        f"* attacks: {_names(sorted(set(results.loc[attacked, 'attack'])))}",
         f"* defenses: {_names(defense_order(results['defense']))}",
-        f"* budgets: {', '.join(plots.budget_label(b) for b in budgets) or '—'}",
+        f"* budgets: {', '.join(plots.budget_label(b) for b in budgets) or '—'}"
+        + (" (one per attack, so no security curves)" if single else ""),
         f"* seeds: {', '.join(map(str, seeds)) or '—'}",
+    ]
+    if summary:
+        lines += ["", *_coverage_lines(results, summary)]
+    raised = [f for f in flags if f.raised]
+    lines += ["", f"**Sanity flags** (§1): {len(raised)} of {len(flags)} raised"
+              + (" — what each means:" if raised else ".")]
+    if raised:
+        lines.append("")
+    lines += [f"* **{f.title}** — {_own_finding(f)} *Meaning:* {f.meaning}." if f.meaning
+              else f"* **{f.title}** — {_own_finding(f)}" for f in raised]
+    infinite = any(math.isinf(b) for b in budgets)
+    lines += [
         "",
-        f"**Worst-case loss** below is the maximum over budgets (∞ included) and seeds of "
+        "**Worst-case loss** below is the maximum over budgets"
+        + (" (∞ included)" if infinite else "") + " and seeds of "
         f"`{loss}` ({METRICS[loss].formula}); honest utility loss is u_i(clean) − "
         "u_i(attacked) on honest agents' true value systems, so negative values mean the "
         "honest agents gained.",
     ]
     return "\n".join(lines)
+
+
+_PREFIX = re.compile(r"^attack '[^']*' does not apply to mechanism '[^']*': ")
+_RUNNER_SAYS = " The runner (summary.json) reports"
+
+
+def _own_finding(flag: Flag) -> str:
+    """A flag's finding without the runner's restatement (for the first screen)."""
+    return flag.finding.split(_RUNNER_SAYS)[0]
+
+
+def _coverage_lines(results: pd.DataFrame, summary: Mapping[str, Any]) -> list[str]:
+    """Per attack: grid points that ran (undefended too?), did not apply, failed; then
+    why the others did not apply, grouped, and the failed runs."""
+    coverage = attack_coverage(results, summary)
+    undefended = set(results.loc[(results["attack"] != NONE)
+                                 & (results["defense"] == NONE), "attack"])
+    table = pd.DataFrame({
+        "attack": [c.attack for c in coverage], "ran": [c.ran for c in coverage],
+        "ran undefended": ["yes" if c.attack in undefended else "**no**"
+                           for c in coverage],
+        "did not apply": [c.not_applicable for c in coverage],
+        "failed": [c.failed for c in coverage]})
+    lines = [_md_table(table)]
+    never = [c.attack for c in coverage if c.ran == 0]
+    partial = [c.attack for c in coverage if c.ran and c.attack not in undefended]
+    if never:
+        lines += ["", f"Never ran: {_names(never)}."]
+    if partial:
+        lines += ["", f"Ran only under defenses, never undefended (so no defense can be "
+                      f"judged against it): {_names(partial)}."]
+    all_defenses = (set((summary.get("grid_labels") or {}).get("defenses", {}))
+                    or set(results["defense"]))
+    groups = not_run_groups(summary.get("not_applicable") or [])
+    if groups:
+        lines += ["", "**Did not apply** — the attack needs something the mechanism does "
+                      "not have; recorded with the recipe's reason, not an error:", ""]
+        for g in groups:
+            where = [", ".join(f"`{d}`" for d in g.datasets)]
+            missing = sorted(all_defenses - set(g.defenses))
+            if not missing:
+                where.append("every defense")
+            elif len(missing) <= 2 and len(g.defenses) > len(missing):
+                where.append("every defense but " + ", ".join(f"`{d}`" for d in missing))
+            else:
+                where.append("defenses " + ", ".join(f"`{d}`" for d in g.defenses))
+            why = _PREFIX.sub("", g.problem)
+            lines.append(f"* `{g.attack}` × `{g.mechanism}` ({g.points} grid points: "
+                         f"{'; '.join(where)}): {why}."
+                         + (f" To run it: {g.fix}." if g.fix else ""))
+    failed = summary.get("failed") or []
+    if failed:
+        lines += ["", f"**Failed runs** ({len(failed)}; tracebacks in `{SUMMARY}`; a rerun "
+                      "computes them again):", ""]
+        lines += [f"* {f.get('dataset')}/{f.get('mechanism')}/{f.get('attack')}@"
+                  f"{_fmt(f.get('budget'))}/{f.get('defense')}/seed {f.get('seed')}: "
+                  f"{f.get('error')}" for f in failed[:MAX_LISTED]]
+        if len(failed) > MAX_LISTED:
+            lines.append(f"* … and {len(failed) - MAX_LISTED} more (see `{SUMMARY}`).")
+    return lines
 
 
 def _sanity_section(flags: list[Flag]) -> str:
@@ -543,6 +732,14 @@ def _curves_section(results: pd.DataFrame, loss: str,
     lines = ["## 2. Security curves", ""]
     if data.empty:
         return "\n".join([*lines, "No attacked runs."])
+    attacked = results[results["attack"] != NONE]
+    spans = attacked.groupby("attack")["budget"].nunique()
+    single = sorted(spans.index[spans < 2])
+    if not (spans >= 2).any():
+        return "\n".join([*lines, "Every attack ran at a single budget here, so there are "
+                          "no curves to draw: their worst cases are in §3 and §4. A suite "
+                          "that gives attacks several budgets (`budgets = \"curve\"`, or a "
+                          "list) draws a security curve per attack."])
     lines.append("Seed means (bands, or error bars when there are more than "
                  f"{plots.MAX_BANDS} defenses: min–max over seeds) against the attack "
                  "budget, one line per defense. Each point is the worst the attack did "
@@ -551,7 +748,9 @@ def _curves_section(results: pd.DataFrame, loss: str,
                  "is the target group's normalised displacement toward the attacker's "
                  "point (1 = fully captured)."
                  + (" The ∞ budget sits past the dashed separator."
-                    if np.isinf(data["budget"]).any() else ""))
+                    if np.isinf(data["budget"]).any() else "")
+                 + (f" Attacks run at a single budget show as single points: "
+                    f"{_names(single)}." if single else ""))
     for (dataset, mechanism), part in data.groupby(_SCOPE, sort=True):
         shown = {m: lbl for m, lbl in labels.items() if part[f"{m}_mean"].notna().any()}
         lines += ["", f"### {dataset} · {mechanism}", ""]
@@ -575,8 +774,13 @@ def _heatmap_section(worst: pd.DataFrame, loss_metric: str, loss_label: str,
     lines = ["## 3. Worst-case loss: attack × defense", ""]
     if worst.empty:
         return "\n".join([*lines, "No attacked runs."])
-    lines.append(f"Cells: {loss_label}. Red is worse; where honest agents gained the scale "
-                 "turns blue; — marks a pair that was not run.")
+    gained = bool((worst["worst_case_loss"] < -TOL).any())
+    pairs = worst.groupby([*_SCOPE])[["attack", "defense"]].nunique()
+    missing = len(worst) < int((pairs["attack"] * pairs["defense"]).sum())
+    lines.append(f"Cells: {loss_label}. Red is worse"
+                 + ("; where honest agents gained the scale turns blue" if gained else "")
+                 + ("; — marks a pair that was not run (the first section says why)"
+                    if missing else "") + ".")
     for dataset, per_data in worst.groupby("dataset", sort=True):
         tables = {m: _pivot(g) for m, g in per_data.groupby("mechanism", sort=True)}
         fig = plots.heatmaps(tables, f"Worst-case honest utility loss — {dataset}",
@@ -589,7 +793,9 @@ def _heatmap_section(worst: pd.DataFrame, loss_metric: str, loss_label: str,
     return "\n".join(lines)
 
 
-def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures) -> str:
+def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
+                     targets: Mapping[str, Sequence[str]] | None = None,
+                     results: pd.DataFrame | None = None) -> str:
     lines = ["## 4. Defenses: worst case over attacks and clean cost", ""]
     if ranking.empty:
         return "\n".join([*lines, "No attacked runs, so no ranking."])
@@ -597,8 +803,14 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures) 
                  "ascending — the min–max choice ByzFL makes. Clean cost: mean "
                  "`defense_cost` with no attack (utility the defense takes from everyone). "
                  "*Helps against*: attacks whose worst case the defense lowers below the "
-                 "undefended one.")
+                 "undefended one, of those run both ways. A defense *never helps* when it "
+                 "lowers the worst case of none of the attacks it is designed against "
+                 "(its targets) that ran both ways and did harm undefended; one without "
+                 "such a target is not judged; one whose every run equals the undefended "
+                 "one has *no effect* on that mechanism (it acts on something the "
+                 "mechanism does not have).")
     never = never_helping(ranking)
+    inert: dict[tuple[str, str], list[str]] = {}
     for dataset, per_data in ranking.groupby("dataset", sort=True):
         per_mech = {m: g for m, g in per_data.groupby("mechanism", sort=True)}
         fig = plots.defense_bars(per_mech, f"Defenses — {dataset}",
@@ -612,17 +824,63 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures) 
                 "clean cost": g["clean_cost"],
                 "helps against": [f"{h}/{c}" if d != NONE and c else "—" for d, h, c in zip(
                     g["defense"], g["attacks_helped"], g["attacks_compared"], strict=True)]})
-            nh = never[(dataset, mechanism)]
+            noop = (no_effect(results, dataset, mechanism) if results is not None
+                    else [])
+            inert[(dataset, mechanism)] = noop
+            nh = [d for d in never[(dataset, mechanism)] if d not in noop]
             has_base = NONE in set(g["defense"])
-            verdict = ("Never helps: " + _names(nh) + "." if nh else
-                       "Every defense helps against at least one attack." if has_base else
-                       "No undefended runs to compare with.")
-            lines += ["", f"**{mechanism}**", "", _md_table(table), "", verdict]
+            acting = (g["defense"] != NONE) & ~g["defense"].isin(noop)
+            judged = acting & (g["targeted_compared"] > 0)
+            unjudged = sorted(g.loc[acting & ~judged, "defense"]) if has_base else []
+            verdict = ("No undefended runs to compare with." if not has_base else
+                       "Never helps against the attacks it targets: " + _names(nh) + "."
+                       if nh else
+                       "Every defense that acts here and was judged helps against at least "
+                       "one attack it targets." if judged.any() else "")
+            lines += ["", f"**{mechanism}**", "", _md_table(table)]
+            lines += ["", verdict] if verdict else []
+            if noop:
+                lines += ["", "No effect on this mechanism (every run equals the undefended "
+                          "one): " + _names(noop) + "."]
+            if unjudged:
+                lines += ["", "Not judged (none of the attacks they target both ran here with "
+                          "and without them and did harm undefended): " + ", ".join(
+                              f"`{d}`" + (f" (targets {', '.join(targets[d])})"
+                                          if targets and targets.get(d) else "")
+                              for d in unjudged) + "."]
     everywhere = sorted(set.intersection(*[set(v) for v in never.values()]))
-    if len(never) > 1 and everywhere:
+    idle = sorted(set.intersection(*[set(v) for v in inert.values()])) if inert else []
+    acting = [d for d in everywhere if d not in idle]
+    if len(never) > 1 and acting:
         lines += ["", f"Never helps in any of the {len(never)} dataset × mechanism "
-                      "combinations: " + _names(everywhere) + "."]
+                      "combinations: " + _names(acting) + "."]
+    if len(inert) > 1 and idle:
+        lines += ["", f"No effect in any of the {len(inert)} dataset × mechanism "
+                      "combinations: " + _names(idle) + "."]
     return "\n".join(lines)
+
+
+def no_effect(results: pd.DataFrame, dataset: str, mechanism: str) -> list[str]:
+    """Defenses whose every run on a dataset × mechanism equals the undefended run at
+    the same attack, budget and seed (every loss, capture and the clean cost), sorted:
+    they do not act on that mechanism (e.g. a bound floor under quantile bounds)."""
+    part = results[(results["dataset"] == dataset) & (results["mechanism"] == mechanism)]
+    columns = [c for c in (*LOSSES, "capture", "attacker_gain", "defense_cost",
+                           "defense_partition_change") if c in part]
+    keys = ["attack", "budget", "seed"]
+    base = part[part["defense"] == NONE].set_index(keys)[columns]
+    if base.empty:
+        return []
+    out = []
+    for defense, rows in part[part["defense"] != NONE].groupby("defense", sort=True):
+        rows = rows.set_index(keys)[columns]
+        if not rows.index.isin(base.index).all():
+            continue
+        same = np.isclose(rows.to_numpy(float), base.loc[rows.index].to_numpy(float),
+                          rtol=0.0, atol=TOL, equal_nan=True)
+        if same.all():
+            out.append(str(defense))
+    return out
 
 
 def _mechanism_section(results: pd.DataFrame, worst: pd.DataFrame,
@@ -646,7 +904,8 @@ def _mechanism_section(results: pd.DataFrame, worst: pd.DataFrame,
         src = figures.save(fig, "mechanisms_", dataset)
         lines += ["", f"![agreement solver vs single consensus]({src})"]
     intro = ("Clean rows: no attack, no defense, mean over seeds. Worst-case rows: "
-             f"{loss_label}, undefended and with the best defense run (named)." if lines else
+             f"{loss_label}, undefended and with the best defense run (named); — marks an "
+             "attack that did not run there (the first section says why)." if lines else
              "No dataset has both an agreement-solver and a single-consensus mechanism in "
              "these results.")
     return "\n".join(["## 5. Agreement solver vs single consensus", "", intro, *lines])

@@ -13,9 +13,14 @@ with :func:`~pluralguard.eval.scenario.run_scenario` and writes, into ``out``:
 ``summary.json``         counts, wall time, per-mechanism and per-defense aggregates,
                          the grid points that did not apply (``not_applicable``, with
                          the reason) and those whose run failed (``failed``, with the
-                         exception), and the sanity flags
-                         (:data:`SANITY`; each ``{"raised", "description", "count",
-                         "details"}``, details = up to 10 offending grid points)
+                         exception), the sanity flags (:mod:`.sanity`; each
+                         ``{"raised", "description", "count", "finding", "details"}``,
+                         details = up to 10 offending grid points), ``complete``
+                         (false in a snapshot of a run not finished), ``files``
+                         (rows and SHA-256 of ``results.csv``, which the report
+                         cross-checks), ``grid_labels`` (each attack label's recipe and
+                         budgets, each defense label's steps and the recipes they
+                         target) and ``store_warnings`` (what the store recovered from)
 ``suite.resolved.json``  the suite with every default filled in (itself a valid suite;
                          an infinite budget is written ``Infinity``, as Python does)
 ``report.md``            the report and its figures in ``figures/``
@@ -28,12 +33,16 @@ budget, the defense chain, the seed) together with the package version, a digest
 package's source code and the code version of every user callable the run uses
 (:mod:`~pluralguard.eval.provenance`: a plugin's source or declared version), so a store
 never serves results computed by other code, and editing a plugin invalidates exactly
-its runs. A finished run is appended to ``runs.jsonl`` as soon as its batch returns,
-with flush and fsync. A rerun into the same directory reads the store (a torn last line,
-from a kill mid-write, is cut off), computes only the missing keys, and rebuilds
-``results.csv`` from the store (written to a temporary file, then ``os.replace``), so a
-killed and resumed suite ends with the same table as an uninterrupted one, and runs
-shared by several grid points (same content, other labels) are computed once.
+its runs. A finished run is appended to ``runs.jsonl`` (:mod:`~pluralguard.eval.store`:
+checksummed lines; corrupt, edited or cut lines are set aside with a warning and
+computed again) as soon as its batch returns, with flush and fsync. A rerun into the
+same directory reads the store, computes only the missing keys, and rebuilds
+``results.csv`` from the store (atomically), so a killed and resumed suite ends with the
+same table as an uninterrupted one, and runs shared by several grid points (same
+content, other labels) are computed once. One run at a time uses a directory (a lock;
+another waits). While a run goes on, and when it is interrupted, ``results.csv`` and
+``summary.json`` are snapshots of the finished runs (``complete`` false), so
+``pluralguard report DIR`` reports them, saying they are partial.
 
 **Not applicable, failed.** A run whose attack or defense refuses the mechanism or the
 threat model (:class:`~pluralguard.core.errors.NotApplicable`, e.g. a protocol
@@ -62,16 +71,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib
+import io
 import json
 import math
 import os
+import re
 import socket
 import sys
+import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
@@ -84,16 +96,22 @@ import pandas as pd
 from pluralguard.attacks import ATTACKS
 from pluralguard.core.errors import InputError, NotApplicable
 from pluralguard.core.mechanism import mechanism_kinds
+from pluralguard.core.params import Boolean, Instance, Integer, Options, OrNone, validate_params
 from pluralguard.defenses import DEFENSES
 
 from . import plugins, sanity
+from .estimate import Plan, duration, plan_suite
 from .provenance import user_code
 from .scenario import IDENTITY, RunCache, run_scenario
+from .store import RunStore, atomic_write, directory_lock
 from .suite import GridPoint, Suite, canonical_json
 
 EXECUTORS = ("local", "dask")
 _PACKAGES = ("core", "attacks", "defenses", "eval")
 _TIMING_PHASES = ("clean", "plan", "attacked", "undefended", "total")
+#: Seconds between the snapshots of ``results.csv`` and ``summary.json`` a run writes
+#: after its first batch (so an interrupted run can be reported).
+SNAPSHOT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -146,49 +164,6 @@ def run_key(point: GridPoint) -> str:
     what it computes (module doc)."""
     text = f"{code_digest()}\x00{user_code(point)}\x00{point.content}"
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-# -------------------------------------------------------------------- store
-class RunStore:
-    """The append-only JSON-lines store of finished runs (``runs.jsonl``, module doc).
-
-    Each line is ``{"key": ..., "row": {...}, "timing": {...}}``,
-    ``{"key": ..., "skipped": "reason"}`` (not applicable) or ``{"key": ...,
-    "failed": {"type", "message", "traceback"}}``; floats round-trip exactly (NaN and
-    Infinity as JSON extensions). A later line for a key replaces an earlier one.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> dict[str, dict[str, Any]]:
-        """Finished runs by key; cuts off a torn last line first."""
-        if not self.path.exists():
-            return {}
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            os.truncate(self.path, end)
-        records: dict[str, dict[str, Any]] = {}
-        for line in data[:end].splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by a crash before the next append
-            records[record.pop("key")] = record
-        return records
-
-    def append(self, records: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Append finished runs durably (one write, flush, fsync)."""
-        text = "".join(json.dumps({"key": k, **r}, separators=(",", ":")) + "\n"
-                       for k, r in records)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ workers
@@ -301,37 +276,38 @@ def _local(tasks: list[_Task], jobs: int) -> Iterator[tuple[bool, list]]:
     yield from parallel(delayed(_run_task)(t) for t in tasks)
 
 
-def _dask(tasks: list[_Task], jobs: int, scheduler: str | None
-          ) -> Iterator[tuple[bool, list]]:
+def _dask_client(stack: ExitStack, jobs: int, scheduler: str | None) -> Any:
+    """A connected ``distributed`` client (a local cluster without ``scheduler``)."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:
         raise InputError("executor", "dask is not installed",
                          "pip install 'pluralguard[dask]', or use --executor local") from None
     import logging
 
-    with ExitStack() as stack:
-        if scheduler is None:
-            target: Any = stack.enter_context(LocalCluster(
-                n_workers=jobs, threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=logging.ERROR))
-        else:
-            target = scheduler
-        try:
-            client = stack.enter_context(Client(target, timeout="20s"))
-        except (OSError, TimeoutError) as err:
-            raise InputError("scheduler", f"cannot connect to {scheduler!r} ({err})",
-                             "start a scheduler there, or omit --scheduler for a local "
-                             "cluster") from None
-        for future in as_completed(client.map(_run_task, tasks, pure=False)):
-            yield future.result()
+    if scheduler is None:
+        target: Any = stack.enter_context(LocalCluster(
+            n_workers=jobs, threads_per_worker=1, processes=True,
+            dashboard_address=None, silence_logs=logging.ERROR))
+    else:
+        target = scheduler
+    try:
+        return stack.enter_context(Client(target, timeout="20s"))
+    except (OSError, TimeoutError) as err:
+        raise InputError("scheduler", f"cannot connect to {scheduler!r} ({err})",
+                         "start a scheduler there, or omit --scheduler for a local "
+                         "cluster") from None
 
 
-def _execute(tasks: list[_Task], executor: str, jobs: int, scheduler: str | None
-             ) -> Iterator[tuple[bool, list]]:
-    if executor == "local":
-        return _local(tasks, jobs)
-    return _dask(tasks, jobs, scheduler)
+def _execute(tasks: list[_Task], jobs: int, client: Any) -> Iterator[tuple[bool, list]]:
+    """Run the tasks in joblib processes, or on a dask client when one is given."""
+    if client is None:
+        yield from _local(tasks, jobs)
+        return
+    from distributed import as_completed
+
+    for future in as_completed(client.map(_run_task, tasks, pure=False)):
+        yield future.result()
 
 
 def _batches(pending: dict[str, GridPoint], size: int, session: str,
@@ -363,13 +339,15 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
-    os.replace(tmp, path)
+def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """Write a CSV atomically; return the SHA-256 of its text."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
+    text = buffer.getvalue()
+    atomic_write(path, text)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def json_ready(value: Any) -> Any:
@@ -390,11 +368,9 @@ def write_json(path: Path, obj: Any, *, strict: bool = True) -> None:
     Strict JSON by default (:func:`json_ready`); ``strict=False`` keeps infinite floats as
     ``Infinity``, which Python's :mod:`json` reads back as numbers.
     """
-    tmp = path.with_suffix(path.suffix + ".tmp")
     text = (json.dumps(json_ready(obj), indent=2, allow_nan=False) if strict
             else json.dumps(obj, indent=2))
-    tmp.write_text(text + "\n", "utf-8")
-    os.replace(tmp, path)
+    atomic_write(Path(path), text + "\n")
 
 
 # ------------------------------------------------------------------ summary
@@ -489,10 +465,135 @@ def _write_report(out: Path) -> Path:
     return write_report(out)
 
 
+# ------------------------------------------------------------------- output
+def _grid_labels(suite: Suite) -> dict[str, Any]:
+    """What each attack and defense label stands for, for the report: an attack's recipe
+    and budgets, a defense's steps and the recipes they target (``Defense.targets``)."""
+    attacks = {a.label: {"recipe": a.name, "budgets": json_ready(list(a.budgets))}
+               for a in suite.attacks}
+    defenses = {}
+    for d in suite.defenses:
+        steps = [name for name, _ in d.steps]
+        targets = sorted({t for name in steps if name in DEFENSES
+                          for t in DEFENSES[name].targets})
+        defenses[d.label] = {"steps": steps, "targets": targets}
+    return {"attacks": attacks, "defenses": defenses}
+
+
+def _write_files(out: Path, suite: Suite, grid: list[GridPoint], keys: list[str],
+                 done: dict[str, dict[str, Any]], run: dict[str, Any],
+                 reruns: dict[str, dict[str, Any]] | None) -> tuple[pd.DataFrame,
+                                                                   dict[str, Any]]:
+    """Write ``results.csv``, ``timings.csv`` and ``summary.json`` from the finished runs
+    of the grid; ``reruns`` None means the run is not over (a partial snapshot)."""
+    rows, timings, skipped, failed = [], [], [], []
+    finished = 0
+    for key, point in zip(keys, grid, strict=True):
+        record = done.get(key)
+        if record is None:
+            continue
+        finished += 1
+        if "skipped" in record:
+            skipped.append({**point.identity, "reason": record["skipped"]})
+            continue
+        if "failed" in record:
+            error = record["failed"]
+            failed.append({**point.identity, "error": f"{error['type']}: {error['message']}",
+                           "traceback": error.get("traceback", "")})
+            continue
+        rows.append({**record["row"], **point.identity})
+        timings.append({**point.identity, **record["timing"], "key": key})
+    columns = list(dict.fromkeys(c for row in rows for c in row)) or list(IDENTITY)
+    digest = _write_csv(out / "results.csv", columns, rows)
+    phases = [p for p in _TIMING_PHASES if any(p in t for t in timings)]
+    _write_csv(out / "timings.csv", [*IDENTITY, *phases, "worker", "key"], timings)
+
+    results = pd.DataFrame(rows, columns=columns)
+    complete = reruns is not None and finished == len(grid)
+    summary = {
+        "suite": {"name": suite.name, "source": suite.source, "digest": suite.digest,
+                  "version": version("pluralguard"), "code": code_digest()},
+        "complete": complete,
+        "counts": {"grid": len(grid), "finished": finished, "rows": len(rows),
+                   "not_applicable": len(skipped), "failed": len(failed),
+                   "computed": run["computed"], "reused": run["reused"],
+                   "datasets": len(suite.datasets), "mechanisms": len(suite.mechanisms),
+                   "defenses": len(suite.defenses), "attacks": len(suite.attacks),
+                   "seeds": len(suite.seeds)},
+        "files": {"results.csv": {"rows": len(rows), "sha256": digest}},
+        "wall_time_s": time.perf_counter() - run["start"],
+        "executor": run["executor"],
+        "store_warnings": run["warnings"],
+        "sanity": _sanity(results, reruns or {}, done, dict(zip(keys, grid, strict=True))),
+        **_aggregates(results),
+        "grid_labels": _grid_labels(suite),
+        "not_applicable": skipped,
+        "failed": failed,
+    }
+    write_json(out / "summary.json", summary)
+    return results, summary
+
+
 # ---------------------------------------------------------------------- run
+_PATH = Instance((str, os.PathLike), "a directory path", "'results/demo'")
+
+
+def _check_scheduler(executor: str, scheduler: str | None) -> None:
+    if scheduler is None:
+        return
+    if executor != "dask":
+        raise InputError("scheduler", "only used by the dask executor", "add --executor dask")
+    if not re.fullmatch(r"(tcp|tls|inproc|ws|wss|ucx)://\S+|\S+:[0-9]+", scheduler):
+        raise InputError("scheduler", f"{scheduler!r} is not a scheduler address",
+                         "give the address the dask scheduler prints, e.g. "
+                         "tcp://10.0.0.5:8786")
+
+
+def _results_dir(out: str | Path) -> Path:
+    """``out``, created, once a file could be written there (before anything runs)."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError("out", f"cannot create {str(out)!r} ({err.strerror})",
+                         "choose a writable directory") from None
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise InputError("out", f"cannot write in {str(out)!r} ({err.strerror})",
+                         "choose a writable directory") from None
+    return out
+
+
+@validate_params({"suite": Instance((Suite,), "a Suite", "load_suite('suite.toml')"),
+                  "out": OrNone(_PATH), "jobs": OrNone(Integer(1, sample=2)),
+                  "time_solves": Boolean()})
+def plan(suite: Suite, out: str | Path | None = None, *, jobs: int | None = None,
+         time_solves: bool = True) -> Plan:
+    """The grid's size, what ``out`` already stores and an estimated time, without
+    running anything (``pluralguard run --dry-run``; :mod:`~.estimate`)."""
+    done = RunStore(Path(out) / "runs.jsonl").load(repair=False) if out is not None else {}
+    return plan_suite(suite, done, run_key, jobs=jobs or default_jobs(),
+                      time_solves=time_solves)
+
+
+# ---------------------------------------------------------------------- run
+@validate_params({"suite": Instance((Suite,), "a Suite", "load_suite('suite.toml')"),
+                  "out": _PATH, "executor": Options(EXECUTORS),
+                  "jobs": OrNone(Integer(1, sample=2)),
+                  "scheduler": OrNone(Instance((str,), "a dask scheduler address",
+                                               "tcp://10.0.0.5:8786")),
+                  "batch_size": Integer(1, sample=8), "progress": Boolean(),
+                  "fresh": Boolean(), "report": Boolean(),
+                  "max_runs": OrNone(Integer(0, sample=5000)),
+                  "on_start": OrNone(Instance((Callable,), "a function of no arguments",
+                                              "lambda: print('starting')"))})
 def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
               jobs: int | None = None, scheduler: str | None = None, batch_size: int = 8,
-              progress: bool = True, fresh: bool = False, report: bool = True) -> RunResult:
+              progress: bool = True, fresh: bool = False, report: bool = True,
+              max_runs: int | None = None,
+              on_start: Callable[[], None] | None = None) -> RunResult:
     """Run every grid point of a suite (resuming from ``out``) and write the result files.
 
     Parameters
@@ -500,7 +601,8 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
     suite : Suite
         From :func:`~pluralguard.eval.suite.load_suite`.
     out : path
-        Results directory (created; a store found there is resumed).
+        Results directory (created; a store found there is resumed). One run at a time
+        uses it (:func:`~.store.directory_lock`: another waits, then resumes).
     executor : {"local", "dask"}
         joblib processes, or a dask ``distributed`` cluster (module doc).
     jobs : int, optional
@@ -516,10 +618,24 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
         Forget the store first (recompute everything).
     report : bool
         Write ``report.md`` and its figures.
+    max_runs : int, optional
+        Refuse (InputError, before anything runs) when more runs than this are to be
+        computed; the command line passes :data:`~.estimate.LARGE_GRID` unless
+        ``--yes``. Default: no limit.
+    on_start : callable, optional
+        Called once every input is checked and the executor is ready, just before the
+        first run (the command line prints the plan there).
 
     Returns
     -------
     RunResult
+
+    Notes
+    -----
+    While it runs, and when it is interrupted, ``results.csv`` and ``summary.json`` are
+    rewritten every :data:`SNAPSHOT_SECONDS` with the runs finished so far
+    (``summary["complete"]`` false), so an interrupted run can be reported
+    (``pluralguard report DIR`` says it is partial); rerunning resumes it.
 
     Examples
     --------
@@ -529,82 +645,62 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
     """
     from tqdm import tqdm
 
-    if executor not in EXECUTORS:
-        raise InputError("executor", f"unknown executor {executor!r}", "use local or dask")
-    if scheduler is not None and executor != "dask":
-        raise InputError("scheduler", "only used by the dask executor", "add --executor dask")
+    _check_scheduler(executor, scheduler)
     jobs = default_jobs() if jobs is None else jobs
-    if jobs < 1 or batch_size < 1:
-        raise InputError("jobs" if jobs < 1 else "batch_size", "must be at least 1",
-                         "pass a positive number")
     start = time.perf_counter()
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError("out", f"cannot create {str(out)!r} ({err.strerror})",
-                         "choose a writable directory") from None
-    write_json(out / "suite.resolved.json", suite.resolved(), strict=False)
-    store = RunStore(out / "runs.jsonl")
-    if fresh:
-        store.clear()
-    done = store.load()
-    grid = suite.grid()
-    keys = [run_key(p) for p in grid]
-    pending = {k: p for k, p in zip(keys, grid, strict=True)
-               if k not in done or "failed" in done[k]}
-    session = uuid.uuid4().hex
-    tasks = (_batches(pending, batch_size, session, suite.plugins)
-             + _sanity_tasks(grid, keys, session, suite.plugins))
+    out = _results_dir(out)
+    with directory_lock(out):
+        store = RunStore(out / "runs.jsonl")
+        if fresh:
+            store.clear()
+        done = store.load()
+        warnings = list(store.warnings)
+        for text in warnings:
+            print(f"warning: {text}", file=sys.stderr)
+        grid = suite.grid()
+        keys = [run_key(p) for p in grid]
+        pending = {k: p for k, p in zip(keys, grid, strict=True)
+                   if k not in done or "failed" in done[k]}
+        if max_runs is not None and len(pending) > max_runs:
+            estimate = plan_suite(suite, done, run_key, jobs=jobs)
+            raise InputError("--yes", f"suite {suite.name!r} has {len(pending):,} runs to "
+                             f"compute, more than {max_runs:,} (estimated "
+                             f"{duration(estimate.seconds)} with {jobs} workers)",
+                             "pass --yes to run them, or run a part with --only "
+                             "(--dry-run prints the plan)")
+        write_json(out / "suite.resolved.json", suite.resolved(), strict=False)
+        session = uuid.uuid4().hex
+        tasks = (_batches(pending, batch_size, session, suite.plugins)
+                 + _sanity_tasks(grid, keys, session, suite.plugins))
+        run = {"start": start, "computed": 0, "reused": len(grid) - len(pending),
+               "executor": {"kind": executor, "jobs": jobs, "scheduler": scheduler},
+               "warnings": warnings}
 
-    reruns: dict[str, dict[str, Any]] = {}
-    computed = 0
-    with tqdm(total=len(pending), unit="run", desc=suite.name, file=sys.stderr,
-              disable=None if progress else True, dynamic_ncols=True) as bar:
-        for is_rerun, records in _execute(tasks, executor, jobs, scheduler):
-            if is_rerun:
-                reruns.update(records)
-                continue
-            store.append(records)
-            done.update(records)
-            computed += len(records)
-            bar.update(len(records))
-
-    rows, timings, skipped, failed = [], [], [], []
-    for key, point in zip(keys, grid, strict=True):
-        record = done[key]
-        if "skipped" in record:
-            skipped.append({**point.identity, "reason": record["skipped"]})
-            continue
-        if "failed" in record:
-            error = record["failed"]
-            failed.append({**point.identity, "error": f"{error['type']}: {error['message']}",
-                           "traceback": error.get("traceback", "")})
-            continue
-        rows.append({**record["row"], **point.identity})
-        timings.append({**point.identity, **record["timing"], "key": key})
-    columns = list(dict.fromkeys(c for row in rows for c in row)) or list(IDENTITY)
-    _write_csv(out / "results.csv", columns, rows)
-    phases = [p for p in _TIMING_PHASES if any(p in t for t in timings)]
-    _write_csv(out / "timings.csv", [*IDENTITY, *phases, "worker", "key"], timings)
-
-    results = pd.DataFrame(rows, columns=columns)
-    summary = {
-        "suite": {"name": suite.name, "source": suite.source, "digest": suite.digest,
-                  "version": version("pluralguard"), "code": code_digest()},
-        "counts": {"grid": len(grid), "rows": len(rows), "not_applicable": len(skipped),
-                   "failed": len(failed), "computed": computed,
-                   "reused": len(grid) - len(pending),
-                   "datasets": len(suite.datasets), "mechanisms": len(suite.mechanisms),
-                   "defenses": len(suite.defenses), "attacks": len(suite.attacks),
-                   "seeds": len(suite.seeds)},
-        "wall_time_s": time.perf_counter() - start,
-        "executor": {"kind": executor, "jobs": jobs, "scheduler": scheduler},
-        "sanity": _sanity(results, reruns, done, dict(zip(keys, grid, strict=True))),
-        **_aggregates(results),
-        "not_applicable": skipped,
-        "failed": failed,
-    }
-    write_json(out / "summary.json", summary)
-    report_path = _write_report(out) if report else None
+        reruns: dict[str, dict[str, Any]] = {}
+        snapshot = -math.inf  # the first batch is snapshot at once, then every interval
+        try:
+            with ExitStack() as stack:
+                client = _dask_client(stack, jobs, scheduler) if executor == "dask" else None
+                if on_start is not None:
+                    on_start()
+                bar = stack.enter_context(tqdm(
+                    total=len(pending), unit="run", desc=suite.name, file=sys.stderr,
+                    disable=None if progress else True, dynamic_ncols=True))
+                for is_rerun, records in _execute(tasks, jobs, client):
+                    if is_rerun:
+                        reruns.update(records)
+                        continue
+                    store.append(records)
+                    done.update(records)
+                    run["computed"] += len(records)
+                    bar.update(len(records))
+                    if time.monotonic() - snapshot > SNAPSHOT_SECONDS:
+                        _write_files(out, suite, grid, keys, done, run, None)
+                        snapshot = time.monotonic()
+        except BaseException:
+            with suppress(Exception):  # keep the finished runs reportable, then stop
+                _write_files(out, suite, grid, keys, done, run, None)
+            raise
+        results, summary = _write_files(out, suite, grid, keys, done, run, reruns)
+        report_path = _write_report(out) if report else None
     return RunResult(out, results, summary, report_path)

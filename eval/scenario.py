@@ -35,8 +35,18 @@ from pluralguard.attacks import (
 )
 from pluralguard.core.draws import Draws
 from pluralguard.core.errors import InputError
+from pluralguard.core.geometry import UTILITIES
 from pluralguard.core.mechanism import Mechanism, Outcome
 from pluralguard.core.model import Population
+from pluralguard.core.params import (
+    Boolean,
+    Instance,
+    Integer,
+    Options,
+    OrNone,
+    Real,
+    validate_params,
+)
 from pluralguard.defenses import Defense, DefenseChain, make_defense
 
 from . import metrics as M
@@ -280,6 +290,26 @@ def _over_draws(rows: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
+@validate_params({
+    "population": Instance((Population, str), "a Population or a dataset name", "'evs2017'"),
+    "mechanism": Instance((Mechanism, str, Mapping), "a Mechanism, a mechanism kind or "
+                          "{'kind': ..., **params}", "'consensus'"),
+    "attack": OrNone(Instance((Attack, str, Mapping), "an Attack, a recipe name or "
+                              "{'name': ..., **params}", "'sybil'")),
+    "defense": OrNone(Instance((Defense, DefenseChain, str, Mapping), "a Defense, a "
+                               "DefenseChain, names 'a+b' or {'name': ..., **params}",
+                               "'sybil_cap'")),
+    "budget": Real(0, inf=True, sample=0.1),
+    "seed": Integer(0),
+    "undefended": Boolean(),
+    "detail": Boolean(),
+    "utility": OrNone(Options(UTILITIES)),
+    "cache": OrNone(Instance((RunCache,), "a RunCache", "RunCache()")),
+    "labels": OrNone(Instance((Mapping,), "a mapping of column → label",
+                              "{'dataset': 'mine'}")),
+    "draws": OrNone(Integer(1, sample=8)),
+    "exhaustive": OrNone(Boolean()),
+})
 def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapping,
                  attack: Attack | str | Mapping | None = None,
                  defense: Defense | DefenseChain | str | Mapping | None = None,
@@ -329,6 +359,12 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     Returns
     -------
     ScenarioResult
+
+    Raises
+    ------
+    InputError
+        A parameter outside its declared constraint (:mod:`pluralguard.core.params`),
+        naming it, before anything runs.
     """
     cache = cache or _DEFAULT_CACHE
     truth = _population(population)

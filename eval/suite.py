@@ -76,10 +76,11 @@ Rules:
 * **Mechanisms** are run once on a probe — the first 40 agents of the suite's smallest
   dataset — so a misspelt parameter, a crash or an invalid outcome
   (:func:`~pluralguard.core.mechanism.check_outcome`) fails at load time, naming its key.
-* **Agent ids and group ranks** an attack names (``attackers``, ``victims``, ``group``,
-  ``groups``, ``count``, the shape of ``point``) are checked against every dataset the
-  attack runs on: ``attacks[1].attackers: id 99999 is out of range for dataset
-  'evs2017' (34 agents); …``.
+* **Agents** (``attackers``, ``victims``) are indices counted from 0 or agent names
+  (``attackers = ["AT", 5]``; one agent alone needs no list). They, and the group
+  ranks an attack names (``group``, ``groups``, ``count``, the shape of ``point``), are
+  checked against every dataset the attack runs on: ``attacks[1].attackers: id 99999 is
+  out of range for dataset 'evs2017' (34 agents); …``.
 * **The gate** (``[gate]``, ``[tolerances]``, ``[[limits]]``):
   :mod:`~pluralguard.eval.criteria`.
 * ``Suite.restrict`` (``--only KEY=VALUE[,…]``) runs a subset of the grid.
@@ -91,7 +92,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -105,6 +105,8 @@ from pluralguard.core.bounds import BoundPolicy, resolve_bounds
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism, check_outcome, mechanism_kinds
 from pluralguard.core.model import Population
+from pluralguard.core.numbers import parse_decimal, parse_integer
+from pluralguard.core.params import AgentIds, check
 from pluralguard.defenses import DEFENSES, DefenseChain, make_defense
 
 from .criteria import Criteria, parse_criteria
@@ -436,26 +438,27 @@ def _unique_labels(specs: Sequence[Any], key: str) -> None:
 
 
 # ------------------------------------------------------------ typed key=value
-_INT = re.compile(r"[-+]?\d+")
-_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf")
-
-
 def parse_value(text: str) -> Any:
-    """A command-line value: int, float (``inf`` too), boolean, ``a+b`` tuple, or string."""
-    if "+" in text.strip("+-") and not _FLOAT.fullmatch(text):
-        return tuple(parse_value(part) for part in text.split("+"))
-    low = text.lower()
+    """A command-line value: an integer, a number in plain decimal notation (``inf``
+    too; :mod:`~pluralguard.core.numbers`), a boolean (``true``/``false``), an ``a+b``
+    tuple, or else text (``0_1``, ``nan`` or ``maybe`` stay text, which a numeric or
+    boolean parameter then rejects, naming itself)."""
+    core = text.strip()
+    if "+" in core.strip("+-") and parse_decimal(core, allow_inf=True) is None:
+        return tuple(parse_value(part) for part in core.split("+"))
+    low = core.lower()
     if low in ("true", "false"):
         return low == "true"
-    if _INT.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(low):
-        return float(low)
-    return text
+    integer = parse_integer(core)
+    if integer is not None:
+        return integer
+    number = parse_decimal(core, allow_inf=True)
+    return core if number is None else number
 
 
 def parse_named(text: str, key: str) -> tuple[str, dict[str, Any]]:
-    """Parse ``NAME[,key=value...]`` (as ``--attack sybil,sybils=10,attackers=3+7``)."""
+    """Parse ``NAME[,key=value...]`` (as ``--attack sybil,sybils=10,attackers=3+7``);
+    a key given twice is an error (never the last one silently)."""
     name, *pairs = [part.strip() for part in text.split(",")]
     if not name:
         raise InputError(key, f"no name in {text!r}", "write NAME[,key=value...]")
@@ -465,6 +468,9 @@ def parse_named(text: str, key: str) -> tuple[str, dict[str, Any]]:
         if not sep or not k.strip() or not v.strip():
             raise InputError(key, f"{pair!r} is not key=value", "write NAME[,key=value...], "
                              "e.g. sybil,sybils=10,goal=capture")
+        if k.strip() in params:
+            raise InputError(key, f"{k.strip()!r} is given twice in {text!r}",
+                             "give each key once")
         params[k.strip()] = parse_value(v.strip())
     return name, params
 
@@ -695,14 +701,9 @@ def load_attack(entry: str | Mapping[str, Any], key: str = "attack",
     defaults = defaults or {}
     params = {k: _tuples(v) for k, v in
               {**defaults.get("default", {}), **defaults.get(name, {}), **params}.items()}
-    for ids in _ID_LISTS:  # one agent: attackers = 3 means (3,)
-        if isinstance(params.get(ids), int) and not isinstance(params[ids], bool):
-            params[ids] = (params[ids],)
-        value = params.get(ids)
-        if value is not None and not (isinstance(value, tuple) and all(
-                isinstance(i, int) and not isinstance(i, bool) for i in value)):
-            raise InputError(f"{key}.{ids}", f"{value!r} is not a list of agent ids",
-                             f"write e.g. {ids} = [3, 7] (agent indices, from 0)")
+    for ids in _ID_LISTS:  # one agent: attackers = 3 means (3,); names are agents too
+        if params.get(ids) is not None:
+            params[ids] = check(f"{key}.{ids}", params[ids], AgentIds())
     _try_build(make_attack, "attack", name, params, key)
     return AttackSpec(label, name, params, own, key)
 
@@ -857,6 +858,10 @@ def parse_suite(data: Mapping[str, Any], *, name: str = "suite", source: str = "
                 check_targets(attack, dataset)
     criteria = parse_criteria(data, suite._names())
     grid = suite.grid()
+    if not grid:
+        raise InputError("exclude", "leaves no grid point to run (every combination of "
+                         "the suite's datasets, mechanisms and defenses is excluded)",
+                         "remove or narrow the exclude patterns")
     for limit in criteria.limits:
         if not any(limit.matches(point.names) for point in grid):
             raise InputError(limit.key, "matches no grid point of the suite",
@@ -877,13 +882,18 @@ def check_targets(attack: AttackSpec, dataset: DatasetSpec) -> None:
     pop = dataset.population
     n, params = pop.n, attack.params
     where = f"for dataset {dataset.label!r} ({n} agents)"
-    skip = (f"exclude the pair (exclude = [{{dataset = \"{dataset.label}\", attack = "
+    skip = ("choose others" if attack.key.startswith("--") else
+            f"exclude the pair (exclude = [{{dataset = \"{dataset.label}\", attack = "
             f"\"{attack.label}\"}}])")
     for name in _ID_LISTS:
         for i in params.get(name) or ():
-            if not 0 <= i < n:
+            if isinstance(i, str) and i not in pop.agents:
+                raise InputError(f"{attack.key}.{name}", f"no agent is named {i!r} {where}",
+                                 f"pass agent names of the dataset or indices 0–{n - 1}, "
+                                 f"or {skip}")
+            if isinstance(i, int) and not 0 <= i < n:
                 raise InputError(f"{attack.key}.{name}", f"id {i} is out of range {where}",
-                                 f"pass agent indices 0–{n - 1}, or {skip}")
+                                 f"pass agent indices 0–{n - 1} or agent names, or {skip}")
     ranks = [("group", params.get("group"))] + [("groups", g) for g in
                                                 params.get("groups") or ()]
     for name, rank in ranks:
@@ -940,6 +950,16 @@ def _exclude(entries: Any, labels: Mapping[str, set[str]]) -> tuple[dict[str, st
     return tuple(dict(p) for p in entries)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; a key given twice is an error (TOML says so itself)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InputError(key, "is given twice in one table", "give each key once")
+        out[key] = value
+    return out
+
+
 def load_suite(path: str | Path | None = None) -> Suite:
     """Read and validate a suite file (``.toml``, or ``.json`` of the same structure).
 
@@ -962,10 +982,14 @@ def load_suite(path: str | Path | None = None) -> Suite:
         raise InputError(str(path), "no such suite file", "give the path of a suite .toml file")
     try:
         text = path.read_text("utf-8")
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        data = (json.loads(text, object_pairs_hook=_unique_keys) if path.suffix == ".json"
+                else tomllib.loads(text))
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(str(path), f"not a valid {path.suffix.lstrip('.') or 'TOML'} file "
                          f"({err})", "fix the syntax at that position") from None
+    except OSError as err:
+        raise InputError(str(path), f"cannot read the suite file ({err.strerror})",
+                         "check that it is readable (its permissions)") from None
     if not isinstance(data, dict):
         raise InputError(str(path), "not a table of suite keys", "see pluralguard run --help")
     return parse_suite(data, name=path.stem, source=str(path), base=path.parent)

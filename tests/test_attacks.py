@@ -73,7 +73,7 @@ def test_make_attack_mixes_recipe_threat_and_goal_fields() -> None:
     (lambda: make_attack("sybil", colour=1), "colour"),
     (lambda: make_attack("sybil", goal="conquer"), "goal"),
     (lambda: make_attack("protocol", mode="loud"), "mode"),
-    (lambda: make_attack("best_response", recipes="sybil"), "recipes"),
+    (lambda: make_attack("best_response", recipes="sybl"), "recipes"),
     (lambda: ThreatModel(attackers=(1,), fraction=0.1), "attackers"),
     (lambda: ThreatModel(fraction=1.5), "fraction"),
     (lambda: ThreatModel(count=0), "count"),

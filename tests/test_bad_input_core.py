@@ -421,7 +421,7 @@ def test_cli_datasets_export(tmp_path: Path, capsys) -> None:
     for argv, field in ((["blobs", "--out", str(tmp_path)], "path"),
                         (["blobs", "--out", str(tmp_path / "no" / "p.csv")], "path"),
                         (["pve_like", "--seed", "-1", "--out", str(tmp_path / "p.csv")],
-                         "seed")):
+                         "argument --seed")):
         assert main(["datasets", "export", *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"error: {field}: " in err

@@ -408,7 +408,8 @@ def test_attack_command_takes_plugin_mechanism_parameters(project, capsys):
     ('{name = "sybil", count = 34}', "attacks[0].count: 34 attackers"),
     ('{name = "sybil", goal = "capture", point = [[1, 2], [0.5, 0.5]]}',
      "attacks[0].point: is not a value system"),
-    ('{name = "exclude", attackers = ["a5"]}', "attacks[0].attackers: ('a5',) is not a list"),
+    ('{name = "exclude", attackers = ["a5"]}',
+     "attacks[0].attackers: no agent is named 'a5' for dataset 'evs2017'"),
 ])
 def test_typos_in_agent_ids_are_usage_errors_at_load(tmp_path, capsys, attack, needle):
     suite = tmp_path / "suite.toml"

@@ -177,14 +177,17 @@ def test_infinite_budgets_survive_the_csv_and_count_in_the_worst_case(
     worst = worst_case(frame).set_index(["mechanism", "attack", "defense"])["worst_case_loss"]
     # the ∞ budget (level 3) at seed 1 is the worst: 0.02 · 3 · 1.1 for stubborn, undefended
     assert worst[(AGREE, "stubborn", "none")] == pytest.approx(0.02 * 3 * 1.1)
-    # only infinite budgets (one mechanism, to stay fast): still plotted, nothing dropped
+    # only infinite budgets (one mechanism, to stay fast): nothing dropped, and with one
+    # budget per attack the report draws no curves and says so
     only_inf = synthetic()
     only_inf = only_inf[(only_inf["mechanism"] == AGREE)
                         & ((only_inf["attack"] == "none") | np.isinf(only_inf["budget"]))]
     text = write_report(_write(tmp_path, only_inf)).read_text(encoding="utf-8")
-    assert "* budgets: ∞" in text
+    assert "* budgets: ∞ (one per attack, so no security curves)" in text
+    assert "maximum over budgets (∞ included)" in text
     assert "| sybil | none | ∞ |" in text
-    assert len(list((tmp_path / FIGURES).glob("curves_*.png"))) == 1
+    assert "Every attack ran at a single budget here" in text
+    assert not list((tmp_path / FIGURES).glob("curves_*.png"))
 
 
 def test_mechanism_kinds_from_the_resolved_suite(tmp_path: Path) -> None:
@@ -372,8 +375,11 @@ def test_ranking_by_worst_case_over_attacks() -> None:
 def test_ranking_section_names_defenses_that_never_help(report_dir: Path) -> None:
     text = (report_dir / "report.md").read_text(encoding="utf-8")
     section = text[text.index("## 4."):text.index("## 5.")]
-    assert section.count("Never helps: `noop`.") == 2  # one per mechanism
-    assert "Never helps in any of the 2 dataset × mechanism combinations: `noop`." in section
+    # noop's runs equal the undefended ones: it has no effect (rather than "never helps")
+    assert section.count("No effect on this mechanism (every run equals the undefended "
+                         "one): `noop`.") == 2
+    assert "No effect in any of the 2 dataset × mechanism combinations: `noop`." in section
+    assert "Never helps" not in section
     # clip halves every loss: ranked first, clean cost 0.01 beside it, helps 2/2
     assert "| 1 | clip | 0.033 | stubborn | 0.01 | 2/2 |" in section
     assert "| 2 | none | 0.066 | stubborn | 0 | — |" in section
@@ -415,3 +421,21 @@ def test_security_curves_are_the_envelope_over_smaller_budgets() -> None:
     assert table["utility_loss_p90_mean"].tolist() == [0.02, 0.05, 0.05]
     assert table["capture_mean"].tolist() == [0.3, 0.3, 0.4]
     assert _flags(pd.DataFrame(rows))["non_monotone"].raised
+
+
+def test_never_helps_is_judged_on_the_attacks_a_defense_targets() -> None:
+    """``aimed`` targets attack a and lowers only b's worst case: it never helps (against
+    what it is for). ``elsewhere`` targets a recipe that did not run: not judged."""
+    losses = {"none": {"a": 0.3, "b": 0.3}, "aimed": {"a": 0.3, "b": 0.1},
+              "elsewhere": {"a": 0.1, "b": 0.1}}
+    rows = [_row(attack=attack, defense=defense, utility_loss_p90=loss, recipe=attack)
+            for defense, per in losses.items() for attack, loss in per.items()]
+    targets = {"none": [], "aimed": ["a"], "elsewhere": ["stubborn"]}
+    ranking = rank_defenses(pd.DataFrame(rows), targets=targets).set_index("defense")
+    assert bool(ranking.loc["aimed", "never_helps"]) is True
+    assert ranking.loc["aimed", ["attacks_helped", "targeted_compared"]].tolist() == [1, 1]
+    assert pd.isna(ranking.loc["elsewhere", "never_helps"])
+    assert ranking.loc["elsewhere", "targeted_compared"] == 0
+    # without targets every attack judges: both help against something
+    plain = rank_defenses(pd.DataFrame(rows)).set_index("defense")
+    assert not plain.loc["aimed", "never_helps"] and not plain.loc["elsewhere", "never_helps"]
