@@ -26,7 +26,7 @@ def moved(pop: Population, rng: np.random.Generator, agents: int, sybils: int) -
         gx[a] *= rng.uniform(0.5, 1.5)
     out = pop.replace(X=X, W=W, gamma_x=gx, gamma_w=gw)
     if sybils:
-        idx = rng.integers(0, pop.n, sybils)
+        idx = rng.choice(pop.n, sybils, replace=False)  # names must stay unique
         extra = pop.subset(idx).replace(agents=[f"sybil{s}" for s in range(sybils)])
         out = out.append(extra)
     return out
