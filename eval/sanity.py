@@ -50,6 +50,8 @@ NONE = "none"
 ADAPTIVE = "best_response"
 #: Absolute tolerance of every comparison.
 TOL = 1e-9
+#: Standard errors within which a randomized run's comparison counts as sampling noise.
+NOISE_SIGMAS = 2.0
 #: Share of the exhaustive optimum below which an attack is flagged.
 EXHAUSTIVE_SHARE = 0.95
 #: Metrics that show an attack had any effect (named in the zero-gain finding).
@@ -212,7 +214,18 @@ def _attacked(results: pd.DataFrame) -> pd.DataFrame:
     frame = results[results["attack"].astype(str) != NONE].copy()
     frame["_measure"] = goal_measure(frame)
     frame["_recipe"] = _recipe(frame)
+    frame["_noise"] = sampling_margin(frame)
     return frame
+
+
+def sampling_margin(results: pd.DataFrame) -> pd.Series:
+    """How far a row's ``goal_measure`` may sit from its expectation by chance: 0 for a
+    deterministic run; for a run averaged over K draws of a randomized defense,
+    :data:`NOISE_SIGMAS` standard errors (sd over draws / √K). The attack planned on
+    other draws than the evaluation's, so a comparison within this margin is noise."""
+    draws = _numeric(results, "draws").fillna(1.0)
+    sd = _numeric(results, "goal_measure_draw_sd").fillna(0.0)
+    return NOISE_SIGMAS * sd / np.sqrt(draws.clip(lower=1.0))
 
 
 # ---------------------------------------------------------------------- checks
@@ -257,15 +270,20 @@ def below_truth(results: pd.DataFrame) -> Flag:
     known = attacked["_measure"].notna()
     if not known.any():
         return _flag("below_truth", False, "Not checked: no attacked run has a goal measure.")
-    bad = attacked[known & (attacked["_measure"] < -TOL)]
+    below = known & (attacked["_measure"] < -TOL)
+    bad = attacked[below & (attacked["_measure"] < -TOL - attacked["_noise"])]
+    noise = int(below.sum()) - len(bad)
+    note = (f" {noise} runs against randomized defenses sit below 0 within "
+            f"{NOISE_SIGMAS:g} standard errors of their draws (sampling noise: the attack "
+            "planned on other draws than the evaluation's)." if noise else "")
     if bad.empty:
         return _flag("below_truth", False,
                      f"In all {int(known.sum())} attacked runs the attack served its goal at "
-                     "least as well as telling the truth.")
+                     "least as well as telling the truth." + note)
     rows = bad[[*IDENTITY, "goal"]].assign(goal_measure=bad["_measure"])
     return _flag("below_truth", True,
                  f"{len(bad)} of {int(known.sum())} attacked runs did worse on their own goal "
-                 "than telling the truth (goal_measure < 0).", rows)
+                 "than telling the truth (goal_measure < 0)." + note, rows)
 
 
 def non_monotone(results: pd.DataFrame) -> Flag:
@@ -307,15 +325,16 @@ def adaptive_beaten(results: pd.DataFrame) -> Flag:
     if adaptive.empty:
         return _flag("adaptive_beaten", False, f"Not checked: no `{ADAPTIVE}` runs.")
     key = _same_scene(attacked)
-    pairs = adaptive[[*key, "attack", "_measure"]].merge(
-        fixed[[*key, "attack", "_measure"]], on=key, suffixes=("", "_fixed"))
+    pairs = adaptive[[*key, "attack", "_measure", "_noise"]].merge(
+        fixed[[*key, "attack", "_measure", "_noise"]], on=key, suffixes=("", "_fixed"))
     compared = len(pairs[[*key, "attack"]].drop_duplicates())
     if not compared:
         return _flag("adaptive_beaten", False,
                      "Not checked: no fixed recipe shares its goal, dataset, mechanism, "
                      f"defense, budget and seed with a `{ADAPTIVE}` run.")
     mine, theirs = pairs["_measure"], pairs["_measure_fixed"]
-    ahead = pairs[(theirs > mine + TOL) | (mine.isna() & theirs.notna())]
+    margin = np.hypot(pairs["_noise"], pairs["_noise_fixed"])  # 0 unless randomized
+    ahead = pairs[(theirs > mine + TOL + margin) | (mine.isna() & theirs.notna())]
     if ahead.empty:
         return _flag("adaptive_beaten", False,
                      f"In all {compared} `{ADAPTIVE}` runs with a fixed recipe of the same "

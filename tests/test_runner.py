@@ -274,3 +274,15 @@ def test_nondeterminism_is_flagged(tmp_path):
     assert flag["raised"] is True and flag["checked"] == 1
     assert flag["details"][0]["attack"] == "sybil"
     assert "utility_loss_mean" in flag["details"][0]["columns"]
+
+
+def test_randomized_rows_are_judged_within_their_sampling_noise():
+    """Against a randomized defense the attack plans on other draws than the
+    evaluation's: a mean below 0 by less than two standard errors is noise."""
+    noisy = _row("sybil", goal="capture", capture=-0.01, draws=8,
+                 goal_measure_draw_sd=0.05)
+    flags = {f.name: f for f in sanity.check(pd.DataFrame([noisy]))}
+    assert not flags["below_truth"].raised
+    assert "1 runs against randomized defenses sit below 0" in flags["below_truth"].finding
+    far = dict(noisy, capture=-0.2)  # 0.2 > 2 · 0.05 / √8
+    assert {f.name: f for f in sanity.check(pd.DataFrame([far]))}["below_truth"].raised
