@@ -238,53 +238,6 @@ def _union(parent: np.ndarray, size: np.ndarray, nxt: np.ndarray, tail: np.ndarr
 
 
 @jit
-def _walk(ei: np.ndarray, ej: np.ndarray, pos: int, parent: np.ndarray, size: np.ndarray,
-          nxt: np.ndarray, tail: np.ndarray, fhead: np.ndarray, ftail: np.ndarray,
-          fnext: np.ndarray, fpart: np.ndarray, fcount: np.ndarray, label: np.ndarray,
-          witness_x: np.ndarray, witness_w: np.ndarray, proven: np.ndarray,
-          cert_x: np.ndarray, cert_w: np.ndarray, tree: np.ndarray,
-          counts: np.ndarray) -> int:
-    """Visit edges from ``pos``; return the first one that needs a decision.
-
-    Edges inside a group, and edges between groups already found infeasible
-    together, are skipped. Edges between two groups that carry the same
-    non-negative ``label`` L are merged on the spot: every member of such a union
-    accepts the point (``cert_x[L]``, ``cert_w[L]``) with the proof margin (see
-    :mod:`~pluralguard.core.incremental`), which becomes the group's known point.
-    ``counts[0]`` counts the accepted links, recorded in ``tree``.
-    """
-    while pos < ei.size:
-        a = _find(parent, ei[pos])
-        b = _find(parent, ej[pos])
-        if a != b and not _failed(parent, fhead, fnext, fpart, fcount, a, b):
-            if label[a] >= 0 and label[a] == label[b]:
-                _certified(parent, size, nxt, tail, fhead, ftail, fnext, fcount, label,
-                           witness_x, witness_w, proven, cert_x, cert_w, tree, counts, a, b,
-                           ei[pos], ej[pos])
-            else:
-                return pos
-        pos += 1
-    return pos
-
-
-@jit
-def _certified(parent: np.ndarray, size: np.ndarray, nxt: np.ndarray, tail: np.ndarray,
-               fhead: np.ndarray, ftail: np.ndarray, fnext: np.ndarray, fcount: np.ndarray,
-               label: np.ndarray, witness_x: np.ndarray, witness_w: np.ndarray,
-               proven: np.ndarray, cert_x: np.ndarray, cert_w: np.ndarray, tree: np.ndarray,
-               counts: np.ndarray, a: int, b: int, i: int, j: int) -> None:
-    """Merge two groups with the same label along edge (i, j) (see :func:`_walk`)."""
-    mark = label[a]
-    root = _union(parent, size, nxt, tail, fhead, ftail, fnext, fcount, a, b)
-    witness_x[root] = cert_x[mark]
-    witness_w[root] = cert_w[mark]
-    proven[root] = True
-    tree[counts[0], 0] = i
-    tree[counts[0], 1] = j
-    counts[0] += 1
-
-
-@jit
 def _members(nxt: np.ndarray, root: int, count: int) -> np.ndarray:
     out = np.empty(count, dtype=np.int64)
     i = root
@@ -303,98 +256,166 @@ def _roots(parent: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _margin_loop(points: np.ndarray, radii: np.ndarray, idx: np.ndarray,
-                 x: np.ndarray) -> float:
-    """min over members of r_i − ‖x − c_i‖ (∞ without finite radii)."""
-    best = np.inf
-    for t in range(idx.size):
-        i = idx[t]
-        if radii[i] == np.inf:
-            continue
-        s = 0.0
-        for d in range(x.size):
-            u = x[d] - points[i, d]
-            s += u * u
-        gap = radii[i] - np.sqrt(s)
-        if gap < best:
-            best = gap
-    return best
-
-
-def _margin_numpy(points: np.ndarray, radii: np.ndarray, idx: np.ndarray,
-                  x: np.ndarray) -> float:
-    r = radii[idx]
-    finite = np.isfinite(r)
-    if not finite.any():
-        return np.inf
-    d = points[idx[finite]] - x
-    return float((r[finite] - np.sqrt(np.einsum("ij,ij->i", d, d))).min())
+def _lens(wa: np.ndarray, wb: np.ndarray, sa: float, sb: float,
+          point: np.ndarray) -> float:
+    """The largest ball inside B(wa, sa) ∩ B(wb, sb): its centre to ``point``, its radius
+    returned (−∞ if the balls miss each other)."""
+    if sa == np.inf:
+        point[:] = wb
+        return sb
+    if sb == np.inf:
+        point[:] = wa
+        return sa
+    d = np.sqrt(((wa - wb) ** 2).sum())
+    if sb <= sa - d:  # B(wb, sb) inside B(wa, sa)
+        point[:] = wb
+        return sb
+    if sa <= sb - d:
+        point[:] = wa
+        return sa
+    rho = 0.5 * (sa + sb - d)
+    if rho < 0 or d == 0.0:
+        return -np.inf
+    point[:] = wa + ((sa - rho) / d) * (wb - wa)
+    return rho
 
 
 @jit
-def _segment_loop(points: np.ndarray, radii: np.ndarray, idx: np.ndarray, p0: np.ndarray,
-                  p1: np.ndarray, margin: float) -> tuple[float, float]:
-    """Interval of t ∈ [0, 1] with ‖p0 + t(p1 − p0) − c_i‖ ≤ r_i − margin for all i."""
-    a = 0.0
-    for d in range(p0.size):
-        u = p1[d] - p0[d]
-        a += u * u
+def _slack_at(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, root: int, count: int,
+              x: np.ndarray) -> float:
+    """min over the members of a group of r_i − ‖x − c_i‖ (∞ without finite radii)."""
+    best = np.inf
+    i = root
+    for _ in range(count):
+        if radii[i] != np.inf:
+            acc = 0.0
+            for d in range(x.size):
+                u = x[d] - points[i, d]
+                acc += u * u
+            gap = radii[i] - np.sqrt(acc)
+            if gap < best:
+                best = gap
+        i = nxt[i]
+    return best
+
+
+@jit
+def _part_proof(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, size: np.ndarray,
+                witness: np.ndarray, slack: np.ndarray, a: int, b: int, margin: float,
+                point: np.ndarray) -> float:
+    """Cheap tests 1–2 (module doc) for one part of groups a (the larger) and b: a
+    common point of their balls (to ``point``) and a lower bound on its slack, or −∞.
+
+    Every group carries a known point and a lower bound on its slack, the smallest
+    r_i − ‖x − c_i‖ over its members: the ball of that radius around the point lies
+    inside all their balls. (0) If the two groups' balls overlap enough, the largest
+    ball in their lens proves the union (constant time); (1) the larger group's point
+    may lie inside every ball of the smaller group; (2) a point of the segment between
+    the two known points may lie inside every ball of the union.
+    """
+    wa, wb = witness[a], witness[b]
+    if slack[a] >= margin and slack[b] >= margin:
+        rho = _lens(wa, wb, slack[a], slack[b], point)
+        if rho >= margin:
+            return rho
+    if slack[a] >= margin:
+        inner = _slack_at(points, radii, nxt, b, size[b], wa)
+        if inner >= margin:
+            point[:] = wa
+            return min(inner, slack[a])
+    delta = wb - wa
+    aa = (delta * delta).sum()
     lo, hi = 0.0, 1.0
-    for t in range(idx.size):
-        i = idx[t]
-        if radii[i] == np.inf:
-            continue
-        r = radii[i] - margin
-        if r < 0:
-            return 1.0, 0.0
-        b, c = 0.0, 0.0
-        for d in range(p0.size):
-            off = p0[d] - points[i, d]
-            b += off * (p1[d] - p0[d])
-            c += off * off
-        c -= r * r
-        if a <= 1e-300:
-            if c > 0:
-                return 1.0, 0.0
-            continue
-        disc = b * b - a * c
-        if disc < 0:
-            return 1.0, 0.0
-        root = np.sqrt(disc)
-        lo = max(lo, (-b - root) / a)
-        hi = min(hi, (-b + root) / a)
-        if lo > hi:
-            return lo, hi
-    return lo, hi
+    for root in (a, b):
+        i = root
+        for _ in range(size[root]):
+            if radii[i] != np.inf:
+                r = radii[i] - margin
+                if r < 0:
+                    return -np.inf
+                off = wa - points[i]
+                bb = (off * delta).sum()
+                cc = (off * off).sum() - r * r
+                if aa <= 1e-300:
+                    if cc > 0:
+                        return -np.inf
+                else:
+                    disc = bb * bb - aa * cc
+                    if disc < 0:
+                        return -np.inf
+                    root_ = np.sqrt(disc)
+                    lo = max(lo, (-bb - root_) / aa)
+                    hi = min(hi, (-bb + root_) / aa)
+                    if lo > hi:
+                        return -np.inf
+            i = nxt[i]
+    point[:] = wa + (0.5 * (lo + hi)) * delta
+    found = min(_slack_at(points, radii, nxt, a, size[a], point),
+                _slack_at(points, radii, nxt, b, size[b], point))
+    return found if found >= margin else -np.inf
 
 
-def _segment_numpy(points: np.ndarray, radii: np.ndarray, idx: np.ndarray, p0: np.ndarray,
-                   p1: np.ndarray, margin: float) -> tuple[float, float]:
-    r = radii[idx]
-    finite = np.isfinite(r)
-    r = r[finite] - margin
-    if (r < 0).any():
-        return 1.0, 0.0
-    delta = p1 - p0
-    a = float(delta @ delta)
-    off = p0[None, :] - points[idx[finite]]
-    b = off @ delta
-    c = np.einsum("ij,ij->i", off, off) - r * r
-    if a <= 1e-300:
-        return (0.0, 1.0) if (c <= 0).all() else (1.0, 0.0)
-    disc = b * b - a * c
-    if (disc < 0).any():
-        return 1.0, 0.0
-    root = np.sqrt(disc)
-    lo = max(0.0, float(((-b - root) / a).max(initial=-np.inf)))
-    hi = min(1.0, float(((-b + root) / a).min(initial=np.inf)))
-    return lo, hi
+@jit
+def _walk(ei: np.ndarray, ej: np.ndarray, pos: int, parent: np.ndarray, size: np.ndarray,
+          nxt: np.ndarray, tail: np.ndarray, fhead: np.ndarray, ftail: np.ndarray,
+          fnext: np.ndarray, fpart: np.ndarray, fcount: np.ndarray, label: np.ndarray,
+          witness_x: np.ndarray, witness_w: np.ndarray, slack: np.ndarray,
+          cert_x: np.ndarray, cert_w: np.ndarray, cert_slack: np.ndarray, tree: np.ndarray,
+          counts: np.ndarray, points_x: np.ndarray, points_w: np.ndarray,
+          radii_x: np.ndarray, radii_w: np.ndarray, margin: float) -> int:
+    """Visit edges from ``pos``; return the first one that needs a decision in Python.
+
+    Edges inside a group, and edges between groups already found infeasible
+    together, are skipped. Edges between two groups that carry the same
+    non-negative ``label`` L are merged on the spot: every member of such a union
+    accepts the point (``cert_x[L]``, ``cert_w[L]``) with slack ``cert_slack[:, L]``
+    (see :mod:`~pluralguard.core.incremental`), which becomes the group's known point.
+    Between two unlabelled groups (label −1) the cheap feasibility proofs run here
+    (:func:`_part_proof`), and a proven union is merged. ``counts[0]`` counts the
+    accepted links, recorded in ``tree``.
+    """
+    point_x, point_w = np.empty(points_x.shape[1]), np.empty(points_w.shape[1])
+    while pos < ei.size:
+        a = _find(parent, ei[pos])
+        b = _find(parent, ej[pos])
+        if a != b and not _failed(parent, fhead, fnext, fpart, fcount, a, b):
+            if label[a] >= 0 and label[a] == label[b]:
+                mark = label[a]
+                root = _union(parent, size, nxt, tail, fhead, ftail, fnext, fcount, a, b)
+                witness_x[root] = cert_x[mark]
+                witness_w[root] = cert_w[mark]
+                slack[0, root] = cert_slack[0, mark]
+                slack[1, root] = cert_slack[1, mark]
+            elif label[a] == -1 and label[b] == -1:
+                big, small = (a, b) if size[a] >= size[b] else (b, a)
+                sx = _part_proof(points_x, radii_x, nxt, size, witness_x, slack[0], big,
+                                 small, margin, point_x)
+                if sx < margin:
+                    return pos
+                sw = _part_proof(points_w, radii_w, nxt, size, witness_w, slack[1], big,
+                                 small, margin, point_w)
+                if sw < margin:
+                    return pos
+                root = _union(parent, size, nxt, tail, fhead, ftail, fnext, fcount, a, b)
+                witness_x[root] = point_x
+                witness_w[root] = point_w
+                slack[0, root] = sx
+                slack[1, root] = sw
+            else:
+                return pos
+            tree[counts[0], 0] = ei[pos]
+            tree[counts[0], 1] = ej[pos]
+            counts[0] += 1
+        pos += 1
+    return pos
 
 
 @jit
 def _disjoint_loop(points: np.ndarray, radii: np.ndarray, ma: np.ndarray, mb: np.ndarray,
                    margin: float) -> tuple[int, int]:
-    """A pair i ∈ A, j ∈ B with ‖c_i − c_j‖ > r_i + r_j + margin, else (−1, −1)."""
+    """The pair i ∈ A, j ∈ B whose balls are farthest apart, if ‖c_i − c_j‖ > r_i + r_j +
+    margin, else (−1, −1) (the widest gap makes the most robust certificate)."""
+    best, bi, bj = margin, -1, -1
     for s in range(ma.size):
         i = ma[s]
         if radii[i] == np.inf:
@@ -403,28 +424,87 @@ def _disjoint_loop(points: np.ndarray, radii: np.ndarray, ma: np.ndarray, mb: np
             j = mb[t]
             if radii[j] == np.inf:
                 continue
-            reach = radii[i] + radii[j] + margin
             acc = 0.0
             for d in range(points.shape[1]):
                 u = points[i, d] - points[j, d]
                 acc += u * u
-            if acc > reach * reach:
-                return i, j
-    return -1, -1
+            gap = np.sqrt(acc) - radii[i] - radii[j]
+            if gap > best:
+                best, bi, bj = gap, i, j
+    return bi, bj
+
+
+# ------------------------------------------------------------------ Python paths
+def _slack_numpy(points: np.ndarray, radii: np.ndarray, idx: np.ndarray,
+                 x: np.ndarray) -> float:
+    """min over ``idx`` of r_i − ‖x − c_i‖ (∞ without finite radii)."""
+    r = radii[idx]
+    finite = np.isfinite(r)
+    if not finite.any():
+        return np.inf
+    d = points[idx[finite]] - x
+    return float((r[finite] - np.sqrt(np.einsum("ij,ij->i", d, d))).min())
+
+
+def _part_proof_numpy(points: np.ndarray, radii: np.ndarray, ma: np.ndarray,
+                      mb: np.ndarray, wa: np.ndarray, wb: np.ndarray, sa: float, sb: float,
+                      margin: float) -> tuple[np.ndarray | None, float]:
+    """:func:`_part_proof` vectorised: (point, slack) or (None, −∞)."""
+    if sa >= margin and sb >= margin:
+        point = np.empty_like(wa)
+        rho = pick(_lens)(wa, wb, sa, sb, point)
+        if rho >= margin:
+            return point, rho
+    if sa >= margin:
+        inner = _slack_numpy(points, radii, mb, wa)
+        if inner >= margin:
+            return wa.copy(), min(inner, sa)
+    idx = np.concatenate([ma, mb])
+    r = radii[idx]
+    finite = np.isfinite(r)
+    r = r[finite] - margin
+    if (r < 0).any():
+        return None, -np.inf
+    delta = wb - wa
+    a = float(delta @ delta)
+    off = wa[None, :] - points[idx[finite]]
+    b = off @ delta
+    c = np.einsum("ij,ij->i", off, off) - r * r
+    if a <= 1e-300:
+        if (c > 0).any():
+            return None, -np.inf
+        lo, hi = 0.0, 1.0
+    else:
+        disc = b * b - a * c
+        if (disc < 0).any():
+            return None, -np.inf
+        root = np.sqrt(disc)
+        lo = max(0.0, float(((-b - root) / a).max(initial=-np.inf)))
+        hi = min(1.0, float(((-b + root) / a).min(initial=np.inf)))
+    if lo > hi:
+        return None, -np.inf
+    point = wa + (0.5 * (lo + hi)) * delta
+    found = _slack_numpy(points, radii, idx, point)
+    return (point, found) if found >= margin else (None, -np.inf)
 
 
 def _disjoint_numpy(points: np.ndarray, radii: np.ndarray, ma: np.ndarray, mb: np.ndarray,
                     margin: float) -> tuple[int, int]:
     dist = np.sqrt(((points[ma][:, None, :] - points[mb][None, :, :]) ** 2).sum(-1))
     with np.errstate(invalid="ignore"):
-        gap = dist - radii[ma][:, None] - radii[mb][None, :] - margin
-    hit = np.argwhere(gap > 0)
-    if hit.size == 0:
+        gap = np.nan_to_num(dist - radii[ma][:, None] - radii[mb][None, :], nan=-np.inf,
+                            neginf=-np.inf)
+    s, t = np.unravel_index(int(np.argmax(gap)), gap.shape)
+    if not gap[s, t] > margin:
         return -1, -1
-    return int(ma[hit[0, 0]]), int(mb[hit[0, 1]])
+    return int(ma[s]), int(mb[t])
 
 
 # ------------------------------------------------------------------ the merge rule
+#: A merge decision: the union's known point per part and lower bounds on its slack.
+Found = tuple[np.ndarray, np.ndarray, float, float]
+
+
 class Merger:
     """State of the feasible agglomeration: union–find with group witnesses.
 
@@ -438,7 +518,7 @@ class Merger:
     weights : ndarray, shape (n,)
         Utility weights (the canonical check projects the union's weighted mean).
     k, m : int
-    order : ndarray of int, shape (n,), optional
+    order : ndarray, shape (n,), optional
         Rank of each agent in the canonical order of the canonical check (default:
         index order).
     tol : float
@@ -465,15 +545,17 @@ class Merger:
         self.fnext = np.full(64, -1, dtype=np.int64)
         self.fpart = np.zeros(64, dtype=np.int64)
         self.n_fail = 0
-        # each group's known common point, and whether it proves the group feasible
-        # with the margin (true for singletons: a centre is inside its own ball)
+        # each group's known common point, and per part a lower bound on its slack
+        # (a singleton's centre has its whole radius)
         self.witness = (self.points[0].copy(), self.points[1].copy())
-        self.proven = np.ones(n, dtype=bool)
+        self.slack = np.stack(self.radii).copy()
         # certified merges (incremental re-solves): groups with the same label L >= 0
-        # merge without a check, their members all accepting point L of ``cert``
+        # merge without a check, their members all accepting point L of ``cert`` with
+        # slack ``cert_slack[:, L]``
         self.label = np.full(n, -1, dtype=np.int64)
         self.cert = (np.zeros((0, self.points[0].shape[1])),
                      np.zeros((0, self.points[1].shape[1])))
+        self.cert_slack = np.zeros((2, 0))
         self.tree = np.zeros((max(n - 1, 0), 2), dtype=np.int64)
         self.counts = np.zeros(1, dtype=np.int64)
         self.rejected = 0
@@ -490,13 +572,12 @@ class Merger:
     def roots(self) -> np.ndarray:
         return pick(_roots)(self.parent)
 
-    def merge(self, a: int, b: int, i: int, j: int, x: np.ndarray, w: np.ndarray,
-              proven: bool) -> int:
-        """Merge groups a and b along edge (i, j); (x, w) becomes their known point."""
+    def merge(self, a: int, b: int, i: int, j: int, found: Found) -> int:
+        """Merge groups a and b along edge (i, j) with the union's known point."""
         root = int(pick(_union)(self.parent, self.size, self.nxt, self.tail, self.fhead,
                                 self.ftail, self.fnext, self.fcount, a, b))
-        self.witness[0][root], self.witness[1][root] = x, w
-        self.proven[root] = proven
+        self.witness[0][root], self.witness[1][root] = found[0], found[1]
+        self.slack[:, root] = found[2], found[3]
         self.tree[self.counts[0]] = (i, j)
         self.counts[0] += 1
         return root
@@ -520,64 +601,49 @@ class Merger:
         self.rejected += 1
 
     # ---------------------------------------------------------------- checks
-    def _margin(self, part: int, idx: np.ndarray, x: np.ndarray) -> float:
-        f = _margin_loop if kernels.COMPILED else _margin_numpy
-        return float(f(self.points[part], self.radii[part], idx, x))
-
-    def prove(self, a: int, b: int, ma: np.ndarray, mb: np.ndarray
-              ) -> tuple[bool | None, tuple[np.ndarray, np.ndarray] | None]:
-        """Cheap tests 1–3 (module doc): (True, point), (False, None) or (None, None)."""
+    def prove(self, a: int, b: int, ma: np.ndarray, mb: np.ndarray, cheap: bool = True
+              ) -> Found | bool | None:
+        """Tests 1–3 (module doc; 1–2 only if ``cheap``) on groups a (the larger) and b:
+        the union's point (proven), False (a disjoint pair) or None (undecided)."""
         eta = PROOF_MARGIN
-        wa = (self.witness[0][a], self.witness[1][a])
-        if self.proven[a] and self._margin(0, mb, wa[0]) >= eta \
-                and self._margin(1, mb, wa[1]) >= eta:
-            return True, (wa[0].copy(), wa[1].copy())
-        wb = (self.witness[0][b], self.witness[1][b])
-        idx = np.concatenate([ma, mb])
-        segment = _segment_loop if kernels.COMPILED else _segment_numpy
-        lo, hi = 0.0, 1.0
-        for part in (0, 1):
-            plo, phi = segment(self.points[part], self.radii[part], idx, wa[part], wb[part],
-                               eta)
-            lo, hi = max(lo, plo), min(hi, phi)
-            if lo > hi:
-                break
-        if lo <= hi:
-            t = 0.5 * (lo + hi)
-            point = (wa[0] + t * (wb[0] - wa[0]), wa[1] + t * (wb[1] - wa[1]))
-            if min(self._margin(0, idx, point[0]), self._margin(1, idx, point[1])) >= eta:
-                return True, point
+        if cheap:
+            parts = []
+            for part in (0, 1):
+                w = self.witness[part]
+                parts.append(_part_proof_numpy(self.points[part], self.radii[part], ma, mb,
+                                               w[a], w[b], float(self.slack[part, a]),
+                                               float(self.slack[part, b]), eta))
+                if parts[-1][0] is None:
+                    break
+            else:
+                return parts[0][0], parts[1][0], parts[0][1], parts[1][1]
         if ma.size * mb.size <= PAIRWISE_TEST_MAX:
             disjoint = _disjoint_loop if kernels.COMPILED else _disjoint_numpy
             for part in (0, 1):
                 i, j = disjoint(self.points[part], self.radii[part], ma, mb, eta)
                 if i >= 0:
                     self.conflicts.append(Conflict(part, "pair", np.array([i, j])))
-                    return False, None
-        return None, None
+                    return False
+        return None
 
-    def canonical(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    def canonical(self, idx: np.ndarray) -> Found | None:
         """The canonical check of the union ``idx`` (module doc): None if the balls have
-        no common point, else a common point and whether it proves so with the margin.
+        no common point, else a common point and its slack per part.
 
         Members are taken in :attr:`order`, so the answer depends on the set alone. Per
-        part, the union's weighted mean is first projected onto the balls shrunk to
-        γ + τ/4: a point found there lies τ/4 inside every ball, a known point later
-        checks can rely on. Only if there is none does the projection onto the balls
-        themselves decide.
+        part, the projection of the union's weighted mean onto the balls decides; a
+        point found there lies on the boundary of some, so the projection is repeated
+        onto the balls shrunk to γ + τ/4 (from the same multipliers, a step or two): a
+        point found there lies τ/4 inside every ball, a known point later checks can
+        rely on.
         """
         idx = idx[np.argsort(self.order[idx], kind="stable")]
         w = self.weights[idx] / self.weights[idx].sum()
         found: list[np.ndarray] = []
-        proven, settled = True, True
+        settled = True
         for part, project in ((0, project_box), (1, project_simplex)):
             anchors = self.points[part][idx]
             c = w @ anchors
-            inner = project_intersection(c, anchors, self.gamma[part][idx] + self.tol / 4,
-                                         project, tol=SOLVE_TOL)
-            if inner.status == FEASIBLE:
-                found.append(inner.x)
-                continue
             radii = self.radii[part][idx]
             p = project_intersection(c, anchors, radii, project, tol=SOLVE_TOL)
             if p.status == INFEASIBLE:
@@ -590,30 +656,39 @@ class Merger:
                 self.conflicts.append(Conflict(part, "dual", idx[used], p.multipliers[used],
                                                c))
                 return None
-            found.append(p.x)
-            proven = False
             settled &= p.status == FEASIBLE
-        if settled:
-            return found[0], found[1], proven
-        self.exact_checks += 1
-        k, m = self.k, self.m
-        sol = solve_group(self.points[0][idx].reshape(-1, k, m), self.points[1][idx],
-                          self.weights[idx], self.radii[0][idx], self.radii[1][idx],
-                          inflate=SOLVE_TOL / 2, tol=SOLVE_TOL)
-        if not sol.feasible:
-            return None
-        return sol.X.ravel(), sol.W, False
+            point = p.x
+            if p.multipliers.any():  # on the boundary of some balls: move inside
+                inner = project_intersection(c, anchors,
+                                             self.gamma[part][idx] + self.tol / 4, project,
+                                             tol=SOLVE_TOL, warm=p.multipliers)
+                if inner.status == FEASIBLE:
+                    point = inner.x
+            found.append(point)
+        if not settled:
+            self.exact_checks += 1
+            k, m = self.k, self.m
+            sol = solve_group(self.points[0][idx].reshape(-1, k, m), self.points[1][idx],
+                              self.weights[idx], self.radii[0][idx], self.radii[1][idx],
+                              inflate=SOLVE_TOL / 2, tol=SOLVE_TOL)
+            if not sol.feasible:
+                return None
+            found = [sol.X.ravel(), sol.W]
+        return (found[0], found[1], _slack_numpy(self.points[0], self.radii[0], idx, found[0]),
+                _slack_numpy(self.points[1], self.radii[1], idx, found[1]))
 
-    def decide(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray, bool] | None:
-        """Whether groups a and b (roots) can merge: (point, proven) or None."""
+    def decide(self, a: int, b: int) -> Found | None:
+        """Whether groups a and b (roots) can merge: the union's point, or None."""
         if self.size[a] < self.size[b]:
             a, b = b, a
+        # the compiled walk already tried tests 1–2 between unlabelled groups
+        tried = kernels.COMPILED and self.label[a] == -1 and self.label[b] == -1
         ma, mb = self.members(a), self.members(b)
-        verdict, point = self.prove(a, b, ma, mb)
-        if verdict is True:
-            return point[0], point[1], True
+        verdict = self.prove(a, b, ma, mb, cheap=not tried)
         if verdict is False:
             return None
+        if verdict is not None:
+            return verdict
         return self.canonical(np.concatenate([ma, mb]))
 
     def merged(self, a: int, b: int, root: int) -> None:
@@ -629,26 +704,27 @@ class Merger:
             if found is None:
                 self.reject(a, b)
             else:
-                self.merged(a, b, self.merge(a, b, i, j, *found))
+                self.merged(a, b, self.merge(a, b, i, j, found))
 
     def _visits(self, ei: np.ndarray, ej: np.ndarray) -> Iterator[int]:
         """Positions of the edges that need a decision, in order (the state may change
         between two of them)."""
-        args = (self.parent, self.size, self.nxt, self.tail, self.fhead, self.ftail,
-                self.fnext, self.fpart, self.fcount, self.label, self.witness[0],
-                self.witness[1], self.proven, self.cert[0], self.cert[1], self.tree,
-                self.counts)
         if kernels.COMPILED:
             pos = 0
-            while True:
-                pos = int(_walk(ei, ej, pos, *args))
+            while True:  # the arrays are read anew: rejections may have grown some
+                pos = int(_walk(ei, ej, pos, self.parent, self.size, self.nxt, self.tail,
+                                self.fhead, self.ftail, self.fnext, self.fpart, self.fcount,
+                                self.label, self.witness[0], self.witness[1], self.slack,
+                                self.cert[0], self.cert[1], self.cert_slack, self.tree,
+                                self.counts, self.points[0], self.points[1], self.radii[0],
+                                self.radii[1], PROOF_MARGIN))
                 if pos >= ei.size:
                     return
                 yield pos
                 pos += 1
         # Python: an edge inside one group at the start of a chunk stays inside (groups
         # only grow), so only the others are visited one by one, in order
-        find, failed, certified = (pick(f) for f in (_find, _failed, _certified))
+        find, failed = pick(_find), pick(_failed)
         for start in range(0, ei.size, CHUNK):
             roots = self.parent.copy()
             while not np.array_equal(up := roots[roots], roots):
@@ -660,11 +736,11 @@ class Merger:
                 if a == b or failed(self.parent, self.fhead, self.fnext, self.fpart,
                                     self.fcount, a, b):
                     continue
-                if self.label[a] >= 0 and self.label[a] == self.label[b]:
-                    certified(self.parent, self.size, self.nxt, self.tail, self.fhead,
-                              self.ftail, self.fnext, self.fcount, self.label,
-                              self.witness[0], self.witness[1], self.proven, self.cert[0],
-                              self.cert[1], self.tree, self.counts, a, b, ei[pos], ej[pos])
+                mark = self.label[a]
+                if mark >= 0 and mark == self.label[b]:
+                    self.merge(a, b, int(ei[pos]), int(ej[pos]),
+                               (self.cert[0][mark], self.cert[1][mark],
+                                self.cert_slack[0, mark], self.cert_slack[1, mark]))
                     continue
                 yield pos
 
