@@ -178,10 +178,9 @@ class _Quantile:
                     + np.searchsorted(added, v, side="right"))
 
         def present(v: float) -> bool:
-            at = np.searchsorted(values, v, side="left")
-            mult = 0.0
-            if at < values.size and values[at] == v:
-                mult = cum[at] - (cum[at - 1] if at > 0 else 0.0)
+            lo = np.searchsorted(values, v, side="left")  # equal values may repeat
+            hi = np.searchsorted(values, v, side="right")
+            mult = (cum[hi - 1] if hi > 0 else 0.0) - (cum[lo - 1] if lo > 0 else 0.0)
             mult -= (np.searchsorted(removed, v, "right") - np.searchsorted(removed, v, "left"))
             mult += np.searchsorted(added, v, "right") - np.searchsorted(added, v, "left")
             return mult > 0

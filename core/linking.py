@@ -266,7 +266,10 @@ def _lens(wa: np.ndarray, wb: np.ndarray, sa: float, sb: float,
     if sb == np.inf:
         point[:] = wa
         return sa
-    d = np.sqrt(((wa - wb) ** 2).sum())
+    acc = 0.0
+    for t in range(wa.size):
+        acc += (wa[t] - wb[t]) ** 2
+    d = np.sqrt(acc)
     if sb <= sa - d:  # B(wb, sb) inside B(wa, sa)
         point[:] = wb
         return sb
@@ -276,7 +279,9 @@ def _lens(wa: np.ndarray, wb: np.ndarray, sa: float, sb: float,
     rho = 0.5 * (sa + sb - d)
     if rho < 0 or d == 0.0:
         return -np.inf
-    point[:] = wa + ((sa - rho) / d) * (wb - wa)
+    step = (sa - rho) / d
+    for t in range(wa.size):
+        point[t] = wa[t] + step * (wb[t] - wa[t])
     return rho
 
 
@@ -323,8 +328,10 @@ def _part_proof(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, size: np
         if inner >= margin:
             point[:] = wa
             return min(inner, slack[a])
-    delta = wb - wa
-    aa = (delta * delta).sum()
+    dims = wa.size
+    aa = 0.0
+    for d in range(dims):
+        aa += (wb[d] - wa[d]) ** 2
     lo, hi = 0.0, 1.0
     for root in (a, b):
         i = root
@@ -333,9 +340,12 @@ def _part_proof(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, size: np
                 r = radii[i] - margin
                 if r < 0:
                     return -np.inf
-                off = wa - points[i]
-                bb = (off * delta).sum()
-                cc = (off * off).sum() - r * r
+                bb, cc = 0.0, 0.0  # no temporaries: this loop visits every member
+                for d in range(dims):
+                    off = wa[d] - points[i, d]
+                    bb += off * (wb[d] - wa[d])
+                    cc += off * off
+                cc -= r * r
                 if aa <= 1e-300:
                     if cc > 0:
                         return -np.inf
@@ -349,7 +359,9 @@ def _part_proof(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, size: np
                     if lo > hi:
                         return -np.inf
             i = nxt[i]
-    point[:] = wa + (0.5 * (lo + hi)) * delta
+    t = 0.5 * (lo + hi)
+    for d in range(dims):
+        point[d] = wa[d] + t * (wb[d] - wa[d])
     found = min(_slack_at(points, radii, nxt, a, size[a], point),
                 _slack_at(points, radii, nxt, b, size[b], point))
     return found if found >= margin else -np.inf
@@ -534,7 +546,7 @@ class Merger:
         self.gamma = (np.asarray(gamma_x, float), np.asarray(gamma_w, float))
         self.radii = (self.gamma[0] + tol / 2, self.gamma[1] + tol / 2)
         self.weights, self.k, self.m, self.tol = np.asarray(weights, float), k, m, tol
-        self.order = np.arange(n) if order is None else np.asarray(order)
+        self.order = None if order is None else np.asarray(order)
         self.parent = np.arange(n, dtype=np.int64)
         self.size = np.ones(n, dtype=np.int64)
         self.nxt = np.full(n, -1, dtype=np.int64)
@@ -637,7 +649,8 @@ class Merger:
         point found there lies τ/4 inside every ball, a known point later checks can
         rely on.
         """
-        idx = idx[np.argsort(self.order[idx], kind="stable")]
+        idx = np.sort(idx) if self.order is None else \
+            idx[np.argsort(self.order[idx], kind="stable")]
         w = self.weights[idx] / self.weights[idx].sum()
         found: list[np.ndarray] = []
         settled = True

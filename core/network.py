@@ -136,7 +136,8 @@ def _nearest_pairs(points: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
         nbr = np.concatenate(parts)
     i = np.repeat(np.arange(n, dtype=np.int64), k)
     j = nbr.ravel().astype(np.int64)
-    code = np.unique(np.minimum(i, j) * n + np.maximum(i, j))  # pairs i < j, sorted
+    code = np.sort(np.minimum(i, j) * n + np.maximum(i, j))  # pairs i < j, sorted
+    code = code[np.concatenate([[True], code[1:] != code[:-1]])]
     i, j = code // n, code % n
     keep = i != j
     return i[keep], j[keep]

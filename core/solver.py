@@ -31,6 +31,7 @@ import time
 import networkx as nx
 import numpy as np
 from scipy import sparse
+from scipy.spatial import cKDTree
 
 from . import kernels
 from .bounds import BoundPolicy, BoundRule, resolve_bounds
@@ -66,10 +67,12 @@ from .message_passing import (
     run_nids,
 )
 from .model import Population
-from .network import Edges, distinct_declarations
+from .network import NEAREST_KDTREE_MAX_DIM, Edges, distinct_declarations
 from .projection import FEASIBLE, project_intersection
 from .result import AgreementResult
 
+#: Above this many agent–agreement pairs, memberships come from a k-d tree (few coordinates).
+TREE_PAIRS = 1 << 22
 #: Default iteration caps for the message-passing methods.
 MAX_ITER = {"dual": 20_000, "dgd": 20_000, "nids": 20_000}
 #: Default consensus tolerances (normalised distance δ) for the message-passing methods.
@@ -82,6 +85,9 @@ def acceptance_matrix(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
     """Boolean (n, G) matrix: agent i (centre X_i, W_i, bounds γ_i) accepts agreement g."""
     n, G = X.shape[0], AX.shape[0]
     Xf, Af = X.reshape(n, -1), AX.reshape(G, -1)
+    if n * G > TREE_PAIRS and Xf.shape[1] + W.shape[1] <= NEAREST_KDTREE_MAX_DIM:
+        return _acceptance_by_tree(Xf, W, np.asarray(gamma_x, float) + tol,
+                                   np.asarray(gamma_w, float) + tol, Af, AW)
     if kernels.COMPILED:
         args = (np.ascontiguousarray(Xf, dtype=float), np.ascontiguousarray(W, dtype=float),
                 np.asarray(gamma_x, float) + tol, np.asarray(gamma_w, float) + tol,
@@ -106,6 +112,33 @@ def acceptance_matrix(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
         cols.append(c)
     r, c = np.concatenate(rows), np.concatenate(cols)
     return sparse.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n, G))
+
+
+def _acceptance_by_tree(Xf: np.ndarray, W: np.ndarray, reach_x: np.ndarray,
+                        reach_w: np.ndarray, AX: np.ndarray, AW: np.ndarray
+                        ) -> sparse.csr_matrix:
+    """:func:`acceptance_matrix` for many agents and agreements in few coordinates:
+    candidates from a k-d tree over the agreements (every agreement within the joint
+    reach √(rˣ² + rʷ²) of an agent), then the exact test on them."""
+    n, G = Xf.shape[0], AX.shape[0]
+    reach = np.sqrt(reach_x**2 + reach_w**2)
+    finite = np.isfinite(reach)
+    tree = cKDTree(np.concatenate([AX, AW], axis=1))
+    hits = tree.query_ball_point(np.concatenate([Xf, W], axis=1)[finite],
+                                 r=reach[finite] * (1 + 1e-9) + 1e-12, return_sorted=False,
+                                 workers=-1)
+    agents = np.flatnonzero(finite)
+    counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=agents.size)
+    unbounded = np.flatnonzero(~finite)  # every agreement is a candidate
+    rows = np.concatenate([np.repeat(agents, counts), np.repeat(unbounded, G)])
+    cols = np.concatenate([np.fromiter((g for h in hits for g in h), dtype=np.int64,
+                                       count=int(counts.sum())),
+                           np.tile(np.arange(G), unbounded.size)])
+    dx2 = ((Xf[rows] - AX[cols]) ** 2).sum(axis=1)
+    dw2 = ((W[rows] - AW[cols]) ** 2).sum(axis=1)
+    ok = (np.sqrt(dx2) <= reach_x[rows]) & (np.sqrt(dw2) <= reach_w[rows])
+    return sparse.csr_matrix((np.ones(int(ok.sum()), dtype=bool), (rows[ok], cols[ok])),
+                             shape=(n, G))
 
 
 @jit
