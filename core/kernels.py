@@ -30,11 +30,18 @@ except ImportError:  # pragma: no cover
 COMPILED = numba is not None
 
 
-def jit(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Compile ``function`` with numba (no Python objects, cached), or return it as is."""
+def jit(function: Callable[..., Any] | None = None, *, fast: bool = False) -> Any:
+    """Compile ``function`` with numba (no Python objects, cached), or return it as is.
+
+    ``@jit(fast=True)`` also lets the compiler reorder floating-point sums (vectorised
+    reductions): results may differ from the Python path in the last bits, so it is
+    only for iterative methods that stop at a tolerance.
+    """
+    if function is None:
+        return lambda f: jit(f, fast=fast)
     if numba is None:
         return function
-    return numba.njit(cache=True, nogil=True)(function)
+    return numba.njit(cache=True, nogil=True, fastmath=fast)(function)
 
 
 def pick(kernel: Callable[..., Any]) -> Callable[..., Any]:

@@ -60,11 +60,13 @@ from .linking import (
 from .message_passing import (
     METHODS,
     MessageHook,
+    WarmStart,
     consensus_residual,
     parse_mixing,
     run_dgd,
     run_dual,
     run_nids,
+    warm_start,
 )
 from .model import Population
 from .network import NEAREST_KDTREE_MAX_DIM, Edges, distinct_declarations
@@ -237,6 +239,33 @@ def _exact_group(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
             wts[idx] @ W[idx] / wts[idx].sum(), False)
 
 
+def _warm_start(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
+                wts: np.ndarray, labels: np.ndarray) -> WarmStart:
+    """A fixed point of the first-order methods from the fast path's group optima
+    (:func:`~pluralguard.core.message_passing.warm_start`): each group's dual projection
+    gives its optimum, the point projected and the multipliers of the binding balls."""
+    n = X.shape[0]
+    members = group_members(labels)
+    G = len(members)
+    centres = (X.reshape(n, -1), W)
+    optimum = (np.empty((G, centres[0].shape[1])), np.empty((G, W.shape[1])))
+    pre_image = (np.empty_like(optimum[0]), np.empty_like(optimum[1]))
+    multipliers = (np.zeros(n), np.zeros(n))
+    exact = np.ones(G, dtype=bool)
+    for g, idx in enumerate(members):
+        w = wts[idx] / wts[idx].sum()
+        for part, (radii, project) in enumerate(((gx, project_box), (gw, project_simplex))):
+            anchors = centres[part][idx]
+            c = w @ anchors
+            p = project_intersection(c, anchors, radii[idx], project, tol=POLISH_SLACK)
+            exact[g] &= p.status == FEASIBLE
+            lam = p.multipliers
+            optimum[part][g] = p.x
+            pre_image[part][g] = (c + lam @ anchors) / (1.0 + lam.sum())
+            multipliers[part][idx] = lam
+    return warm_start(centres, wts, labels, optimum, pre_image, multipliers, exact)
+
+
 def group_members(labels: np.ndarray) -> list[np.ndarray]:
     """Members of every group, each in index order."""
     G = int(labels.max()) + 1 if labels.size else 0
@@ -317,7 +346,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
                      edge_filter: EdgeFilter | None = None, max_links: int | None = None,
                      record_history: bool = False,
                      deduplicate: bool = True, random_state: int = 0,
-                     capture: dict | None = None) -> AgreementResult:
+                     warm_start: bool = True, capture: dict | None = None) -> AgreementResult:
     """Form value agreements among a population by homophily and decentralised optimisation.
 
     Implements the mechanism of Hernández-Sánchez et al., *Decentralized Value Systems
@@ -378,6 +407,13 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         Merge identical declarations into weighted agents (exact; see module doc).
     random_state : int
         Seed of the sampled quantile on very large populations.
+    warm_start : bool
+        ``dual`` and ``nids`` without a hook (honest solves): start from the fast
+        path's optimum — every agent's multipliers at the fixed point the methods
+        converge to (:func:`~pluralguard.core.message_passing.warm_start`) — and let
+        message passing confirm it, in a few iterations (default). ``False``, and
+        every solve with a ``hook`` or ``record_history``, runs the protocol from its
+        real start (every agent at its own declaration). ``dgd`` always starts cold.
     capture : dict, optional
         Receives the intermediate state (bounds, reduction, network, partition,
         per-group agreements) for incremental re-solves
@@ -401,6 +437,9 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     """
     _check_args(population, method, utility, link_rule, hook, neighbors, tol, max_iter,
                 mixing, step)
+    if not isinstance(warm_start, bool | np.bool_):
+        raise InputError("warm_start", f"expected True or False, got {warm_start!r}",
+                         "pass warm_start=False to run message passing from its real start")
     policy = BoundPolicy.parse(bounds)
     clock = time.perf_counter()
     timings: dict[str, float] = {}
@@ -428,6 +467,8 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         kwargs: dict = {"mixing": mixing}
         if method == "dgd":
             kwargs["utility"] = utility
+        if method != "dgd" and warm_start and hook is None and not record_history:
+            kwargs["start"] = _warm_start(X, W, rgx, rgw, wts, labels)
         out = run(X, W, rgx, rgw, wts, labels, network, tol=tol or TOL[method],
                   max_iter=max_iter or MAX_ITER[method], step=step, hook=hook,
                   record_history=record_history, **kwargs)
