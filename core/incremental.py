@@ -285,11 +285,16 @@ class _Base:
             slack = np.where(finite, self.point_gamma[part] + ACCEPT_TOL / 2 - d, np.inf)
             np.maximum.at(self.reach[part], self.labels, np.where(finite, d, 0.0))
             np.minimum.at(self.slack[part], self.labels, slack)
+        # the base's infeasibility certificates, by the pair of base groups they
+        # separate; with the base's bounds, whether each holds with the margin
         self.conflicts: dict[tuple[int, int], list[Conflict]] = {}
+        radii = (self.point_gamma[0] + ACCEPT_TOL / 2, self.point_gamma[1] + ACCEPT_TOL / 2)
+        self.holds: dict[int, bool] = {}
         for c in partition.conflicts:
             groups = np.unique(self.labels[c.points])
             if groups.size == 2:
                 self.conflicts.setdefault((int(groups[0]), int(groups[1])), []).append(c)
+                self.holds[id(c)] = _conflict_holds(c, self.points[c.part], radii[c.part])
         self.supported = True
         if self.policy.kind == "quantile":
             self.quantiles = (_Quantile(self.rows[0], self.policy.q),
@@ -635,13 +640,16 @@ class _Query:
     def conflicting(self, merger: Merger, a: int, b: int, la: int, lb: int) -> bool:
         """Whether a base certificate proves groups a ∪ b (of base groups la, lb)
         infeasible under the query's bounds."""
-        for c in self.base.conflicts.get((min(la, lb), max(la, lb)), ()):
+        base = self.base
+        for c in base.conflicts.get((min(la, lb), max(la, lb)), ()):
             if not self.alive[c.points].all():
                 continue
-            roots = {merger.find(int(p)) for p in c.points}
-            if not roots <= {a, b}:
+            if not all(merger.find(int(p)) in (a, b) for p in c.points):
                 continue
-            if _conflict_holds(c, merger.points[c.part], merger.radii[c.part]):
+            moved = base.policy.kind == "quantile" and self.gamma_now != (
+                float(base.gamma[0][0]), float(base.gamma[1][0]))
+            if _conflict_holds(c, merger.points[c.part], merger.radii[c.part]) if moved \
+                    else base.holds[id(c)]:
                 return True
         return False
 

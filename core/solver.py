@@ -17,11 +17,18 @@ Pipeline:
    * ``exact`` (default, the fast path) — a centralised conic solve per group
      (:func:`~pluralguard.core.convex.solve_group`);
    * ``dual`` — projected dual gradient by message passing;
+   * ``nids`` — an exact decentralised proximal-gradient method;
    * ``dgd`` — projected decentralised gradient by message passing
      (:mod:`~pluralguard.core.message_passing`).
 
+   Honest ``dual``/``nids`` solves (no hook) start at the fast path's fixed point
+   and confirm it by message passing (``warm_start``).
+
 5. **Read-out**: labels, agreements, overlapping membership (every agreement in each
-   agent's F_i), utilities, convergence and residuals.
+   agent's F_i), utilities, convergence and residuals (:func:`readout`).
+
+Attack queries near a known population re-run these steps incrementally, with the
+same answers (:mod:`~pluralguard.core.incremental`).
 """
 
 from __future__ import annotations
@@ -91,15 +98,14 @@ def acceptance_matrix(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
         return _acceptance_by_tree(Xf, W, np.asarray(gamma_x, float) + tol,
                                    np.asarray(gamma_w, float) + tol, Af, AW)
     if kernels.COMPILED:
-        args = (np.ascontiguousarray(Xf, dtype=float), np.ascontiguousarray(W, dtype=float),
-                np.asarray(gamma_x, float) + tol, np.asarray(gamma_w, float) + tol,
-                np.ascontiguousarray(Af, dtype=float), np.ascontiguousarray(AW, dtype=float))
-        counts = _accepted(*args, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        indices = np.empty(indptr[-1], dtype=np.int64)
-        _accepted(*args, indptr, indices)
-        return sparse.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr),
-                                 shape=(n, G))
+        ok = np.zeros((n, G), dtype=np.bool_)
+        _accepted(np.ascontiguousarray(Xf, dtype=float), np.ascontiguousarray(W, dtype=float),
+                  np.asarray(gamma_x, float) + tol, np.asarray(gamma_w, float) + tol,
+                  np.ascontiguousarray(Af, dtype=float), np.ascontiguousarray(AW, dtype=float),
+                  ok)
+        rows, cols = np.nonzero(ok)  # row-major: already in CSR order
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+        return sparse.csr_matrix((np.ones(cols.size, dtype=bool), cols, indptr), shape=(n, G))
     rows, cols = [], []
     step = max(1, block // max(G, 1))
     a2 = np.einsum("ij,ij->i", Af, Af)
@@ -145,12 +151,9 @@ def _acceptance_by_tree(Xf: np.ndarray, W: np.ndarray, reach_x: np.ndarray,
 
 @jit
 def _accepted(X: np.ndarray, W: np.ndarray, reach_x: np.ndarray, reach_w: np.ndarray,
-              AX: np.ndarray, AW: np.ndarray, indptr: np.ndarray,
-              indices: np.ndarray) -> np.ndarray:
-    """Per agent, the agreements within its reach in both parts: counted (empty
-    ``indptr``), else written to ``indices`` (CSR)."""
+              AX: np.ndarray, AW: np.ndarray, ok: np.ndarray) -> None:
+    """ok[i, g]: agreement g within agent i's reach in both parts (few pairs: dense)."""
     n, G = X.shape[0], AX.shape[0]
-    counts = np.zeros(n, dtype=np.int64)
     for i in range(n):
         rw2 = reach_w[i] * reach_w[i] if reach_w[i] != np.inf else np.inf
         rx2 = reach_x[i] * reach_x[i] if reach_x[i] != np.inf else np.inf
@@ -167,12 +170,7 @@ def _accepted(X: np.ndarray, W: np.ndarray, reach_x: np.ndarray, reach_w: np.nda
                 acc += u * u
                 if acc > rx2:
                     break
-            if acc > rx2:
-                continue
-            if indptr.size:
-                indices[indptr[i] + counts[i]] = g
-            counts[i] += 1
-    return counts
+            ok[i, g] = acc <= rx2
 
 
 def _communication_graph(partition: Partition, edges: Edges, neighbors: int) -> np.ndarray:
