@@ -33,6 +33,7 @@ same answers (:mod:`~pluralguard.core.incremental`).
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import networkx as nx
@@ -126,27 +127,36 @@ def _acceptance_by_tree(Xf: np.ndarray, W: np.ndarray, reach_x: np.ndarray,
                         reach_w: np.ndarray, AX: np.ndarray, AW: np.ndarray
                         ) -> sparse.csr_matrix:
     """:func:`acceptance_matrix` for many agents and agreements in few coordinates:
-    candidates from a k-d tree over the agreements (every agreement within the joint
-    reach √(rˣ² + rʷ²) of an agent), then the exact test on them."""
+    candidates from a k-d tree over the agreements' judgements (those within each
+    agent's reach in X), then the exact test on both parts."""
     n, G = Xf.shape[0], AX.shape[0]
-    reach = np.sqrt(reach_x**2 + reach_w**2)
-    finite = np.isfinite(reach)
-    tree = cKDTree(np.concatenate([AX, AW], axis=1))
-    hits = tree.query_ball_point(np.concatenate([Xf, W], axis=1)[finite],
-                                 r=reach[finite] * (1 + 1e-9) + 1e-12, return_sorted=False,
-                                 workers=-1)
+    finite = np.isfinite(reach_x)
+    tree = cKDTree(AX)
+    hits = tree.query_ball_point(Xf[finite], r=reach_x[finite] * (1 + 1e-9) + 1e-12,
+                                 return_sorted=False, workers=-1)
     agents = np.flatnonzero(finite)
-    counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=agents.size)
+    counts = np.fromiter(map(len, hits), dtype=np.int64, count=agents.size)
     unbounded = np.flatnonzero(~finite)  # every agreement is a candidate
     rows = np.concatenate([np.repeat(agents, counts), np.repeat(unbounded, G)])
-    cols = np.concatenate([np.fromiter((g for h in hits for g in h), dtype=np.int64,
-                                       count=int(counts.sum())),
-                           np.tile(np.arange(G), unbounded.size)])
-    dx2 = ((Xf[rows] - AX[cols]) ** 2).sum(axis=1)
-    dw2 = ((W[rows] - AW[cols]) ** 2).sum(axis=1)
-    ok = (np.sqrt(dx2) <= reach_x[rows]) & (np.sqrt(dw2) <= reach_w[rows])
+    found = np.fromiter(itertools.chain.from_iterable(hits), dtype=np.int64,
+                        count=int(counts.sum()))
+    cols = np.concatenate([found, np.tile(np.arange(G), unbounded.size)])
+    dw2 = _row_sq_distances_between(W, rows, AW, cols)
+    near = np.sqrt(dw2) <= reach_w[rows]
+    rows, cols = rows[near], cols[near]
+    ok = np.sqrt(_row_sq_distances_between(Xf, rows, AX, cols)) <= reach_x[rows]
     return sparse.csr_matrix((np.ones(int(ok.sum()), dtype=bool), (rows[ok], cols[ok])),
                              shape=(n, G))
+
+
+def _row_sq_distances_between(A: np.ndarray, i: np.ndarray, B: np.ndarray, j: np.ndarray,
+                              chunk: int = 1 << 16) -> np.ndarray:
+    """‖A_i − B_j‖² for index pairs, in chunks."""
+    out = np.empty(i.size)
+    for s in range(0, i.size, chunk):
+        d = A[i[s:s + chunk]] - B[j[s:s + chunk]]
+        out[s:s + chunk] = np.einsum("ij,ij->i", d, d)
+    return out
 
 
 @jit
