@@ -78,36 +78,100 @@ def _project_set(z: np.ndarray, simplex: bool) -> np.ndarray:
     """Π_S(z): clipping to [−1, 1] or the sort-based simplex projection (geometry)."""
     if not simplex:
         return np.minimum(np.maximum(z, -1.0), 1.0)
-    u = np.sort(z)[::-1]
-    css = np.cumsum(u) - 1.0
-    rho = 0
+    u = z.copy()
+    for t in range(1, u.size):  # insertion sort, descending (m is small)
+        value = u[t]
+        s = t
+        while s > 0 and u[s - 1] < value:
+            u[s] = u[s - 1]
+            s -= 1
+        u[s] = value
+    css, theta = 0.0, 0.0
     for t in range(u.size):
-        if u[t] * (t + 1) > css[t]:
-            rho = t
-    theta = css[rho] / (rho + 1.0)
+        css += u[t]
+        if u[t] * (t + 1) > css - 1.0:
+            theta = (css - 1.0) / (t + 1.0)
     return np.maximum(z - theta, 0.0)
+
+
+@jit
+def _solve_damped(M: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve M s = rhs for a symmetric positive definite (damped) M by Cholesky; where
+    rounding leaves a pivot non-positive, that direction gets no step."""
+    p = rhs.size
+    L = np.zeros((p, p))
+    for i in range(p):
+        for j in range(i + 1):
+            acc = M[i, j]
+            for q in range(j):
+                acc -= L[i, q] * L[j, q]
+            if i == j:
+                L[i, i] = np.sqrt(acc) if acc > 0 else 0.0
+            elif L[j, j] > 0:
+                L[i, j] = acc / L[j, j]
+    y = np.zeros(p)
+    for i in range(p):
+        acc = rhs[i]
+        for q in range(i):
+            acc -= L[i, q] * y[q]
+        y[i] = acc / L[i, i] if L[i, i] > 0 else 0.0
+    out = np.zeros(p)
+    for i in range(p - 1, -1, -1):
+        acc = y[i]
+        for q in range(i + 1, p):
+            acc -= L[q, i] * out[q]
+        out[i] = acc / L[i, i] if L[i, i] > 0 else 0.0
+    return out
 
 
 @jit
 def _evaluate(c: np.ndarray, a: np.ndarray, r2: np.ndarray, lam: np.ndarray,
               simplex: bool) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    z = (c + lam @ a) / (1.0 + lam.sum())
+    """g(λ), its gradient, the rows x(λ) − a_i, z and x(λ) (see :func:`_dual`)."""
+    p, d = a.shape
+    z = c.copy()
+    total = 1.0
+    for i in range(p):
+        total += lam[i]
+        for t in range(d):
+            z[t] += lam[i] * a[i, t]
+    for t in range(d):
+        z[t] /= total
     x = _project_set(z, simplex)
-    D = x.reshape(1, -1) - a
-    grad = 0.5 * ((D * D).sum(axis=1) - r2)
-    value = 0.5 * ((x - c) ** 2).sum() + lam @ grad
+    D = np.empty((p, d))
+    grad = np.empty(p)
+    value = 0.0
+    for t in range(d):
+        value += 0.5 * (x[t] - c[t]) ** 2
+    for i in range(p):
+        acc = 0.0
+        for t in range(d):
+            D[i, t] = x[t] - a[i, t]
+            acc += D[i, t] * D[i, t]
+        grad[i] = 0.5 * (acc - r2[i])
+        value += lam[i] * grad[i]
     return value, grad, D, z, x
 
 
 @jit
 def _gram(D: np.ndarray, z: np.ndarray, x: np.ndarray, simplex: bool) -> np.ndarray:
     """D J Dᵀ (:func:`_jacobian_gram`), compiled."""
-    keep = x > 0 if simplex else np.abs(z) < 1.0
-    Dk = np.ascontiguousarray(D[:, keep])
-    M = Dk @ Dk.T
-    if simplex:
-        s = Dk.sum(axis=1)
-        M = M - np.outer(s, s) / max(Dk.shape[1], 1)
+    p, d = D.shape
+    M = np.zeros((p, p))
+    sums = np.zeros(p)
+    kept = 0
+    for t in range(d):
+        if (x[t] > 0) if simplex else (abs(z[t]) < 1.0):
+            kept += 1
+            for i in range(p):
+                sums[i] += D[i, t]
+                for j in range(i + 1):
+                    M[i, j] += D[i, t] * D[j, t]
+    for i in range(p):
+        for j in range(i + 1):
+            if simplex:
+                M[i, j] -= sums[i] * sums[j] / max(kept, 1)
+            M[j, i] = M[i, j]
     return M
 
 
@@ -134,14 +198,13 @@ def _dual_kernel(c: np.ndarray, a: np.ndarray, r: np.ndarray, simplex: bool,
             return lam, False
         free = np.flatnonzero(~held)
         total = 1.0 + lam.sum()
-        Df = np.ascontiguousarray(D[free])
+        Df = D[free]
         M = _gram(Df, z, x, simplex) / total
         floor = 1e-12 * (Df ** 2).sum() / total
         bump = damping * max(np.trace(M), floor, 1e-300)
         for t in range(free.size):
             M[t, t] += bump
-        rhs = grad[free]
-        step = np.linalg.lstsq(M, rhs)[0]
+        step = _solve_damped(M, grad[free])
         cap = 10.0 * total
         largest = np.abs(step).max() if step.size else 0.0
         if largest > cap:
@@ -194,7 +257,7 @@ def _project_kernel(c: np.ndarray, a: np.ndarray, r: np.ndarray, simplex: bool, 
         new = np.flatnonzero((excess > viol_add) & ~in_work)
         if new.size == 0:
             break
-        new = new[np.argsort(-excess[new], kind="mergesort")[:batch]]
+        new = new[np.argsort(-excess[new])[:batch]]
         in_work[new] = True
         working = np.concatenate((working, new))
         lam = np.concatenate((lam, np.zeros(new.size)))
