@@ -112,25 +112,21 @@ def load_line() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--skip-dgd", action="store_true")
-    parser.add_argument("--skip-100k", action="store_true")
-    args = parser.parse_args(argv)
-    print(f"Machine: {machine()}", flush=True)
-    print(f"Before: {load_line()}\n", flush=True)
+HEADER = ["case", "time", "iterations", "ratio", "δ to oracle", "outcome"]
+
+
+def protocol_rows(repeat_: int, skip_dgd: bool = False, skip_100k: bool = False) -> list[list]:
+    """Every case of the module doc, printed as it is measured; the table's rows."""
     rows = []
-    exact = isolated(method_case, {"method": "exact", "repeat": args.repeat})
+    exact = isolated(method_case, {"method": "exact", "repeat": repeat_})
     rows.append(["pve_like Q2 exact", seconds(exact["time"]), 0, "1.0×",
                  f"{exact['oracle']:.1e}", f"{exact['groups']} groups"])
     print(rows[-1], flush=True)
-    methods = [("dual", "honest (starts at the fixed point)", {}, args.repeat),
+    methods = [("dual", "honest (starts at the fixed point)", {}, repeat_),
                ("dual", "cold (the protocol from its real start)", {"warm_start": False}, 1),
-               ("nids", "honest", {}, args.repeat),
+               ("nids", "honest", {}, repeat_),
                ("nids", "cold", {"warm_start": False}, 1)]
-    if not args.skip_dgd:
+    if not skip_dgd:
         methods.append(("dgd", "as the paper runs it", {}, 1))
     for method, label, kwargs, times in methods:
         r = isolated(method_case, {"method": method, "kwargs": kwargs, "repeat": times,
@@ -162,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['query'] / r['full']:.0%}", "—",
                      "identical" if r["same"] else "DIFFERENT"])
         print(rows[-1], flush=True)
-    if not args.skip_100k:
+    if not skip_100k:
         from bench_core import solve_case
 
         r = isolated(solve_case, {"population": "blobs", "bounds": "declared",
@@ -174,9 +170,21 @@ def main(argv: list[str] | None = None) -> int:
                      "—", "—", f"{r['groups']} groups; network {seconds(t['network'])}, "
                      f"linking {seconds(t['linking'])}, readout {seconds(t['readout'])}"])
         print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-dgd", action="store_true")
+    parser.add_argument("--skip-100k", action="store_true")
+    args = parser.parse_args(argv)
+    print(f"Machine: {machine()}", flush=True)
+    print(f"Before: {load_line()}\n", flush=True)
+    rows = protocol_rows(args.repeat, args.skip_dgd, args.skip_100k)
     print(f"\nAfter: {load_line()}\n")
-    print("\n".join(table(["case", "time", "iterations", "ratio", "δ to oracle",
-                           "outcome"], rows)))
+    print("\n".join(table(HEADER, rows)))
     return 0
 
 

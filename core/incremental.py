@@ -148,8 +148,8 @@ class Session:
 class _Quantile:
     """The pairwise distances of one part's rows, kept sorted, for exact updates."""
 
-    def __init__(self, rows: np.ndarray, q: float) -> None:
-        self.rows, self.q = rows, q
+    def __init__(self, rows: np.ndarray, q: float, random_state: int) -> None:
+        self.rows, self.q, self.random_state = rows, q, random_state
         uniq, counts = np.unique(rows, axis=0, return_counts=True)
         self.exact = uniq.shape[0] * (uniq.shape[0] - 1) // 2 <= MAX_EXACT_PAIRS
         self.values, self.cum = distance_multiset(uniq, counts) if self.exact else (None, None)
@@ -160,7 +160,7 @@ class _Quantile:
         n, n0 = rows.shape[0], self.rows.shape[0]
         distinct_bound = (n0 + touched.size) * (n0 + touched.size - 1) // 2
         if not self.exact or distinct_bound > MAX_EXACT_PAIRS or n < 2:
-            return pairwise_distance_quantile(rows, self.q)
+            return pairwise_distance_quantile(rows, self.q, random_state=self.random_state)
         keep0 = np.ones(n0, dtype=bool)
         keep0[changed] = False
         keep = np.ones(n, dtype=bool)
@@ -297,8 +297,8 @@ class _Base:
                 self.holds[id(c)] = _conflict_holds(c, self.points[c.part], radii[c.part])
         self.supported = True
         if self.policy.kind == "quantile":
-            self.quantiles = (_Quantile(self.rows[0], self.policy.q),
-                              _Quantile(self.rows[1], self.policy.q))
+            self.quantiles = (_Quantile(self.rows[0], self.policy.q, self.random_state),
+                              _Quantile(self.rows[1], self.policy.q, self.random_state))
             self.supported = self.quantiles[0].exact and self.quantiles[1].exact \
                 and u * (u - 1) // 2 <= MAX_EXACT_PAIRS
             if self.supported:

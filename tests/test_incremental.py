@@ -127,7 +127,7 @@ def test_quantile_updates_exactly(seed, changed, appended, q, repeats):
     n = 30
     # on a grid, rows and distances repeat; changed rows land on the grid or off it
     rows = rng.integers(0, 4, (n, 3)) / 3.0 if repeats else rng.normal(size=(n, 3))
-    state = _Quantile(rows, q)
+    state = _Quantile(rows, q, 0)
     who = rng.choice(n, changed, replace=False)
     new = rows.copy()
     new[who] = rows[rng.integers(0, n, changed)] + rng.choice([0, 0.1], (changed, 1))
