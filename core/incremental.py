@@ -171,40 +171,20 @@ class _Quantile:
         added = np.sort(np.concatenate([cdist(new, rows[keep]).ravel(), _within(new)]))
         values, cum = self.values, self.cum
 
-        def count_le(v: np.ndarray) -> np.ndarray:
-            at = np.searchsorted(values, v, side="right") - 1
-            base = np.where(at >= 0, cum[np.maximum(at, 0)], 0.0)
-            return (base - np.searchsorted(removed, v, side="right")
-                    + np.searchsorted(added, v, side="right"))
+        def order_statistics(ranks: list[int]) -> list[float]:
+            # the r-th smallest (0-based) is the smallest v with count_le(v) >= r + 1;
+            # among base values it lies where the base's own count is within the
+            # removed / added counts of r + 1, or else it is an added value
+            lo = int(np.searchsorted(cum, min(ranks) + 1 - added.size, side="left"))
+            hi = int(np.searchsorted(cum, max(ranks) + 1 + removed.size, side="left")) + 1
+            cand = np.sort(np.concatenate([values[lo:hi], added]))
+            at = np.searchsorted(values, cand, side="right") - 1
+            count = (np.where(at >= 0, cum[np.maximum(at, 0)], 0.0)
+                     - np.searchsorted(removed, cand, side="right")
+                     + np.searchsorted(added, cand, side="right"))
+            return [float(cand[np.argmax(count >= r + 1)]) for r in ranks]
 
-        def present(v: float) -> bool:
-            lo = np.searchsorted(values, v, side="left")  # equal values may repeat
-            hi = np.searchsorted(values, v, side="right")
-            mult = (cum[hi - 1] if hi > 0 else 0.0) - (cum[lo - 1] if lo > 0 else 0.0)
-            mult -= (np.searchsorted(removed, v, "right") - np.searchsorted(removed, v, "left"))
-            mult += np.searchsorted(added, v, "right") - np.searchsorted(added, v, "left")
-            return mult > 0
-
-        def kth(r: int) -> float:
-            lo, hi = 0, values.size  # first base value with count_le >= r + 1
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if count_le(values[mid:mid + 1])[0] >= r + 1:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            best = np.inf
-            if lo < values.size and present(values[lo]):
-                best = float(values[lo])
-            if added.size:
-                ok = np.flatnonzero(count_le(added) >= r + 1)
-                if ok.size:
-                    best = min(best, float(added[ok[0]]))
-            return best
-
-        return interpolate_rank(lambda ranks: [kth(r) for r in ranks], n * (n - 1) // 2,
-                                self.q)
-
+        return interpolate_rank(order_statistics, n * (n - 1) // 2, self.q)
 
 def _within(rows: np.ndarray) -> np.ndarray:
     """Distances between pairs of ``rows`` (pdist's values)."""
