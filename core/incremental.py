@@ -32,10 +32,9 @@ the changed rows can affect. Each step of :func:`~pluralguard.core.solver.solve_
   functions of the union alone (:mod:`~pluralguard.core.linking`), so the replay
   reaches the full solve's partition and accepted links;
 * **agreements** — a group equal to a base group keeps the base's agreement bit for
-  bit when its members' bounds are unchanged, or under a moved quantile when no bound
-  binds it at either threshold (the agreement is then the projection of the weighted
-  mean onto the box and simplex); every other group is solved as the full solve
-  solves it, members in the same order;
+  bit when its members' bounds are unchanged; every other group (all groups under a
+  moved quantile — the agreement step returns at once where no bound binds) is solved
+  as the full solve solves it, members in the same order;
 * **read-out** — as the full solve (:func:`~pluralguard.core.solver.readout`).
 
 Only :attr:`~pluralguard.core.linking.LinkLog.exact_checks` (conic solves the link
@@ -68,6 +67,7 @@ from .bounds import (
     pairwise_distance_quantile,
 )
 from .convex import enclosing_ball
+from .errors import InputError
 from .geometry import ACCEPT_TOL, D_W, diameter_x, project_box, project_simplex
 from .linking import PROOF_MARGIN, Conflict, Found, LinkLog, Merger, canonical_labels
 from .model import Population, relative_weights
@@ -118,7 +118,7 @@ class Session:
         if self.incremental:
             try:
                 policy = BoundPolicy.parse(mechanism.params.get("bounds", "declared"))
-            except Exception:
+            except InputError:  # reported by the solve itself, at the first call
                 policy = None
             self.incremental = isinstance(policy, BoundPolicy)
 
@@ -283,7 +283,6 @@ class _Base:
                 and u * (u - 1) // 2 <= MAX_EXACT_PAIRS
             if self.supported:
                 self._index_pairs()
-                self._free_groups()
         if self.policy.kind == "declared" and not declared.has_bounds:
             self.supported = False
 
@@ -309,27 +308,6 @@ class _Base:
         bi, bj, _ = self.edges
         self.pair_edge = np.full(i.size, -1, dtype=np.int64)
         self.pair_edge[_pair_index(bi, bj, u)] = np.arange(bi.size)
-
-    def _free_groups(self) -> None:
-        """Per group and part: the distance from the projection of the weighted mean onto
-        the box (simplex) to the farthest member, as the agreement step computes it."""
-        G = self.AX.shape[0]
-        self.free_reach = np.full((2, G), np.inf)
-        if self.utility != "quadratic":
-            return
-        wts = self._point_weights
-        for g, idx in enumerate(group_members(self.labels)):
-            if idx.size == 1:
-                continue
-            w = wts[idx] / wts[idx].sum()
-            for part, project in ((0, project_box), (1, project_simplex)):
-                a = self.points[part][idx]
-                x = project(w @ a)
-                self.free_reach[part, g] = np.sqrt(((a - x) ** 2).sum(axis=1)).max()
-
-    @property
-    def _point_weights(self) -> np.ndarray:
-        return relative_weights(np.bincount(self.inverse, weights=self.population.weight))
 
     # ------------------------------------------------------------ queries
     def answer(self, query: Population) -> Outcome | None:
@@ -660,20 +638,13 @@ class _Query:
         return AX, AW, ok
 
     def _unchanged(self, group: int) -> bool:
-        """Whether a base group's agreement is the same under the query's bounds."""
+        """Whether a base group's agreement is the same under the query's bounds: the
+        same members with the same bounds (a moved quantile re-solves every group; the
+        agreement step returns at once where no bound binds)."""
         base = self.base
         if base.policy.kind != "quantile" or base.sizes[group] == 1:
             return True
-        for part in (0, 1):
-            old, now = float(base.gamma[part][0]), self.gamma_now[part]
-            if old == now:
-                continue
-            reach = base.free_reach[part, group]
-            # the agreement step returns the projection of the mean untouched iff no
-            # member's ball is exceeded by more than 1e-12 there
-            if not (reach - old <= 1e-12 and reach - now <= 1e-12):
-                return False
-        return True
+        return self.gamma_now == (float(base.gamma[0][0]), float(base.gamma[1][0]))
 
 
 def _conflict_holds(c: Conflict, points: np.ndarray, radii: np.ndarray) -> bool:
