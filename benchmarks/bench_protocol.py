@@ -125,7 +125,8 @@ def protocol_rows(repeat_: int, skip_dgd: bool = False, skip_100k: bool = False)
     methods = [("dual", "honest (starts at the fixed point)", {}, repeat_),
                ("dual", "cold (the protocol from its real start)", {"warm_start": False}, 1),
                ("nids", "honest", {}, repeat_),
-               ("nids", "cold", {"warm_start": False}, 1)]
+               ("nids", "cold", {"warm_start": False}, 1),
+               ("nids", "cold, tol 1e-4", {"warm_start": False, "tol": 1e-4}, 1)]
     if not skip_dgd:
         methods.append(("dgd", "as the paper runs it", {}, 1))
     for method, label, kwargs, times in methods:
