@@ -69,6 +69,7 @@ from .bounds import (
 from .convex import enclosing_ball
 from .errors import InputError
 from .geometry import ACCEPT_TOL, D_W, diameter_x, project_box, project_simplex
+from .kernels import jit, pick
 from .linking import PROOF_MARGIN, Conflict, Found, LinkLog, Merger, canonical_labels
 from .model import Population, relative_weights
 from .network import _row_sq_distances
@@ -202,6 +203,29 @@ def _lex_less(rows: np.ndarray, key: np.ndarray) -> np.ndarray:
     return differ[at, first] & (rows[at, first] < key[first])
 
 
+@jit
+def _merge_edges(bi: np.ndarray, bj: np.ndarray, gone: np.ndarray, ni: np.ndarray,
+                 nj: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The base links without positions ``gone`` (sorted), with new links (i, j)
+    inserted before base positions ``at`` (non-decreasing), in one pass."""
+    size = bi.size - gone.size + ni.size
+    ei, ej = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+    out, g, k = 0, 0, 0
+    for p in range(bi.size + 1):
+        while k < ni.size and at[k] == p:
+            ei[out], ej[out] = ni[k], nj[k]
+            out += 1
+            k += 1
+        if p == bi.size:
+            break
+        if g < gone.size and gone[g] == p:
+            g += 1
+            continue
+        ei[out], ej[out] = bi[p], bj[p]
+        out += 1
+    return ei, ej
+
+
 def _pair_index(i: np.ndarray, j: np.ndarray, u: int) -> np.ndarray:
     """Position of pairs i < j among ``np.triu_indices(u, k=1)``."""
     return i * u - i * (i + 1) // 2 + (j - i - 1)
@@ -241,6 +265,10 @@ class _Base:
         self.key_rows = self._key_rows(self.points[0], self.points[1], *self.point_gamma)
         edges = capture["edges"]
         self.edges = (edges.i, edges.j, edges.distance)
+        ends = np.concatenate([edges.i, edges.j])  # each point's links (positions)
+        self.point_edges = np.tile(np.arange(edges.i.size), 2)[np.argsort(ends,
+                                                                         kind="stable")]
+        self.point_ptr = np.searchsorted(np.sort(ends), np.arange(u + 1))
         partition = capture["partition"]
         self.labels = partition.labels  # per point
         self.AX, self.AW, self.ok = capture["AX"], capture["AW"], capture["ok"]
@@ -381,7 +409,7 @@ class _Query:
         self.timings["bounds"] = time.perf_counter() - clock
         clock = time.perf_counter()
         self._points(gx, gw)
-        ei, ej, _ = self._edges()
+        ei, ej = self._edges()
         t1 = time.perf_counter()
         self.timings["network"] = t1 - clock
         merger = self._link(ei, ej)
@@ -475,15 +503,18 @@ class _Query:
         slot_w[self.qslots] = self.wsum
         self.slot_weight = relative_weights(slot_w)
 
-    def _edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Candidate links in slots, sorted as the full solve sorts them."""
+    def _edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate links in slots, sorted as the full solve sorts them: the base's
+        (less those of points gone, and those a moved threshold re-decides) with the
+        new ones merged in."""
         base, u = self.base, self.base.u
         bi, bj, bd = base.edges
-        keep = self.alive[bi] & self.alive[bj]
+        dead = np.flatnonzero(~self.alive[:u])
+        removed = [base.point_edges[base.point_ptr[p]:base.point_ptr[p + 1]] for p in dead]
         add_i, add_j = [], []
         if base.uniform and base.policy.kind == "quantile":
-            flip_i, flip_j, removed = self._band()
-            keep[removed] = False
+            flip_i, flip_j, flipped = self._band()
+            removed.append(flipped)
             add_i.append(flip_i)
             add_j.append(flip_j)
         nslots = self.alive.size
@@ -495,12 +526,14 @@ class _Query:
             pair = (ii != jj) & ~((jj >= u) & (jj < ii))  # new–new pairs once
             add_i.append(ii[pair])
             add_j.append(jj[pair])
-        ei, ej, dist = bi[keep], bj[keep], bd[keep]
+        gone = np.unique(np.concatenate(removed)) if removed else np.zeros(0, np.int64)
+        ni = nj = at = np.zeros(0, dtype=np.int64)
         if add_i:
-            ni, nj = np.concatenate(add_i), np.concatenate(add_j)
-            ni, nj, nd = self._linkable(ni, nj)
-            ei, ej, dist = self._insert(ei, ej, dist, ni, nj, nd)
-        return ei, ej, dist
+            ni, nj, nd = self._linkable(np.concatenate(add_i), np.concatenate(add_j))
+            ni, nj, at = self._positions(bi, bj, bd, ni, nj, nd)
+        if gone.size == 0 and ni.size == 0:
+            return bi, bj
+        return pick(_merge_edges)(bi, bj, gone, ni, nj, at)
 
     def _linkable(self, i: np.ndarray, j: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -543,21 +576,22 @@ class _Query:
         live = self.alive[i] & self.alive[j]
         return i[live], j[live], removed
 
-    def _insert(self, ei: np.ndarray, ej: np.ndarray, dist: np.ndarray, ni: np.ndarray,
-                nj: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Merge new links into sorted ones by (δ, i, j) in the full solve's order."""
+    def _positions(self, bi: np.ndarray, bj: np.ndarray, bd: np.ndarray, ni: np.ndarray,
+                   nj: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, ...]:
+        """New links sorted by (δ, i, j) in the full solve's order, and the base
+        position each goes before."""
         order = self.order
         srt = np.lexsort((order[nj], order[ni], nd))
         ni, nj, nd = ni[srt], nj[srt], nd[srt]
-        at = np.searchsorted(dist, nd, side="left")
-        end = np.searchsorted(dist, nd, side="right")
+        at = np.searchsorted(bd, nd, side="left")
+        end = np.searchsorted(bd, nd, side="right")
         for t in np.flatnonzero(end > at):  # equal distances: resolve by (i, j)
             key = (order[ni[t]], order[nj[t]])
             s = at[t]
-            while s < end[t] and (order[ei[s]], order[ej[s]]) < key:
+            while s < end[t] and (order[bi[s]], order[bj[s]]) < key:
                 s += 1
             at[t] = s
-        return np.insert(ei, at, ni), np.insert(ej, at, nj), np.insert(dist, at, nd)
+        return ni, nj, at
 
     def _link(self, ei: np.ndarray, ej: np.ndarray) -> _SessionMerger:
         base, u = self.base, self.base.u
