@@ -11,8 +11,9 @@ from pluralguard.core import kernels, passing_kernel
 from pluralguard.core.geometry import project_ball_box, project_ball_simplex, project_simplex
 from pluralguard.core.solver import acceptance_matrix
 
-pytestmark = pytest.mark.skipif(not kernels.COMPILED,
-                                reason="numba is not installed (pip install pluralguard[fast])")
+pytestmark = pytest.mark.skipif(
+    not kernels.COMPILED,
+    reason="compiled kernels are off (numba not installed, or PLURALGUARD_PURE=1)")
 
 
 @settings(max_examples=200, deadline=None)

@@ -19,7 +19,7 @@ def path(request, monkeypatch):
     if request.param == "numpy":
         monkeypatch.setattr(kernels, "COMPILED", False)
     elif not kernels.COMPILED:
-        pytest.skip("numba is not installed (pip install pluralguard[fast])")
+        pytest.skip("compiled kernels are off (numba not installed, or PLURALGUARD_PURE=1)")
     return request.param
 
 
