@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dask,fast]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -34,7 +34,7 @@ gate: $(STAMP)
 	$(BIN)/pluralguard check ci/suite.toml --baseline ci/baseline.json --quiet
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,dask,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dask,fast,bench]"
 	$(BIN)/python benchmarks/run.py
 
 clean:

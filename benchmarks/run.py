@@ -15,11 +15,14 @@ Sections:
 4. the default suite: wall time, and the share spent in clean runs, attacked runs and
    adaptive search;
 5. the same suite on a Dask local cluster with 1 and 2 workers: identical results?
-   speed-up.
+   speed-up;
+6. the decentralised protocol and attack queries (``bench_protocol.py``): message
+   passing against the fast path, robust mixing against no defense, session queries
+   against full solves, 100,000 agents — each ratio against its peer in the same run.
 
 Usage::
 
-    python benchmarks/run.py [--sections 1,2,3,4,5] [--repeat 3] [--out benchmarks/RESULTS.md]
+    python benchmarks/run.py [--sections 1,2,3,4,5,6] [--repeat 3] [--out benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -310,7 +313,7 @@ def targets(measured: dict[str, float]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="1,2,3,4,5")
+    parser.add_argument("--sections", default="1,2,3,4,5,6")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
@@ -334,6 +337,14 @@ def main(argv: list[str] | None = None) -> int:
             part, m = section_suite(Path(tmp), dask=5 in sections)
         body += part
         measured |= m
+    if 6 in sections:
+        from bench_protocol import HEADER, load_line, protocol_rows
+
+        before = load_line()
+        rows = protocol_rows(args.repeat)
+        body += ["## 6. The decentralised protocol and attack queries", "",
+                 f"`bench_protocol.py`; {before} before, {load_line()} after.", "",
+                 *table(HEADER, rows), ""]
     text = "\n".join(lines + targets(measured) + body).rstrip() + "\n"
     args.out.write_text(text, encoding="utf-8")
     print(text)

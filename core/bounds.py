@@ -18,6 +18,7 @@ pairs are too many, the quantile is estimated from a seeded uniform sample of pa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -140,10 +141,12 @@ def pairwise_distance_quantile(points: np.ndarray, q: float, *,
                                random_state: int = 0) -> float:
     """q-quantile of the Euclidean distances over all pairs i < j of rows of ``points``.
 
-    Equal to ``np.quantile(pdist(points), q)``; with repeated rows it is computed on
-    the distinct rows weighted by multiplicity. When the distinct rows have more than
-    ``max_exact_pairs`` pairs, the quantile of ``sample_pairs`` uniformly drawn pairs
-    (seeded) is returned instead.
+    Linear interpolation between order statistics, as :func:`numpy.quantile`'s default
+    (equal to ``np.quantile(pdist(points), q)`` up to rounding; always computed by
+    :func:`interpolate_rank`, which incremental re-solves reproduce bit for bit). With
+    repeated rows it is computed on the distinct rows weighted by multiplicity. When
+    the distinct rows have more than ``max_exact_pairs`` pairs, the quantile of
+    ``sample_pairs`` uniformly drawn pairs (seeded) is returned instead.
     """
     n = points.shape[0]
     if n < 2:
@@ -157,26 +160,45 @@ def pairwise_distance_quantile(points: np.ndarray, q: float, *,
         j = j + (j >= i)  # uniform over j != i
         d = np.sqrt(((points[i] - points[j]) ** 2).sum(axis=1))
         return float(np.quantile(d, q))
-    if u == n:
-        return float(np.quantile(pdist(points), q))
     total = n * (n - 1) // 2
-    iu, ju = np.triu_indices(u, k=1)  # pdist's order
+    if u == n:
+        distances = pdist(points)
+
+        def order_statistics(ranks: list[int]) -> list[float]:
+            part = np.partition(distances, ranks)
+            return [float(part[r]) for r in ranks]
+
+        return interpolate_rank(order_statistics, total, q)
+    values, cum = distance_multiset(uniq, counts)
+
+    def order_statistics(ranks: list[int]) -> list[float]:
+        return [float(values[np.searchsorted(cum, r + 1)]) for r in ranks]
+
+    return interpolate_rank(order_statistics, total, q)
+
+
+def distance_multiset(uniq: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairwise distances of points ``uniq`` repeated ``counts`` times, as sorted
+    distinct values and the number of pairs at or below each (cumulative counts)."""
+    iu, ju = np.triu_indices(uniq.shape[0], k=1)  # pdist's order
     values = np.concatenate([[0.0], pdist(uniq)])
     weights = np.concatenate([[float((counts * (counts - 1) // 2).sum())],
                               counts[iu].astype(float) * counts[ju]])
     order = np.argsort(values, kind="stable")
-    values, cum = values[order], np.cumsum(weights[order])  # pairs with value <= values[t]
+    return values[order], np.cumsum(weights[order])
 
-    def order_statistic(r: int) -> float:  # r-th smallest, 0-based
-        return float(values[np.searchsorted(cum, r + 1)])
 
+def interpolate_rank(order_statistics: Callable[[list[int]], list[float]], total: int,
+                     q: float) -> float:
+    """The q-quantile of ``total`` sorted values by linear interpolation,
+    a + f·(b − a) between order statistics a = v_⌊r⌋, b = v_⌊r⌋+1 at r = q(total − 1);
+    ``order_statistics(ranks)`` returns the values at 0-based ranks."""
     rank = q * (total - 1)
     lo = int(np.floor(rank))
     frac = rank - lo
-    a = order_statistic(lo)
     if frac == 0.0:
-        return a
-    b = order_statistic(min(lo + 1, total - 1))
+        return order_statistics([lo])[0]
+    a, b = order_statistics([lo, min(lo + 1, total - 1)])
     return a + frac * (b - a)
 
 

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from . import kernels
 from .errors import InputError
 
 UTILITIES = ("quadratic", "linear")
@@ -227,6 +228,16 @@ def project_acceptable(X: np.ndarray, W: np.ndarray, X_center: np.ndarray,
     Cf = X_center.reshape(n, -1)
     if gamma_x is None:
         Xp, Wp = project_box(Xf), project_simplex(W)
+    elif kernels.COMPILED:  # the same projections, row by row (passing_kernel)
+        from .passing_kernel import project_rows
+
+        rows = np.arange(n, dtype=np.int64)
+        Xp, Wp = np.empty_like(Xf, dtype=float), np.empty_like(W, dtype=float)
+        for out, y, c, g, box in ((Xp, Xf, Cf, gamma_x, True), (Wp, W, W_center, gamma_w,
+                                                                 False)):
+            project_rows(np.ascontiguousarray(y, dtype=float), out, out, rows,
+                         np.ascontiguousarray(c, dtype=float),
+                         np.asarray(g, dtype=float), box, False)
     else:
         Xp = project_ball_box(Xf, Cf, gamma_x)
         Wp = project_ball_simplex(W, W_center, gamma_w)

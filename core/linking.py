@@ -19,15 +19,34 @@ between their members may still have a common acceptable point (on ``pve_like`` 
 ``quantile:0.5``, 104 of the 113 such pairs do; DESIGN §3.3). Link changes are the
 accepted merges and the rejected (cut) candidate links, reported in :class:`LinkLog`.
 
-The feasibility check runs its tests cheapest first: (0) the larger group's known
-common point may already suit every member of the smaller group; (1) the segment
-between the two groups' known common points (each constraint ‖x(t) − c_i‖ ≤ γ_i is a
-quadratic in t, so the feasible t form an interval) — success proves feasibility;
-(2) two members whose balls are disjoint, ‖c_i − c_j‖ > γ_i + γ_j — proves
-infeasibility; (3) the dual projection of the union's weighted mean onto its
-intersection (:mod:`~pluralguard.core.projection`), which either finds a common point
-or certifies that there is none; (4) in the rare case it can tell neither, an exact
-conic solve (:func:`~pluralguard.core.convex.solve_group`).
+*The check.* A and B merge iff the balls B(c_i, γ_i + τ/2), i ∈ A ∪ B, have a common
+point, τ the acceptance tolerance: a point of that intersection is accepted by every
+member with a margin of τ/2, and the agreement step (which first tries the bounds
+themselves, then the same widening) always finds one. (The box and the simplex never
+matter: projecting onto them moves no point farther from a centre inside them.) The
+decision is a *function of the union*, whatever the order in which the groups were
+built — which is what lets a query near a known population re-decide only what
+changed (:mod:`~pluralguard.core.incremental`). Tests run cheapest first, and the
+cheap ones only count when they prove the answer with a margin of
+:data:`PROOF_MARGIN`:
+
+1. the larger group's known common point lies inside every ball of the smaller one;
+2. a point of the segment between the two groups' known points lies inside every
+   ball of the union (each constraint is a quadratic in the segment parameter);
+3. two members' balls are disjoint (for unions with few pairs);
+4. otherwise the *canonical* check: the dual projection of the union's weighted mean,
+   members in index order, onto the intersection
+   (:mod:`~pluralguard.core.projection`), which finds a common point or certifies that
+   there is none, and in the rare case it can tell neither an exact conic solve
+   (:func:`~pluralguard.core.convex.solve_group`).
+
+A proof with that margin and the canonical check agree whenever the union's
+feasibility margin exceeds the canonical check's accuracy (far below
+:data:`PROOF_MARGIN`), and within the margin only the canonical check decides; so
+every decision depends on the union alone.
+
+The walk over the edges, union–find and the proofs 1–3 run as compiled kernels when
+numba is installed (:mod:`~pluralguard.core.kernels`).
 
 ``static`` — the initial homophily components, never cut. Kept to reproduce the
 prototype's finding that those components need not have a common acceptable point;
@@ -37,16 +56,18 @@ such groups are reported as not having reached consensus.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from . import kernels
 from .convex import solve_group
 from .errors import InputError
 from .geometry import ACCEPT_TOL, project_box, project_simplex
+from .kernels import jit, pick
 from .model import Population
 from .network import Edges, homophily_edges
 from .projection import FEASIBLE, INFEASIBLE, project_intersection
@@ -56,10 +77,15 @@ LINK_RULES = ("merge", "static")
 #: A network rule: (declarations with bounds in force, candidate edges) -> kept edges.
 EdgeFilter = Callable[[Population, Edges], Edges]
 
-#: Candidate links screened together for already-merged endpoints.
+#: A cheap test proves feasibility (or infeasibility) only with this margin on every
+#: ball (module doc).
+PROOF_MARGIN = 1e-8
+#: The canonical check accepts a common point that exceeds a ball by at most this.
+SOLVE_TOL = PROOF_MARGIN / 2
+#: Candidate links screened together by the Python walk.
 CHUNK = 4096
 #: Largest |A|·|B| for which the pairwise disjoint-ball test is tried.
-PAIRWISE_TEST_MAX = 2_000_000
+PAIRWISE_TEST_MAX = 65_536
 
 
 def check_link_rule(rule: str) -> str:
@@ -96,6 +122,23 @@ class LinkLog:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """A certificate that some balls have no common point (one part, X or W).
+
+    Any union holding all of ``points`` is infeasible. ``kind`` is ``pair`` (two
+    disjoint balls) or ``dual`` (the dual projection's certificate: multipliers
+    ``multipliers`` on the balls of ``points`` whose dual value, from centre ``c``,
+    exceeds every value a non-empty intersection allows).
+    """
+
+    part: int
+    kind: str
+    points: np.ndarray
+    multipliers: np.ndarray | None = None
+    c: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class Partition:
     """Groups produced by a link rule.
 
@@ -107,11 +150,15 @@ class Partition:
         Links of the final network used for message passing: a spanning forest of
         the groups (the accepted merges; the candidate edges for ``static``).
     log : LinkLog
+    conflicts : list of Conflict
+        Infeasibility certificates of the rejected links (``merge`` only), for
+        incremental re-solves.
     """
 
     labels: np.ndarray
     tree: np.ndarray
     log: LinkLog
+    conflicts: list[Conflict] = field(default_factory=list)
 
     @property
     def n_groups(self) -> int:
@@ -136,132 +183,585 @@ def static_partition(edges: Edges) -> Partition:
     return Partition(canonical_labels(labels), tree, log)
 
 
-def _segment_point(p0: np.ndarray, p1: np.ndarray, centers: np.ndarray,
-                   radii: np.ndarray) -> tuple[float, float]:
-    """Interval [lo, hi] ⊆ [0, 1] of t with ‖p0 + t(p1 − p0) − c_i‖ ≤ r_i for all i."""
-    delta = p1 - p0
+# ------------------------------------------------------------------ kernels
+# Union–find over agents: ``parent`` pointers, group ``size``, the members of a group
+# as a linked list from its root (``nxt``, ``tail``), and each group's rejected
+# partners as a linked list of entries (``fhead``, ``ftail``, ``fnext``, ``fpart``: a
+# point of the partner group at rejection time; ``fcount`` entries per group).
+
+
+@jit
+def _find(parent: np.ndarray, i: int) -> int:
+    root = i
+    while parent[root] != root:
+        root = parent[root]
+    while parent[i] != root:  # path compression
+        up = parent[i]
+        parent[i] = root
+        i = up
+    return root
+
+
+@jit
+def _failed(parent: np.ndarray, fhead: np.ndarray, fnext: np.ndarray, fpart: np.ndarray,
+            fcount: np.ndarray, a: int, b: int) -> bool:
+    """Whether groups a and b (roots) were found infeasible together before."""
+    if fcount[a] > fcount[b]:
+        a, b = b, a
+    e = fhead[a]
+    while e >= 0:
+        if _find(parent, fpart[e]) == b:
+            return True
+        e = fnext[e]
+    return False
+
+
+@jit
+def _union(parent: np.ndarray, size: np.ndarray, nxt: np.ndarray, tail: np.ndarray,
+           fhead: np.ndarray, ftail: np.ndarray, fnext: np.ndarray, fcount: np.ndarray,
+           a: int, b: int) -> int:
+    """Merge groups a and b (roots); the larger keeps its root (a on ties)."""
+    if size[a] < size[b]:
+        a, b = b, a
+    parent[b] = a
+    size[a] += size[b]
+    nxt[tail[a]] = b
+    tail[a] = tail[b]
+    if fhead[b] >= 0:
+        if fhead[a] < 0:
+            fhead[a] = fhead[b]
+        else:
+            fnext[ftail[a]] = fhead[b]
+        ftail[a] = ftail[b]
+        fcount[a] += fcount[b]
+    return a
+
+
+@jit
+def _members(nxt: np.ndarray, root: int, count: int) -> np.ndarray:
+    out = np.empty(count, dtype=np.int64)
+    i = root
+    for t in range(count):
+        out[t] = i
+        i = nxt[i]
+    return out
+
+
+@jit
+def _roots(parent: np.ndarray) -> np.ndarray:
+    out = np.empty(parent.size, dtype=np.int64)
+    for i in range(parent.size):
+        out[i] = _find(parent, i)
+    return out
+
+
+@jit
+def _lens(wa: np.ndarray, wb: np.ndarray, sa: float, sb: float,
+          point: np.ndarray) -> float:
+    """The largest ball inside B(wa, sa) ∩ B(wb, sb): its centre to ``point``, its radius
+    returned (−∞ if the balls miss each other)."""
+    if sa == np.inf:
+        point[:] = wb
+        return sb
+    if sb == np.inf:
+        point[:] = wa
+        return sa
+    acc = 0.0
+    for t in range(wa.size):
+        acc += (wa[t] - wb[t]) ** 2
+    d = np.sqrt(acc)
+    if sb <= sa - d:  # B(wb, sb) inside B(wa, sa)
+        point[:] = wb
+        return sb
+    if sa <= sb - d:
+        point[:] = wa
+        return sa
+    rho = 0.5 * (sa + sb - d)
+    if rho < 0 or d == 0.0:
+        return -np.inf
+    step = (sa - rho) / d
+    for t in range(wa.size):
+        point[t] = wa[t] + step * (wb[t] - wa[t])
+    return rho
+
+
+@jit
+def _slack_at(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, root: int, count: int,
+              x: np.ndarray) -> float:
+    """min over the members of a group of r_i − ‖x − c_i‖ (∞ without finite radii)."""
+    best = np.inf
+    i = root
+    for _ in range(count):
+        if radii[i] != np.inf:
+            acc = 0.0
+            for d in range(x.size):
+                u = x[d] - points[i, d]
+                acc += u * u
+            gap = radii[i] - np.sqrt(acc)
+            if gap < best:
+                best = gap
+        i = nxt[i]
+    return best
+
+
+@jit
+def _part_proof(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, size: np.ndarray,
+                witness: np.ndarray, slack: np.ndarray, a: int, b: int, margin: float,
+                point: np.ndarray) -> float:
+    """Cheap tests 1–2 (module doc) for one part of groups a (the larger) and b: a
+    common point of their balls (to ``point``) and a lower bound on its slack, or −∞.
+
+    Every group carries a known point and a lower bound on its slack, the smallest
+    r_i − ‖x − c_i‖ over its members: the ball of that radius around the point lies
+    inside all their balls. (0) If the two groups' balls overlap enough, the largest
+    ball in their lens proves the union (constant time); (1) the larger group's point
+    may lie inside every ball of the smaller group; (2) a point of the segment between
+    the two known points may lie inside every ball of the union.
+    """
+    wa, wb = witness[a], witness[b]
+    if slack[a] >= margin and slack[b] >= margin:
+        rho = _lens(wa, wb, slack[a], slack[b], point)
+        if rho >= margin:
+            return rho
+    if slack[a] >= margin:
+        inner = _slack_at(points, radii, nxt, b, size[b], wa)
+        if inner >= margin:
+            point[:] = wa
+            return min(inner, slack[a])
+    dims = wa.size
+    aa = 0.0
+    for d in range(dims):
+        aa += (wb[d] - wa[d]) ** 2
+    lo, hi = 0.0, 1.0
+    for root in (a, b):
+        i = root
+        for _ in range(size[root]):
+            if radii[i] != np.inf:
+                r = radii[i] - margin
+                if r < 0:
+                    return -np.inf
+                bb, cc = 0.0, 0.0  # no temporaries: this loop visits every member
+                for d in range(dims):
+                    off = wa[d] - points[i, d]
+                    bb += off * (wb[d] - wa[d])
+                    cc += off * off
+                cc -= r * r
+                if aa <= 1e-300:
+                    if cc > 0:
+                        return -np.inf
+                else:
+                    disc = bb * bb - aa * cc
+                    if disc < 0:
+                        return -np.inf
+                    root_ = np.sqrt(disc)
+                    lo = max(lo, (-bb - root_) / aa)
+                    hi = min(hi, (-bb + root_) / aa)
+                    if lo > hi:
+                        return -np.inf
+            i = nxt[i]
+    t = 0.5 * (lo + hi)
+    for d in range(dims):
+        point[d] = wa[d] + t * (wb[d] - wa[d])
+    found = min(_slack_at(points, radii, nxt, a, size[a], point),
+                _slack_at(points, radii, nxt, b, size[b], point))
+    return found if found >= margin else -np.inf
+
+
+@jit
+def _walk(ei: np.ndarray, ej: np.ndarray, pos: int, parent: np.ndarray, size: np.ndarray,
+          nxt: np.ndarray, tail: np.ndarray, fhead: np.ndarray, ftail: np.ndarray,
+          fnext: np.ndarray, fpart: np.ndarray, fcount: np.ndarray, label: np.ndarray,
+          witness_x: np.ndarray, witness_w: np.ndarray, slack: np.ndarray,
+          cert_x: np.ndarray, cert_w: np.ndarray, cert_slack: np.ndarray, tree: np.ndarray,
+          counts: np.ndarray, points_x: np.ndarray, points_w: np.ndarray,
+          radii_x: np.ndarray, radii_w: np.ndarray, margin: float) -> int:
+    """Visit edges from ``pos``; return the first one that needs a decision in Python.
+
+    Edges inside a group, and edges between groups already found infeasible
+    together, are skipped. Edges between two groups that carry the same
+    non-negative ``label`` L are merged on the spot: every member of such a union
+    accepts the point (``cert_x[L]``, ``cert_w[L]``) with slack ``cert_slack[:, L]``
+    (see :mod:`~pluralguard.core.incremental`), which becomes the group's known point.
+    Between two unlabelled groups (label −1) the cheap feasibility proofs run here
+    (:func:`_part_proof`), and a proven union is merged. ``counts[0]`` counts the
+    accepted links, recorded in ``tree``.
+    """
+    point_x, point_w = np.empty(points_x.shape[1]), np.empty(points_w.shape[1])
+    while pos < ei.size:
+        a = _find(parent, ei[pos])
+        b = _find(parent, ej[pos])
+        if a != b and not _failed(parent, fhead, fnext, fpart, fcount, a, b):
+            if label[a] >= 0 and label[a] == label[b]:
+                mark = label[a]
+                root = _union(parent, size, nxt, tail, fhead, ftail, fnext, fcount, a, b)
+                witness_x[root] = cert_x[mark]
+                witness_w[root] = cert_w[mark]
+                slack[0, root] = cert_slack[0, mark]
+                slack[1, root] = cert_slack[1, mark]
+            elif label[a] == -1 and label[b] == -1:
+                big, small = (a, b) if size[a] >= size[b] else (b, a)
+                sx = _part_proof(points_x, radii_x, nxt, size, witness_x, slack[0], big,
+                                 small, margin, point_x)
+                if sx < margin:
+                    return pos
+                sw = _part_proof(points_w, radii_w, nxt, size, witness_w, slack[1], big,
+                                 small, margin, point_w)
+                if sw < margin:
+                    return pos
+                root = _union(parent, size, nxt, tail, fhead, ftail, fnext, fcount, a, b)
+                witness_x[root] = point_x
+                witness_w[root] = point_w
+                slack[0, root] = sx
+                slack[1, root] = sw
+            else:
+                return pos
+            tree[counts[0], 0] = ei[pos]
+            tree[counts[0], 1] = ej[pos]
+            counts[0] += 1
+        pos += 1
+    return pos
+
+
+@jit
+def _disjoint_loop(points: np.ndarray, radii: np.ndarray, ma: np.ndarray, mb: np.ndarray,
+                   margin: float) -> tuple[int, int]:
+    """The pair i ∈ A, j ∈ B whose balls are farthest apart, if ‖c_i − c_j‖ > r_i + r_j +
+    margin, else (−1, −1) (the widest gap makes the most robust certificate)."""
+    best, bi, bj = margin, -1, -1
+    for s in range(ma.size):
+        i = ma[s]
+        if radii[i] == np.inf:
+            continue
+        for t in range(mb.size):
+            j = mb[t]
+            if radii[j] == np.inf:
+                continue
+            acc = 0.0
+            for d in range(points.shape[1]):
+                u = points[i, d] - points[j, d]
+                acc += u * u
+            gap = np.sqrt(acc) - radii[i] - radii[j]
+            if gap > best:
+                best, bi, bj = gap, i, j
+    return bi, bj
+
+
+# ------------------------------------------------------------------ Python paths
+def _slack_numpy(points: np.ndarray, radii: np.ndarray, idx: np.ndarray,
+                 x: np.ndarray) -> float:
+    """min over ``idx`` of r_i − ‖x − c_i‖ (∞ without finite radii)."""
+    r = radii[idx]
+    finite = np.isfinite(r)
+    if not finite.any():
+        return np.inf
+    d = points[idx[finite]] - x
+    return float((r[finite] - np.sqrt(np.einsum("ij,ij->i", d, d))).min())
+
+
+def _part_proof_numpy(points: np.ndarray, radii: np.ndarray, ma: np.ndarray,
+                      mb: np.ndarray, wa: np.ndarray, wb: np.ndarray, sa: float, sb: float,
+                      margin: float) -> tuple[np.ndarray | None, float]:
+    """:func:`_part_proof` vectorised: (point, slack) or (None, −∞)."""
+    if sa >= margin and sb >= margin:
+        point = np.empty_like(wa)
+        rho = pick(_lens)(wa, wb, sa, sb, point)
+        if rho >= margin:
+            return point, rho
+    if sa >= margin:
+        inner = _slack_numpy(points, radii, mb, wa)
+        if inner >= margin:
+            return wa.copy(), min(inner, sa)
+    idx = np.concatenate([ma, mb])
+    r = radii[idx]
+    finite = np.isfinite(r)
+    r = r[finite] - margin
+    if (r < 0).any():
+        return None, -np.inf
+    delta = wb - wa
     a = float(delta @ delta)
-    off = p0[None, :] - centers
+    off = wa[None, :] - points[idx[finite]]
     b = off @ delta
-    c = np.einsum("ij,ij->i", off, off) - radii * radii
-    finite = np.isfinite(radii)
-    b, c = b[finite], c[finite]
+    c = np.einsum("ij,ij->i", off, off) - r * r
     if a <= 1e-300:
-        return (0.0, 1.0) if (c <= 0).all() else (1.0, 0.0)
-    disc = b * b - a * c
-    if (disc < 0).any():
-        return 1.0, 0.0
-    root = np.sqrt(disc)
-    lo = max(0.0, float(((-b - root) / a).max(initial=-np.inf)))
-    hi = min(1.0, float(((-b + root) / a).min(initial=np.inf)))
-    return lo, hi
+        if (c > 0).any():
+            return None, -np.inf
+        lo, hi = 0.0, 1.0
+    else:
+        disc = b * b - a * c
+        if (disc < 0).any():
+            return None, -np.inf
+        root = np.sqrt(disc)
+        lo = max(0.0, float(((-b - root) / a).max(initial=-np.inf)))
+        hi = min(1.0, float(((-b + root) / a).min(initial=np.inf)))
+    if lo > hi:
+        return None, -np.inf
+    point = wa + (0.5 * (lo + hi)) * delta
+    found = _slack_numpy(points, radii, idx, point)
+    return (point, found) if found >= margin else (None, -np.inf)
 
 
-class _Merger:
-    """State of the feasible agglomeration (union–find with group data)."""
+def _disjoint_numpy(points: np.ndarray, radii: np.ndarray, ma: np.ndarray, mb: np.ndarray,
+                    margin: float) -> tuple[int, int]:
+    dist = np.sqrt(((points[ma][:, None, :] - points[mb][None, :, :]) ** 2).sum(-1))
+    with np.errstate(invalid="ignore"):
+        gap = np.nan_to_num(dist - radii[ma][:, None] - radii[mb][None, :], nan=-np.inf,
+                            neginf=-np.inf)
+    s, t = np.unravel_index(int(np.argmax(gap)), gap.shape)
+    if not gap[s, t] > margin:
+        return -1, -1
+    return int(ma[s]), int(mb[t])
 
-    def __init__(self, Xf: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
-                 weights: np.ndarray, k: int, m: int, tol: float) -> None:
-        n = Xf.shape[0]
-        self.Xf, self.W, self.k, self.m = Xf, W, k, m
-        self.rx, self.rw = gx + tol, gw + tol
-        self.weights, self.tol = weights, tol
-        self.parent = np.arange(n)
-        self.members: dict[int, np.ndarray] = {i: np.array([i]) for i in range(n)}
-        self.wx: dict[int, np.ndarray] = {i: Xf[i] for i in range(n)}
-        self.ww: dict[int, np.ndarray] = {i: W[i] for i in range(n)}
-        self.failed: dict[int, set[int]] = {}
+
+# ------------------------------------------------------------------ the merge rule
+#: A merge decision: the union's known point per part and lower bounds on its slack.
+Found = tuple[np.ndarray, np.ndarray, float, float]
+
+
+class Merger:
+    """State of the feasible agglomeration: union–find with group witnesses.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, k·m)
+    W : ndarray, shape (n, m)
+        Declarations (flattened judgements and value weights).
+    gamma_x, gamma_w : ndarray, shape (n,)
+        Bounds in force.
+    weights : ndarray, shape (n,)
+        Utility weights (the canonical check projects the union's weighted mean).
+    k, m : int
+    order : ndarray, shape (n,), optional
+        Rank of each agent in the canonical order of the canonical check (default:
+        index order).
+    tol : float
+        Acceptance tolerance; the balls have radii γ + tol/2 (module doc).
+    """
+
+    def __init__(self, X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
+                 gamma_w: np.ndarray, weights: np.ndarray, k: int, m: int,
+                 order: np.ndarray | None = None, tol: float = ACCEPT_TOL) -> None:
+        n = X.shape[0]
+        self.points = (np.ascontiguousarray(X, dtype=float),
+                       np.ascontiguousarray(W, dtype=float))
+        self.gamma = (np.asarray(gamma_x, float), np.asarray(gamma_w, float))
+        self.radii = (self.gamma[0] + tol / 2, self.gamma[1] + tol / 2)
+        self.weights, self.k, self.m, self.tol = np.asarray(weights, float), k, m, tol
+        self.order = None if order is None else np.asarray(order)
+        self.parent = np.arange(n, dtype=np.int64)
+        self.size = np.ones(n, dtype=np.int64)
+        self.nxt = np.full(n, -1, dtype=np.int64)
+        self.tail = np.arange(n, dtype=np.int64)
+        self.fhead = np.full(n, -1, dtype=np.int64)
+        self.ftail = np.full(n, -1, dtype=np.int64)
+        self.fcount = np.zeros(n, dtype=np.int64)
+        self.fnext = np.full(64, -1, dtype=np.int64)
+        self.fpart = np.zeros(64, dtype=np.int64)
+        self.n_fail = 0
+        # each group's known common point, and per part a lower bound on its slack
+        # (a singleton's centre has its whole radius)
+        self.witness = (self.points[0].copy(), self.points[1].copy())
+        self.slack = np.stack(self.radii).copy()
+        # certified merges (incremental re-solves): groups with the same label L >= 0
+        # merge without a check, their members all accepting point L of ``cert`` with
+        # slack ``cert_slack[:, L]``
+        self.label = np.full(n, -1, dtype=np.int64)
+        self.cert = (np.zeros((0, self.points[0].shape[1])),
+                     np.zeros((0, self.points[1].shape[1])))
+        self.cert_slack = np.zeros((2, 0))
+        self.tree = np.zeros((max(n - 1, 0), 2), dtype=np.int64)
+        self.counts = np.zeros(1, dtype=np.int64)
+        self.rejected = 0
         self.exact_checks = 0
+        self.conflicts: list[Conflict] = []
 
+    # ---------------------------------------------------------------- state
     def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
-        return root
+        return int(pick(_find)(self.parent, i))
+
+    def members(self, root: int) -> np.ndarray:
+        return pick(_members)(self.nxt, root, int(self.size[root]))
 
     def roots(self) -> np.ndarray:
-        """Root of every agent (vectorised pointer jumping)."""
-        root = self.parent.copy()
-        while True:
-            nxt = root[root]
-            if np.array_equal(nxt, root):
-                return root
-            root = nxt
+        return pick(_roots)(self.parent)
 
-    def _inside(self, group: int, x: np.ndarray, w: np.ndarray) -> bool:
-        """Whether the point (x, w) lies in every member's (tolerance-widened) set."""
-        idx = self.members[group]
-        return bool((((self.Xf[idx] - x) ** 2).sum(axis=1) <= self.rx[idx] ** 2).all()
-                    and (((self.W[idx] - w) ** 2).sum(axis=1) <= self.rw[idx] ** 2).all())
+    def merge(self, a: int, b: int, i: int, j: int, found: Found) -> int:
+        """Merge groups a and b along edge (i, j) with the union's known point."""
+        root = int(pick(_union)(self.parent, self.size, self.nxt, self.tail, self.fhead,
+                                self.ftail, self.fnext, self.fcount, a, b))
+        self.witness[0][root], self.witness[1][root] = found[0], found[1]
+        self.slack[:, root] = found[2], found[3]
+        self.tree[self.counts[0]] = (i, j)
+        self.counts[0] += 1
+        return root
 
-    def _feasible(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if self.members[a].size < self.members[b].size:
-            a, b = b, a
-        # cheapest first: the larger group's known common point suits the smaller one
-        if self._inside(b, self.wx[a], self.ww[a]):
-            return self.wx[a], self.ww[a]
-        idx = np.concatenate([self.members[a], self.members[b]])
-        lo_x, hi_x = _segment_point(self.wx[a], self.wx[b], self.Xf[idx], self.rx[idx])
-        lo_w, hi_w = _segment_point(self.ww[a], self.ww[b], self.W[idx], self.rw[idx])
-        lo, hi = max(lo_x, lo_w), min(hi_x, hi_w)
-        if lo <= hi:
-            t = 0.5 * (lo + hi)
-            return (self.wx[a] + t * (self.wx[b] - self.wx[a]),
-                    self.ww[a] + t * (self.ww[b] - self.ww[a]))
-        ma, mb = self.members[a], self.members[b]
+    def reject(self, a: int, b: int) -> None:
+        """Record that groups a and b (roots) have no common point."""
+        if self.n_fail + 2 > self.fnext.size:
+            grow = self.fnext.size
+            self.fnext = np.concatenate([self.fnext, np.full(grow, -1, dtype=np.int64)])
+            self.fpart = np.concatenate([self.fpart, np.zeros(grow, dtype=np.int64)])
+        for owner, partner in ((a, b), (b, a)):
+            e = self.n_fail
+            self.n_fail += 1
+            self.fpart[e] = partner
+            if self.fhead[owner] < 0:
+                self.fhead[owner] = e
+            else:
+                self.fnext[self.ftail[owner]] = e
+            self.ftail[owner] = e
+            self.fcount[owner] += 1
+        self.rejected += 1
+
+    # ---------------------------------------------------------------- checks
+    def prove(self, a: int, b: int, ma: np.ndarray, mb: np.ndarray, cheap: bool = True
+              ) -> Found | bool | None:
+        """Tests 1–3 (module doc; 1–2 only if ``cheap``) on groups a (the larger) and b:
+        the union's point (proven), False (a disjoint pair) or None (undecided)."""
+        eta = PROOF_MARGIN
+        if cheap:
+            parts = []
+            for part in (0, 1):
+                w = self.witness[part]
+                parts.append(_part_proof_numpy(self.points[part], self.radii[part], ma, mb,
+                                               w[a], w[b], float(self.slack[part, a]),
+                                               float(self.slack[part, b]), eta))
+                if parts[-1][0] is None:
+                    break
+            else:
+                return parts[0][0], parts[1][0], parts[0][1], parts[1][1]
         if ma.size * mb.size <= PAIRWISE_TEST_MAX:
-            for centers, radii in ((self.Xf, self.rx), (self.W, self.rw)):
-                gap = (np.sqrt(((centers[ma][:, None, :] - centers[mb][None, :, :]) ** 2)
-                               .sum(-1)) - radii[ma][:, None] - radii[mb][None, :])
-                if (gap > 0).any():
-                    return None
-        # bounds widened by half the tolerance: points on the widened boundary still
-        # pass the tolerance test
-        w = self.weights[idx] / self.weights[idx].sum()
-        px = project_intersection(w @ self.Xf[idx], self.Xf[idx], self.rx[idx] - self.tol / 2,
-                                  project_box, tol=self.tol)
-        if px.status == INFEASIBLE:
-            return None
-        pw = project_intersection(w @ self.W[idx], self.W[idx], self.rw[idx] - self.tol / 2,
-                                  project_simplex, tol=self.tol)
-        if pw.status == INFEASIBLE:
-            return None
-        if px.status == FEASIBLE and pw.status == FEASIBLE:
-            return px.x, pw.x
-        self.exact_checks += 1
-        sol = solve_group(self.Xf[idx].reshape(-1, self.k, self.m), self.W[idx],
-                          self.weights[idx], self.rx[idx] - self.tol,
-                          self.rw[idx] - self.tol, inflate=self.tol / 2, tol=self.tol)
-        if not sol.feasible:
-            return None
-        return sol.X.ravel(), sol.W
+            disjoint = _disjoint_loop if kernels.COMPILED else _disjoint_numpy
+            for part in (0, 1):
+                i, j = disjoint(self.points[part], self.radii[part], ma, mb, eta)
+                if i >= 0:
+                    self.conflicts.append(Conflict(part, "pair", np.array([i, j])))
+                    return False
+        return None
 
-    def try_merge(self, i: int, j: int) -> bool | None:
-        """Merge the groups of i and j if feasible; None if already together/known."""
-        a, b = self.find(i), self.find(j)
-        if a == b or b in self.failed.get(a, ()):
-            return None
-        witness = self._feasible(a, b)
-        if witness is None:
-            self.failed.setdefault(a, set()).add(b)
-            self.failed.setdefault(b, set()).add(a)
-            return False
-        if self.members[a].size < self.members[b].size:
+    def canonical(self, idx: np.ndarray) -> Found | None:
+        """The canonical check of the union ``idx`` (module doc): None if the balls have
+        no common point, else a common point and its slack per part.
+
+        Members are taken in :attr:`order`, so the answer depends on the set alone. Per
+        part, the projection of the union's weighted mean onto the balls decides; a
+        point found there lies on the boundary of some, so the projection is repeated
+        onto the balls shrunk to γ + τ/4 (from the same multipliers, a step or two): a
+        point found there lies τ/4 inside every ball, a known point later checks can
+        rely on.
+        """
+        idx = np.sort(idx) if self.order is None else \
+            idx[np.argsort(self.order[idx], kind="stable")]
+        w = self.weights[idx] / self.weights[idx].sum()
+        found: list[np.ndarray] = []
+        settled = True
+        for part, project in ((0, project_box), (1, project_simplex)):
+            anchors = self.points[part][idx]
+            c = w @ anchors
+            radii = self.radii[part][idx]
+            p = project_intersection(c, anchors, radii, project, tol=SOLVE_TOL)
+            if p.status == INFEASIBLE:
+                # the balls with a multiplier, and the one giving the best bound on
+                # any point of the intersection, ½ min_i (‖c − a_i‖ + r_i)² (module
+                # :mod:`~pluralguard.core.projection`), carry the certificate
+                reach = np.sqrt(((anchors - c) ** 2).sum(axis=1)) + radii
+                used = p.multipliers > 0
+                used[int(np.argmin(reach))] = True
+                self.conflicts.append(Conflict(part, "dual", idx[used], p.multipliers[used],
+                                               c))
+                return None
+            settled &= p.status == FEASIBLE
+            point = p.x
+            if p.multipliers.any():  # on the boundary of some balls: move inside
+                inner = project_intersection(c, anchors,
+                                             self.gamma[part][idx] + self.tol / 4, project,
+                                             tol=SOLVE_TOL, warm=p.multipliers)
+                if inner.status == FEASIBLE:
+                    point = inner.x
+            found.append(point)
+        if not settled:
+            self.exact_checks += 1
+            k, m = self.k, self.m
+            sol = solve_group(self.points[0][idx].reshape(-1, k, m), self.points[1][idx],
+                              self.weights[idx], self.radii[0][idx], self.radii[1][idx],
+                              inflate=SOLVE_TOL / 2, tol=SOLVE_TOL)
+            if not sol.feasible:
+                return None
+            found = [sol.X.ravel(), sol.W]
+        return (found[0], found[1], _slack_numpy(self.points[0], self.radii[0], idx, found[0]),
+                _slack_numpy(self.points[1], self.radii[1], idx, found[1]))
+
+    def decide(self, a: int, b: int) -> Found | None:
+        """Whether groups a and b (roots) can merge: the union's point, or None."""
+        if self.size[a] < self.size[b]:
             a, b = b, a
-        self.parent[b] = a
-        self.members[a] = np.concatenate([self.members.pop(a), self.members.pop(b)])
-        self.wx[a], self.ww[a] = witness
-        del self.wx[b], self.ww[b]
-        fb = self.failed.pop(b, set())
-        fa = self.failed.setdefault(a, set())
-        for c in fb:
-            other = self.failed[c]
-            other.discard(b)
-            other.add(a)
-            fa.add(c)
-        return True
+        # the compiled walk already tried tests 1–2 between unlabelled groups
+        tried = kernels.COMPILED and self.label[a] == -1 and self.label[b] == -1
+        ma, mb = self.members(a), self.members(b)
+        verdict = self.prove(a, b, ma, mb, cheap=not tried)
+        if verdict is False:
+            return None
+        if verdict is not None:
+            return verdict
+        return self.canonical(np.concatenate([ma, mb]))
+
+    def merged(self, a: int, b: int, root: int) -> None:
+        """After a decided merge of a and b into ``root``: the union carries no label."""
+        self.label[root] = -1
+
+    def run(self, edges_i: np.ndarray, edges_j: np.ndarray) -> None:
+        """Visit the edges closest first (module doc), deciding with :meth:`decide`."""
+        for pos in self._visits(edges_i, edges_j):
+            i, j = int(edges_i[pos]), int(edges_j[pos])
+            a, b = self.find(i), self.find(j)
+            found = self.decide(a, b)
+            if found is None:
+                self.reject(a, b)
+            else:
+                self.merged(a, b, self.merge(a, b, i, j, found))
+
+    def _visits(self, ei: np.ndarray, ej: np.ndarray) -> Iterator[int]:
+        """Positions of the edges that need a decision, in order (the state may change
+        between two of them)."""
+        if kernels.COMPILED:
+            pos = 0
+            while True:  # the arrays are read anew: rejections may have grown some
+                pos = int(_walk(ei, ej, pos, self.parent, self.size, self.nxt, self.tail,
+                                self.fhead, self.ftail, self.fnext, self.fpart, self.fcount,
+                                self.label, self.witness[0], self.witness[1], self.slack,
+                                self.cert[0], self.cert[1], self.cert_slack, self.tree,
+                                self.counts, self.points[0], self.points[1], self.radii[0],
+                                self.radii[1], PROOF_MARGIN))
+                if pos >= ei.size:
+                    return
+                yield pos
+                pos += 1
+        # Python: an edge inside one group at the start of a chunk stays inside (groups
+        # only grow), so only the others are visited one by one, in order
+        find, failed = pick(_find), pick(_failed)
+        for start in range(0, ei.size, CHUNK):
+            roots = self.parent.copy()
+            while not np.array_equal(up := roots[roots], roots):
+                roots = up
+            stop = min(ei.size, start + CHUNK)
+            cross = np.flatnonzero(roots[ei[start:stop]] != roots[ej[start:stop]]) + start
+            for pos in cross.tolist():
+                a, b = find(self.parent, ei[pos]), find(self.parent, ej[pos])
+                if a == b or failed(self.parent, self.fhead, self.fnext, self.fpart,
+                                    self.fcount, a, b):
+                    continue
+                mark = self.label[a]
+                if mark >= 0 and mark == self.label[b]:
+                    self.merge(a, b, int(ei[pos]), int(ej[pos]),
+                               (self.cert[0][mark], self.cert[1][mark],
+                                self.cert_slack[0, mark], self.cert_slack[1, mark]))
+                    continue
+                yield pos
+
+    def partition(self, candidate_edges: int) -> Partition:
+        log = LinkLog("merge", candidate_edges, int(self.counts[0]), self.rejected,
+                      self.exact_checks)
+        return Partition(canonical_labels(self.roots()), self.tree[: self.counts[0]].copy(),
+                         log, self.conflicts)
 
 
 def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: np.ndarray,
@@ -277,29 +777,12 @@ def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: 
     edges : Edges
         Candidate links, sorted closest first.
     tol : float
-        Acceptance tolerance added to every bound.
+        Acceptance tolerance (the balls have radii γ + tol/2).
     """
     n, k, m = X.shape
-    merger = _Merger(X.reshape(n, -1), W, np.asarray(gamma_x, float),
-                     np.asarray(gamma_w, float), weights, k, m, tol)
-    tree: list[tuple[int, int]] = []
-    rejected = 0
-    # Edges whose endpoints already share a group at the start of a chunk stay
-    # internal (groups only grow), so only the others are visited one by one, in order.
-    for start in range(0, len(edges), CHUNK):
-        ei, ej = edges.i[start:start + CHUNK], edges.j[start:start + CHUNK]
-        roots = merger.roots()
-        cross = roots[ei] != roots[ej]
-        for i, j in zip(ei[cross].tolist(), ej[cross].tolist(), strict=True):
-            outcome = merger.try_merge(i, j)
-            if outcome:
-                tree.append((i, j))
-            elif outcome is False:
-                rejected += 1
-    roots = np.fromiter((merger.find(i) for i in range(n)), dtype=np.int64, count=n)
-    log = LinkLog("merge", len(edges), len(tree), rejected, merger.exact_checks)
-    tree_arr = np.array(tree, dtype=np.int64).reshape(-1, 2)
-    return Partition(canonical_labels(roots), tree_arr, log)
+    merger = Merger(X.reshape(n, -1), W, gamma_x, gamma_w, weights, k, m, tol=tol)
+    merger.run(edges.i, edges.j)
+    return merger.partition(len(edges))
 
 
 def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,

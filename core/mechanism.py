@@ -352,9 +352,23 @@ class Mechanism:
         """A function answering hook-free calls exactly like ``self(population)``, for
         the many queries an adaptive attacker makes on populations near ``base``.
 
-        Transforms run first on every query, as in :meth:`__call__`; what is reused
-        across queries lives in :func:`~pluralguard.core.incremental.open_session`
-        (kinds and parameters without an incremental path are answered by ``self``).
+        Transforms run first on every query, as in :meth:`__call__`. For the agreement
+        mechanism (``exact``, ``merge``; declared, fixed or quantile bounds) a query
+        that changes a few rows of ``base`` or appends a few is re-solved
+        incrementally, with the same answer as a full solve
+        (:mod:`~pluralguard.core.incremental`); other kinds and parameters get the
+        base answer kept and every other query solved in full. Hold one session per
+        attack plan; it is not thread-safe.
+
+        Examples
+        --------
+        >>> from pluralguard.core import datasets
+        >>> pop = datasets.load("evs2017")
+        >>> mech = Mechanism("agreements", {"bounds": "quantile:0.5"})
+        >>> ask = mech.session(pop)
+        >>> moved = pop.replace(W=pop.W[::-1])
+        >>> bool((ask(moved).labels == mech(moved).labels).all())
+        True
         """
         from .incremental import open_session
 

@@ -35,6 +35,20 @@ their consensus residual max_i δ(x_i, x̄_C) falls below ``tol`` and x̄_C stop
 a group whose residual stops shrinking while its multipliers keep growing is
 *stalled* (its members' sets have no common point, or someone deviates) and is
 reported as not having reached consensus — never silently averaged.
+
+*Where they start.* From their real start every agent answers its own declaration
+(ν = 0). On a group where a few members' bounds bind, the dual is ill-conditioned:
+the binding members' multipliers must carry the whole group's pull, which reaches
+them through the links at a rate of their degree over the group's size (without
+bounds, the groups of ``pve_like`` at Q2 settle in ~200 iterations; with one binding
+ball, ~1,200). A solve without a hook (honest agents) may instead start at the fixed
+point itself, built from the fast path's optimum and the multipliers of its binding
+balls (:func:`warm_start`): message passing then only confirms it. A protocol attack
+(a hook) always faces the protocol from its real start.
+
+The iterations of ``dual`` and ``nids`` run as compiled kernels when numba is
+installed (:mod:`~pluralguard.core.passing_kernel`); the numpy loop below is the
+same recursion.
 """
 
 from __future__ import annotations
@@ -47,6 +61,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import eigsh
 
+from . import kernels
+from . import passing_kernel as pk
 from .geometry import (
     D_W,
     diameter_x,
@@ -519,7 +535,7 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
                  edges: np.ndarray, *, tol: float, max_iter: int, step: float | None,
                  accelerate: bool, mixing: str | None, check_every: int,
                  stall_checks: int | None, hook: MessageHook | None,
-                 record_history: bool) -> PassingOutcome:
+                 record_history: bool, start: WarmStart | None = None) -> PassingOutcome:
     """The projected dual gradient and NIDS, written as one recursion (module doc).
 
     Per part (X or W), agent i keeps v_i and answers y_i = Π_{F_i}(v_i);
@@ -555,11 +571,21 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
     # a deviating messenger is the common cause of a stall, so look sooner
     monitor = _BlockMonitor(labels, G, [b.scale for b in blocks], tol,
                        stall_checks or (50 if hook is not None else 200), record_history)
-    v = [b.centres.copy() for b in blocks]
-    y = [b.centres.copy() for b in blocks]  # x̂_i ∈ F_i: Π(v) = x̂ at the start
-    y_prev = [b.centres.copy() for b in blocks]
-    v_prev = [b.centres.copy() for b in blocks]
+    if start is None:
+        v = [b.centres.copy() for b in blocks]
+        y = [b.centres.copy() for b in blocks]  # x̂_i ∈ F_i: Π(v) = x̂ at the start
+    else:  # a warm start (honest solves): v, and y = Π(v)
+        v = [np.array(start[0], dtype=float), np.array(start[1], dtype=float)]
+        y = [np.array(start[2], dtype=float), np.array(start[3], dtype=float)]
+    y_prev = [yb.copy() for yb in y]
+    v_prev = [vb.copy() for vb in v]
     thetas = [np.ones(G), np.ones(G)]
+    if kernels.COMPILED:
+        t, clock = _compiled_loop(blocks, v, y, y_prev, v_prev, thetas, edges, link_weight,
+                                  h[:, 0], w, labels, theta, momentum, param if clipper else 0.0,
+                                  monitor, hook, k, m, max_iter, check_every)
+        return PassingOutcome(y[0].reshape(n, k, m), y[1], t, monitor.done, monitor.stalled,
+                              monitor.history, clock)
     everyone = slice(None)
     rows: list[slice | np.ndarray] = [everyone, everyone]  # agents still iterating, per part
     sub = [M, M]
@@ -607,10 +633,7 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
             v[b][r] = new
         clock["mixing"] += time.perf_counter() - c1
         if t % check_every == 0:
-            pressure = sum(b.scale**2 * np.einsum("ij,ij->i", (b.centres - vb) / h,
-                                                  (b.centres - vb) / h)
-                           for b, vb in zip(blocks, v, strict=True))
-            live = monitor.check(t, y, np.sqrt(pressure), blocks, k, m)
+            live = monitor.check(t, y, _pressure(blocks, v, h), blocks, k, m)
             if not (live[0].any() or live[1].any()):
                 break
             for b in range(2):
@@ -623,11 +646,122 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
     return PassingOutcome(Xo, y[1], t, monitor.done, monitor.stalled, monitor.history, clock)
 
 
+#: A warm start of :func:`run_dual` / :func:`run_nids`: per part (X flattened, then W)
+#: each agent's value v_i, and its answer Π_{F_i}(v_i).
+WarmStart = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def warm_start(centres: tuple[np.ndarray, np.ndarray], weights: np.ndarray,
+               labels: np.ndarray, optimum: tuple[np.ndarray, np.ndarray],
+               pre_image: tuple[np.ndarray, np.ndarray],
+               multipliers: tuple[np.ndarray, np.ndarray],
+               exact: np.ndarray) -> WarmStart:
+    """A fixed point of :func:`run_dual` and :func:`run_nids` built from the group optima.
+
+    For a group with optimum x* = Π_S(z), z = (c + Σ_b λ_b a_b)/(1 + Σλ) the dual
+    projection of its weighted mean c (λ_b ≥ 0 on the binding balls,
+    :mod:`~pluralguard.core.projection`), every member answers x* from
+
+        v_i = x* + (1 + Σλ)(z − x*) + (W λ_i / w_i)(x* − a_i),   W = Σ_{j∈C} w_j,
+
+    (z − x* is normal to S at x*, x* − a_i to member i's ball), and the running
+    multiplier sums ν_i = 2w_i(x̂_i − v_i) add up to zero, as a sum of edge multipliers
+    must: optimality of x*. Groups whose optimum came without multipliers (``exact``
+    false) start cold, at v_i = x̂_i.
+
+    Parameters
+    ----------
+    centres : (ndarray (n, k·m), ndarray (n, m))
+        The agents' declarations x̂_i per part.
+    weights : ndarray, shape (n,)
+        Weights as the methods normalise them (by the group mean).
+    labels : ndarray of int, shape (n,)
+    optimum, pre_image : (ndarray (G, k·m), ndarray (G, m))
+        x* and z per group and part.
+    multipliers : (ndarray (n,), ndarray (n,))
+        λ_i of each agent's ball in its group's projection, per part.
+    exact : ndarray of bool, shape (G,)
+        Groups with an optimum and multipliers.
+    """
+    G = exact.size
+    total = np.bincount(labels, weights, minlength=G)
+    out: list[np.ndarray] = []
+    answers: list[np.ndarray] = []
+    for part in (0, 1):
+        lam = multipliers[part]
+        lam_sum = np.bincount(labels, lam, minlength=G)
+        x, z = optimum[part][labels], pre_image[part][labels]
+        v = x + (1.0 + lam_sum[labels])[:, None] * (z - x) \
+            + (total[labels] * lam / weights)[:, None] * (x - centres[part])
+        cold = ~exact[labels]
+        v[cold] = centres[part][cold]
+        out.append(v)
+        answers.append(np.where(cold[:, None], centres[part], x))
+    return out[0], out[1], answers[0], answers[1]
+
+
+def _pressure(blocks: list[_Block], v: list[np.ndarray], h: np.ndarray) -> np.ndarray:
+    """Per agent, the size of its running multiplier sum (in δ), for stall detection."""
+    return np.sqrt(sum(b.scale**2 * np.einsum("ij,ij->i", (b.centres - vb) / h,
+                                               (b.centres - vb) / h)
+                       for b, vb in zip(blocks, v, strict=True)))
+
+
+def _compiled_loop(blocks: list[_Block], v: list[np.ndarray], y: list[np.ndarray],
+                   y_prev: list[np.ndarray], v_prev: list[np.ndarray],
+                   thetas: list[np.ndarray], edges: np.ndarray, link_weight: np.ndarray,
+                   h: np.ndarray, w: np.ndarray, labels: np.ndarray, theta: float,
+                   momentum: bool, tau: float, monitor: _BlockMonitor,
+                   hook: MessageHook | None, k: int, m: int, max_iter: int,
+                   check_every: int) -> tuple[int, dict[str, float]]:
+    """The loop of :func:`_first_order` with compiled iterations
+    (:mod:`~pluralguard.core.passing_kernel`); same recursion, same stopping."""
+    n = labels.size
+    i, j = edges[:, 0], edges[:, 1]
+    src = np.concatenate([i, j]).astype(np.int64)
+    dst = np.concatenate([j, i]).astype(np.int64)
+    order = np.argsort(src, kind="stable")
+    nbr, weight = dst[order], np.concatenate([link_weight, link_weight])[order]
+    ptr = np.searchsorted(src[order], np.arange(n + 1)).astype(np.int64)
+    radii = [np.full(n, np.inf) if b.radii is None else np.asarray(b.radii, float)
+             for b in blocks]
+    rows = [np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)]
+    counts = np.bincount(labels, minlength=thetas[0].size).astype(float)
+    spread = np.zeros(n)
+    new = [np.empty_like(vb) for vb in v]
+    dots = np.zeros(thetas[0].size)
+    scales = [b.scale for b in blocks]
+    clock = {"projection": 0.0, "mixing": 0.0}
+    t = 0
+    for t in range(1, max_iter + 1):
+        c0 = time.perf_counter()
+        for b, block in enumerate(blocks):
+            pk.project_rows(v[b], y[b], y_prev[b], rows[b], block.centres, radii[b],
+                            block.box, theta != 1.0)
+        c1 = time.perf_counter()
+        clock["projection"] += c1 - c0
+        _apply_hook_blocks(hook, blocks, k, m, t, labels, y)
+        if tau > 0:
+            pk.link_spread(y[0], y[1], scales[0], scales[1], labels, counts, spread)
+        for b in range(2):
+            pk.mix_rows(v[b], v_prev[b], y[b], y_prev[b], rows[b], h, ptr, nbr, weight,
+                        theta, momentum, thetas[b], w, labels, tau, spread, y[0], y[1],
+                        scales[0], scales[1], new[b], dots)
+        clock["mixing"] += time.perf_counter() - c1
+        if t % check_every == 0:
+            live = monitor.check(t, y, _pressure(blocks, v, h[:, None]), blocks, k, m)
+            if not (live[0].any() or live[1].any()):
+                break
+            rows = [np.flatnonzero(live[b][labels]) for b in range(2)]
+    return t, clock
+
+
 def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,
              weights: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, tol: float,
              max_iter: int, step: float | None = None, accelerate: bool = True,
              mixing: str | None = None, check_every: int = 10, stall_checks: int | None = None,
-             hook: MessageHook | None = None, record_history: bool = False) -> PassingOutcome:
+             hook: MessageHook | None = None, record_history: bool = False,
+             start: WarmStart | None = None) -> PassingOutcome:
     """Projected dual gradient on every group at once (module doc). Quadratic utility.
 
     ``step`` is the fraction of the safe step 1/λ_max of each group's dual gradient
@@ -638,14 +772,15 @@ def run_dual(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
     return _first_order("dual", X, W, gx, gw, weights, labels, edges, tol=tol,
                         max_iter=max_iter, step=step, accelerate=accelerate, mixing=mixing,
                         check_every=check_every, stall_checks=stall_checks, hook=hook,
-                        record_history=record_history)
+                        record_history=record_history, start=start)
 
 
 def run_nids(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,
              weights: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, tol: float,
              max_iter: int, step: float | None = None, accelerate: bool = True,
              mixing: str | None = None, check_every: int = 10, stall_checks: int | None = None,
-             hook: MessageHook | None = None, record_history: bool = False) -> PassingOutcome:
+             hook: MessageHook | None = None, record_history: bool = False,
+             start: WarmStart | None = None) -> PassingOutcome:
     """NIDS, a decentralised proximal-gradient method with constant steps.
 
     Li, Shi & Yan, *A decentralized proximal-gradient method with network independent
@@ -667,7 +802,7 @@ def run_nids(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray
     return _first_order("nids", X, W, gx, gw, weights, labels, edges, tol=tol,
                         max_iter=max_iter, step=step, accelerate=accelerate, mixing=mixing,
                         check_every=check_every, stall_checks=stall_checks, hook=hook,
-                        record_history=record_history)
+                        record_history=record_history, start=start)
 
 
 def run_dgd(X: np.ndarray, W: np.ndarray, gx: np.ndarray | None, gw: np.ndarray | None,

@@ -134,11 +134,13 @@ def _nearest_pairs(points: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
             # a copy: a view would keep the block's whole argpartition alive
             parts.append(np.argpartition(d2, k - 1, axis=1)[:, :k].copy())
         nbr = np.concatenate(parts)
-    i = np.repeat(np.arange(n), k)
-    j = nbr.ravel()
-    pairs = np.unique(np.sort(np.stack([i, j], axis=1), axis=1), axis=0)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return pairs[:, 0], pairs[:, 1]
+    i = np.repeat(np.arange(n, dtype=np.int64), k)
+    j = nbr.ravel().astype(np.int64)
+    code = np.sort(np.minimum(i, j) * n + np.maximum(i, j))  # pairs i < j, sorted
+    code = code[np.concatenate([[True], code[1:] != code[:-1]])]
+    i, j = code // n, code % n
+    keep = i != j
+    return i[keep], j[keep]
 
 
 def _social_pairs(population: Population, social_graph: nx.Graph) -> tuple[np.ndarray,

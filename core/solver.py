@@ -17,21 +17,31 @@ Pipeline:
    * ``exact`` (default, the fast path) — a centralised conic solve per group
      (:func:`~pluralguard.core.convex.solve_group`);
    * ``dual`` — projected dual gradient by message passing;
+   * ``nids`` — an exact decentralised proximal-gradient method;
    * ``dgd`` — projected decentralised gradient by message passing
      (:mod:`~pluralguard.core.message_passing`).
 
+   Honest ``dual``/``nids`` solves (no hook) start at the fast path's fixed point
+   and confirm it by message passing (``warm_start``).
+
 5. **Read-out**: labels, agreements, overlapping membership (every agreement in each
-   agent's F_i), utilities, convergence and residuals.
+   agent's F_i), utilities, convergence and residuals (:func:`readout`).
+
+Attack queries near a known population re-run these steps incrementally, with the
+same answers (:mod:`~pluralguard.core.incremental`).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import networkx as nx
 import numpy as np
 from scipy import sparse
+from scipy.spatial import cKDTree
 
+from . import kernels
 from .bounds import BoundPolicy, BoundRule, resolve_bounds
 from .convex import POLISH_SLACK, solve_group
 from .errors import InputError
@@ -46,21 +56,33 @@ from .geometry import (
 from .geometry import (
     utility as utility_fn,
 )
-from .linking import EdgeFilter, Partition, canonical_labels, check_link_rule, settle
+from .kernels import jit
+from .linking import (
+    EdgeFilter,
+    LinkLog,
+    Partition,
+    canonical_labels,
+    check_link_rule,
+    settle,
+)
 from .message_passing import (
     METHODS,
     MessageHook,
+    WarmStart,
     consensus_residual,
     parse_mixing,
     run_dgd,
     run_dual,
     run_nids,
+    warm_start,
 )
 from .model import Population
-from .network import Edges, distinct_declarations
+from .network import NEAREST_KDTREE_MAX_DIM, Edges, distinct_declarations
 from .projection import FEASIBLE, project_intersection
 from .result import AgreementResult
 
+#: Above this many agent–agreement pairs, memberships come from a k-d tree (few coordinates).
+TREE_PAIRS = 1 << 22
 #: Default iteration caps for the message-passing methods.
 MAX_ITER = {"dual": 20_000, "dgd": 20_000, "nids": 20_000}
 #: Default consensus tolerances (normalised distance δ) for the message-passing methods.
@@ -73,6 +95,18 @@ def acceptance_matrix(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
     """Boolean (n, G) matrix: agent i (centre X_i, W_i, bounds γ_i) accepts agreement g."""
     n, G = X.shape[0], AX.shape[0]
     Xf, Af = X.reshape(n, -1), AX.reshape(G, -1)
+    if n * G > TREE_PAIRS and Xf.shape[1] + W.shape[1] <= NEAREST_KDTREE_MAX_DIM:
+        return _acceptance_by_tree(Xf, W, np.asarray(gamma_x, float) + tol,
+                                   np.asarray(gamma_w, float) + tol, Af, AW)
+    if kernels.COMPILED:
+        ok = np.zeros((n, G), dtype=np.bool_)
+        _accepted(np.ascontiguousarray(Xf, dtype=float), np.ascontiguousarray(W, dtype=float),
+                  np.asarray(gamma_x, float) + tol, np.asarray(gamma_w, float) + tol,
+                  np.ascontiguousarray(Af, dtype=float), np.ascontiguousarray(AW, dtype=float),
+                  ok)
+        rows, cols = np.nonzero(ok)  # row-major: already in CSR order
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+        return sparse.csr_matrix((np.ones(cols.size, dtype=bool), cols, indptr), shape=(n, G))
     rows, cols = [], []
     step = max(1, block // max(G, 1))
     a2 = np.einsum("ij,ij->i", Af, Af)
@@ -87,6 +121,66 @@ def acceptance_matrix(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray,
         cols.append(c)
     r, c = np.concatenate(rows), np.concatenate(cols)
     return sparse.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n, G))
+
+
+def _acceptance_by_tree(Xf: np.ndarray, W: np.ndarray, reach_x: np.ndarray,
+                        reach_w: np.ndarray, AX: np.ndarray, AW: np.ndarray
+                        ) -> sparse.csr_matrix:
+    """:func:`acceptance_matrix` for many agents and agreements in few coordinates:
+    candidates from a k-d tree over the agreements' judgements (those within each
+    agent's reach in X), then the exact test on both parts."""
+    n, G = Xf.shape[0], AX.shape[0]
+    finite = np.isfinite(reach_x)
+    tree = cKDTree(AX)
+    hits = tree.query_ball_point(Xf[finite], r=reach_x[finite] * (1 + 1e-9) + 1e-12,
+                                 return_sorted=False, workers=-1)
+    agents = np.flatnonzero(finite)
+    counts = np.fromiter(map(len, hits), dtype=np.int64, count=agents.size)
+    unbounded = np.flatnonzero(~finite)  # every agreement is a candidate
+    rows = np.concatenate([np.repeat(agents, counts), np.repeat(unbounded, G)])
+    found = np.fromiter(itertools.chain.from_iterable(hits), dtype=np.int64,
+                        count=int(counts.sum()))
+    cols = np.concatenate([found, np.tile(np.arange(G), unbounded.size)])
+    dw2 = _row_sq_distances_between(W, rows, AW, cols)
+    near = np.sqrt(dw2) <= reach_w[rows]
+    rows, cols = rows[near], cols[near]
+    ok = np.sqrt(_row_sq_distances_between(Xf, rows, AX, cols)) <= reach_x[rows]
+    return sparse.csr_matrix((np.ones(int(ok.sum()), dtype=bool), (rows[ok], cols[ok])),
+                             shape=(n, G))
+
+
+def _row_sq_distances_between(A: np.ndarray, i: np.ndarray, B: np.ndarray, j: np.ndarray,
+                              chunk: int = 1 << 16) -> np.ndarray:
+    """‖A_i − B_j‖² for index pairs, in chunks."""
+    out = np.empty(i.size)
+    for s in range(0, i.size, chunk):
+        d = A[i[s:s + chunk]] - B[j[s:s + chunk]]
+        out[s:s + chunk] = np.einsum("ij,ij->i", d, d)
+    return out
+
+
+@jit
+def _accepted(X: np.ndarray, W: np.ndarray, reach_x: np.ndarray, reach_w: np.ndarray,
+              AX: np.ndarray, AW: np.ndarray, ok: np.ndarray) -> None:
+    """ok[i, g]: agreement g within agent i's reach in both parts (few pairs: dense)."""
+    n, G = X.shape[0], AX.shape[0]
+    for i in range(n):
+        rw2 = reach_w[i] * reach_w[i] if reach_w[i] != np.inf else np.inf
+        rx2 = reach_x[i] * reach_x[i] if reach_x[i] != np.inf else np.inf
+        for g in range(G):
+            acc = 0.0
+            for d in range(W.shape[1]):
+                u = W[i, d] - AW[g, d]
+                acc += u * u
+            if acc > rw2:
+                continue
+            acc = 0.0
+            for d in range(X.shape[1]):
+                u = X[i, d] - AX[g, d]
+                acc += u * u
+                if acc > rx2:
+                    break
+            ok[i, g] = acc <= rx2
 
 
 def _communication_graph(partition: Partition, edges: Edges, neighbors: int) -> np.ndarray:
@@ -122,48 +216,82 @@ def _communication_graph(partition: Partition, edges: Edges, neighbors: int) -> 
     return np.unique(both, axis=0)
 
 
-def _exact(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray, wts: np.ndarray,
-           labels: np.ndarray, utility: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                      np.ndarray, np.ndarray]:
-    """Per-group exact solve; infeasible groups keep their members' projected mean.
+def _exact_group(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
+                 wts: np.ndarray, idx: np.ndarray, utility: str
+                 ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One group's agreement (members ``idx``, in index order) and whether it exists.
 
-    Quadratic utility: the dual projection of each block's weighted mean
+    Quadratic utility: the dual projection of the group's weighted mean
     (:func:`~pluralguard.core.projection.project_intersection`), with the conic solver
-    as fallback when it cannot decide. Linear utility: the conic solver.
+    as fallback when it cannot decide. Linear utility: the conic solver. A group with
+    no common point keeps its members' weighted mean (flagged).
     """
-    _, k, m = X.shape
-    G = int(labels.max()) + 1
-    AX, AW = np.empty((G, k, m)), np.empty((G, m))
-    ok = np.ones(G, dtype=bool)
+    k, m = X.shape[1:]
+    if idx.size == 1:
+        return X[idx[0]], W[idx[0]], True
+    if utility == "quadratic":
+        w = wts[idx] / wts[idx].sum()
+        Xf = X[idx].reshape(idx.size, -1)
+        px = project_intersection(w @ Xf, Xf, gx[idx], project_box, tol=POLISH_SLACK)
+        pw = project_intersection(w @ W[idx], W[idx], gw[idx], project_simplex,
+                                  tol=POLISH_SLACK)
+        if px.status == pw.status == FEASIBLE:
+            return px.x.reshape(k, m), pw.x, True
+    sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility)
+    if not sol.feasible:  # a single-point intersection: retry within the tolerance
+        sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility,
+                          inflate=ACCEPT_TOL / 2)
+    if sol.feasible:
+        return sol.X, sol.W, True
+    return (np.tensordot(wts[idx], X[idx], axes=1) / wts[idx].sum(),
+            wts[idx] @ W[idx] / wts[idx].sum(), False)
+
+
+def _warm_start(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
+                wts: np.ndarray, labels: np.ndarray) -> WarmStart:
+    """A fixed point of the first-order methods from the fast path's group optima
+    (:func:`~pluralguard.core.message_passing.warm_start`): each group's dual projection
+    gives its optimum, the point projected and the multipliers of the binding balls."""
+    n = X.shape[0]
+    members = group_members(labels)
+    G = len(members)
+    centres = (X.reshape(n, -1), W)
+    optimum = (np.empty((G, centres[0].shape[1])), np.empty((G, W.shape[1])))
+    pre_image = (np.empty_like(optimum[0]), np.empty_like(optimum[1]))
+    multipliers = (np.zeros(n), np.zeros(n))
+    exact = np.ones(G, dtype=bool)
+    for g, idx in enumerate(members):
+        w = wts[idx] / wts[idx].sum()
+        for part, (radii, project) in enumerate(((gx, project_box), (gw, project_simplex))):
+            anchors = centres[part][idx]
+            c = w @ anchors
+            p = project_intersection(c, anchors, radii[idx], project, tol=POLISH_SLACK)
+            exact[g] &= p.status == FEASIBLE
+            lam = p.multipliers
+            optimum[part][g] = p.x
+            pre_image[part][g] = (c + lam @ anchors) / (1.0 + lam.sum())
+            multipliers[part][idx] = lam
+    return warm_start(centres, wts, labels, optimum, pre_image, multipliers, exact)
+
+
+def group_members(labels: np.ndarray) -> list[np.ndarray]:
+    """Members of every group, each in index order."""
+    G = int(labels.max()) + 1 if labels.size else 0
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(G + 1))
-    for g in range(G):
-        idx = order[bounds[g]:bounds[g + 1]]
-        if idx.size == 1:
-            AX[g], AW[g] = X[idx[0]], W[idx[0]]
-            continue
-        if utility == "quadratic":
-            w = wts[idx] / wts[idx].sum()
-            Xf = X[idx].reshape(idx.size, -1)
-            px = project_intersection(w @ Xf, Xf, gx[idx], project_box, tol=POLISH_SLACK)
-            pw = project_intersection(w @ W[idx], W[idx], gw[idx], project_simplex,
-                                      tol=POLISH_SLACK)
-            if px.status == pw.status == FEASIBLE:
-                AX[g], AW[g] = px.x.reshape(k, m), pw.x
-                continue
-        sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility)
-        if not sol.feasible:  # a single-point intersection: retry within the tolerance
-            sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility,
-                              inflate=ACCEPT_TOL / 2)
-        if sol.feasible:
-            AX[g], AW[g] = sol.X, sol.W
-        else:
-            ok[g] = False
-            AX[g] = np.tensordot(wts[idx], X[idx], axes=1) / wts[idx].sum()
-            AW[g] = wts[idx] @ W[idx] / wts[idx].sum()
-    # members' estimates: the agreement where they accept it, their own projection otherwise
-    EX, EW = project_acceptable(AX[labels], AW[labels], X, W, gx, gw)
-    return AX, AW, ok, EX, EW
+    return [order[bounds[g]:bounds[g + 1]] for g in range(G)]
+
+
+def _exact(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray, wts: np.ndarray,
+           labels: np.ndarray, utility: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group exact solve (:func:`_exact_group`): agreements and existence flags."""
+    _, k, m = X.shape
+    members = group_members(labels)
+    AX, AW = np.empty((len(members), k, m)), np.empty((len(members), m))
+    ok = np.ones(len(members), dtype=bool)
+    for g, idx in enumerate(members):
+        AX[g], AW[g], ok[g] = _exact_group(X, W, gx, gw, wts, idx, utility)
+    return AX, AW, ok
 
 
 def _check_number(name: str, value: object, low: float, high: float, inclusive_high: bool,
@@ -225,7 +353,8 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
                      hook: MessageHook | None = None, mixing: str | None = None,
                      edge_filter: EdgeFilter | None = None, max_links: int | None = None,
                      record_history: bool = False,
-                     deduplicate: bool = True, random_state: int = 0) -> AgreementResult:
+                     deduplicate: bool = True, random_state: int = 0,
+                     warm_start: bool = True, capture: dict | None = None) -> AgreementResult:
     """Form value agreements among a population by homophily and decentralised optimisation.
 
     Implements the mechanism of Hernández-Sánchez et al., *Decentralized Value Systems
@@ -286,6 +415,17 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         Merge identical declarations into weighted agents (exact; see module doc).
     random_state : int
         Seed of the sampled quantile on very large populations.
+    warm_start : bool
+        ``dual`` and ``nids`` without a hook (honest solves): start from the fast
+        path's optimum — every agent's multipliers at the fixed point the methods
+        converge to (:func:`~pluralguard.core.message_passing.warm_start`) — and let
+        message passing confirm it, in a few iterations (default). ``False``, and
+        every solve with a ``hook`` or ``record_history``, runs the protocol from its
+        real start (every agent at its own declaration). ``dgd`` always starts cold.
+    capture : dict, optional
+        Receives the intermediate state (bounds, reduction, network, partition,
+        per-group agreements) for incremental re-solves
+        (:mod:`~pluralguard.core.incremental`).
 
     Returns
     -------
@@ -305,22 +445,16 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     """
     _check_args(population, method, utility, link_rule, hook, neighbors, tol, max_iter,
                 mixing, step)
+    if not isinstance(warm_start, bool | np.bool_):
+        raise InputError("warm_start", f"expected True or False, got {warm_start!r}",
+                         "pass warm_start=False to run message passing from its real start")
     policy = BoundPolicy.parse(bounds)
     clock = time.perf_counter()
     timings: dict[str, float] = {}
     gx, gw = resolve_bounds(population, policy, random_state=random_state)
     timings["bounds"] = time.perf_counter() - clock
-    n = population.n
-
-    if deduplicate and social_graph is None and hook is None:
-        index, inverse = distinct_declarations(population, gx, gw)
-        wsum = np.bincount(inverse, weights=population.weight)
-        reduced = population.subset(index).replace(gamma_x=gx[index], gamma_w=gw[index],
-                                                   weights=wsum)
-    else:
-        index, inverse = np.arange(n), np.arange(n)
-        reduced = population.replace(gamma_x=gx, gamma_w=gw, weights=population.weight)
-
+    index, inverse, reduced = reduce_population(
+        population, gx, gw, deduplicate and social_graph is None and hook is None)
     X, W, wts = reduced.X, reduced.W, reduced.weight
     rgx, rgw = reduced.gamma_x, reduced.gamma_w
     edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph, edge_filter,
@@ -333,13 +467,16 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     history: list[dict] = []
     clock = time.perf_counter()
     if method == "exact":
-        AX, AW, ok, EX, EW = _exact(X, W, rgx, rgw, wts, labels, utility)
+        AX, AW, ok = _exact(X, W, rgx, rgw, wts, labels, utility)
+        EX = EW = None
         n_iter, stalled = 0, np.zeros(G, dtype=bool)
     else:
         run = {"dual": run_dual, "nids": run_nids, "dgd": run_dgd}[method]
         kwargs: dict = {"mixing": mixing}
         if method == "dgd":
             kwargs["utility"] = utility
+        if method != "dgd" and warm_start and hook is None and not record_history:
+            kwargs["start"] = _warm_start(X, W, rgx, rgw, wts, labels)
         out = run(X, W, rgx, rgw, wts, labels, network, tol=tol or TOL[method],
                   max_iter=max_iter or MAX_ITER[method], step=step, hook=hook,
                   record_history=record_history, **kwargs)
@@ -357,7 +494,56 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         # residual of every member's set
         ok = out.group_done
     timings["optimisation"] = time.perf_counter() - clock
+    if capture is not None:
+        capture.update(policy=policy, gamma_x=gx, gamma_w=gw, index=index, inverse=inverse,
+                       reduced=reduced, edges=edges, partition=partition, AX=AX, AW=AW,
+                       ok=ok)
+    capped = method != "exact" and n_iter >= (max_iter or MAX_ITER[method])
+    return readout(population, (X, W, rgx, rgw), index, inverse, gx, gw, labels, AX, AW, ok,
+                   stalled, EX, EW, n_iter=int(n_iter), capped=capped, method=method,
+                   utility=utility, bounds=str(policy), link_rule=link_rule,
+                   links=partition.log, network=network, history=history, timings=timings)
+
+
+def reduce_population(population: Population, gx: np.ndarray, gw: np.ndarray,
+                      deduplicate: bool) -> tuple[np.ndarray, np.ndarray, Population]:
+    """Identical declarations (and bounds) merged into weighted agents (module doc).
+
+    Returns ``(index, inverse, reduced)``: ``reduced`` holds the distinct points in
+    lexicographic order with bounds in force and summed weights, ``index[u]`` the
+    first agent of point u and ``inverse[i]`` the point of agent i. Without
+    ``deduplicate``, every agent is its own point.
+    """
+    if deduplicate:
+        index, inverse = distinct_declarations(population, gx, gw)
+        wsum = np.bincount(inverse, weights=population.weight)
+        reduced = population.subset(index).replace(gamma_x=gx[index], gamma_w=gw[index],
+                                                   weights=wsum)
+        return index, inverse, reduced
+    n = population.n
+    return np.arange(n), np.arange(n), population.replace(gamma_x=gx, gamma_w=gw,
+                                                         weights=population.weight)
+
+
+def readout(population: Population, reduced: tuple[np.ndarray, ...], index: np.ndarray,
+            inverse: np.ndarray, gx: np.ndarray, gw: np.ndarray, labels: np.ndarray,
+            AX: np.ndarray, AW: np.ndarray, ok: np.ndarray, stalled: np.ndarray,
+            EX: np.ndarray | None, EW: np.ndarray | None, *, n_iter: int, capped: bool,
+            method: str, utility: str, bounds: str, link_rule: str, links: LinkLog,
+            network: np.ndarray, history: list[dict], timings: dict[str, float]
+            ) -> AgreementResult:
+    """Step 5 (module doc): the result on the full population from the reduced one.
+
+    ``reduced`` holds the distinct points' (X, W, γˣ, γʷ); ``labels``, ``AX``, ``AW``,
+    ``ok`` and ``stalled`` are per point and group; ``EX``, ``EW`` the members' final
+    estimates (None: each member's projection of its group's agreement onto its own
+    acceptable set, as for ``exact``).
+    """
     clock = time.perf_counter()
+    X, W, rgx, rgw = reduced
+    G = AX.shape[0]
+    if EX is None:
+        EX, EW = project_acceptable(AX[labels], AW[labels], X, W, rgx, rgw)
     residual = consensus_residual(EX, EW, labels, AX, AW)
     consensus = ok & ~stalled
 
@@ -376,14 +562,14 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         message = f"{G} groups, all reached consensus"
     else:
         message = f"{n_bad} of {G} groups did not reach consensus"
-    if method != "exact" and n_iter >= (max_iter or MAX_ITER[method]):
+    if capped:
         message += f"; stopped at the iteration cap ({n_iter})"
     network_full = index[network] if network.size else network
     timings["readout"] = time.perf_counter() - clock
     return AgreementResult(
         labels=full, X=AX, W=AW, consensus=consensus, residual=residual,
         membership=membership.tocsr(), utilities=utilities, estimates_X=EXf, estimates_W=EWf,
-        gamma_x=gx, gamma_w=gw, converged=bool(consensus.all()), n_iter=int(n_iter),
-        method=method, utility=utility, bounds=str(policy), link_rule=link_rule,
-        links=partition.log, network=network_full, message=message, history=history,
+        gamma_x=gx, gamma_w=gw, converged=bool(consensus.all()), n_iter=n_iter,
+        method=method, utility=utility, bounds=bounds, link_rule=link_rule,
+        links=links, network=network_full, message=message, history=history,
         timings=timings)

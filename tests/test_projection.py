@@ -7,9 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pluralguard.core import kernels
 from pluralguard.core.convex import solve_group
 from pluralguard.core.geometry import project_box, project_simplex
 from pluralguard.core.projection import FEASIBLE, INFEASIBLE, project_intersection
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def path(request, monkeypatch):
+    """Every test on both implementations: the compiled kernel and the numpy one."""
+    if request.param == "numpy":
+        monkeypatch.setattr(kernels, "COMPILED", False)
+    elif not kernels.COMPILED:
+        pytest.skip("compiled kernels are off (numba not installed, or PLURALGUARD_PURE=1)")
+    return request.param
 
 
 def random_group(seed: int, p: int, spread: float, radius: float):
@@ -82,3 +93,33 @@ def test_far_targets_onto_a_feasible_region(seed, p, radius):
     # near as the group's optimum (another point of the region)
     assert np.linalg.norm(px.x - cx) <= np.linalg.norm(ref.X.ravel() - cx) + 1e-9
     assert np.linalg.norm(pw.x - cw) <= np.linalg.norm(ref.W - cw) + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2, 30), st.floats(0.2, 0.6), st.floats(0.3, 2.0))
+def test_a_warm_start_lands_on_the_same_projection(seed, p, spread, radius):
+    X, _, gx, _ = random_group(seed, p, spread, radius)
+    Xf = X.reshape(p, -1)
+    cold = project_intersection(Xf.mean(0), Xf, gx, project_box, tol=1e-9)
+    if cold.status != FEASIBLE:
+        return
+    # from the multipliers of slightly wider balls, as the link rule's check does
+    wide = project_intersection(Xf.mean(0), Xf, gx * 1.01, project_box, tol=1e-9)
+    warm = project_intersection(Xf.mean(0), Xf, gx, project_box, tol=1e-9,
+                                warm=wide.multipliers)
+    assert warm.status == FEASIBLE
+    assert np.abs(warm.x - cold.x).max() < 1e-8
+
+
+def test_an_infeasible_answer_carries_its_certificate():
+    a = np.array([[0.0, 0.0], [0.9, 0.0], [0.45, 0.6]])
+    r = np.array([0.5, 0.5, 0.2])
+    c = a.mean(axis=0)
+    out = project_intersection(c, a, r, project_box)
+    assert out.status == INFEASIBLE
+    lam = out.multipliers
+    assert (lam > 0).any()
+    # weak duality: the dual value at λ exceeds ½ min_i (‖c − a_i‖ + r_i)²
+    x = project_box((c + lam @ a) / (1 + lam.sum()))
+    value = 0.5 * ((x - c) ** 2).sum() + lam @ (0.5 * (((x - a) ** 2).sum(axis=1) - r**2))
+    assert value > 0.5 * (np.sqrt(((a - c) ** 2).sum(axis=1)) + r).min() ** 2

@@ -38,7 +38,9 @@ def test_methods_match_the_oracle_where_bounds_are_active(pop, bounds):
     mx, mw = group_means(pop, exact.labels)
     assert normalised_distance(mx, mw, oracle.X, oracle.W).max() > 1e-3
     for method, tol in [("exact", 1e-6), ("dual", 1e-6), ("nids", 1e-6), ("dgd", 1e-3)]:
-        res = exact if method == "exact" else solve_agreements(pop, bounds, method=method)
+        # the message-passing methods from their real start (no warm start)
+        res = exact if method == "exact" else solve_agreements(pop, bounds, method=method,
+                                                               warm_start=False)
         # same link rule, same partition, whatever the method
         assert np.array_equal(res.labels, exact.labels), method
         assert res.converged, (method, res.message)
@@ -51,7 +53,7 @@ def test_methods_match_the_oracle_where_bounds_are_active(pop, bounds):
 def test_unbounded_agents_reproduce_the_weighted_mean():
     pop = clustered(30, seed=4, weights=True)
     for method, tol in [("exact", 1e-9), ("dual", 1e-6), ("nids", 1e-6), ("dgd", 1e-3)]:
-        res = solve_agreements(pop, "fixed:inf,inf", method=method)
+        res = solve_agreements(pop, "fixed:inf,inf", method=method, warm_start=False)
         assert res.n_groups == 1
         d = normalised_distance(res.X[0], res.W[0],
                                 np.tensordot(pop.weight, pop.X, 1) / pop.weight.sum(),
@@ -171,6 +173,7 @@ def test_same_input_same_output():
     ({"method": "dgd", "step": 0}, "step"),
     ({"method": "nids", "utility": "linear"}, "method"),
     ({"method": "nids", "mixing": "median"}, "mixing"),
+    ({"method": "dual", "warm_start": "yes"}, "warm_start"),
 ])
 def test_bad_arguments_name_the_field(kwargs, field):
     pop = clustered(10)
@@ -205,7 +208,7 @@ def test_fast_path_reaches_the_dual_fixed_point(bounds):
 
     pop = datasets.load("pve_like", n=150, seed=4)
     fast = solve_agreements(pop, bounds)
-    dual = solve_agreements(pop, bounds, method="dual")
+    dual = solve_agreements(pop, bounds, method="dual", warm_start=False)
     assert dual.converged
     assert adjusted_rand_score(fast.labels, dual.labels) >= 0.99
     assert np.array_equal(fast.labels, dual.labels)
@@ -216,7 +219,7 @@ def test_plain_nids_with_a_smaller_step_reaches_the_same_fixed_point():
     # θ ≠ 1: NIDS's own recursion with its gradient corrections, no extrapolation
     pop, bounds = ACTIVE_CASES[2]
     exact = solve_agreements(pop, bounds)
-    res = solve_agreements(pop, bounds, method="nids", step=0.5, tol=1e-6)
+    res = solve_agreements(pop, bounds, method="nids", step=0.5, tol=1e-6, warm_start=False)
     assert res.converged and np.array_equal(res.labels, exact.labels)
     assert normalised_distance(res.X, res.W, exact.X, exact.W).max() <= 1e-4
 
@@ -231,3 +234,50 @@ def test_the_dual_reports_a_deviating_member_as_not_converged():
     g = res.labels[0]
     assert not res.consensus[g] and not res.converged
     assert res.n_iter < 20000  # detected as a stall, not run to the cap
+
+
+@pytest.mark.parametrize("method", ["dual", "nids"])
+@pytest.mark.parametrize("pop, bounds", ACTIVE_CASES[:2])
+def test_honest_solves_start_at_the_fixed_point(method, pop, bounds):
+    """Without a hook the methods start from the fast path's optimum with the
+    multipliers of the binding balls: message passing confirms it at once, and lands
+    where the protocol's own run from its real start lands."""
+    warm = solve_agreements(pop, bounds, method=method, mixing="clip:0.05")
+    cold = solve_agreements(pop, bounds, method=method, warm_start=False)
+    oracle = solve_oracle(pop, bounds, labels=warm.labels)
+    assert warm.converged and warm.n_iter <= 30 < cold.n_iter
+    assert np.array_equal(warm.labels, cold.labels)
+    assert normalised_distance(warm.X, warm.W, oracle.X, oracle.W).max() <= 1e-9
+    assert normalised_distance(warm.X, warm.W, cold.X, cold.W).max() <= 1e-6
+
+
+def test_a_hook_always_faces_the_protocol_from_its_real_start():
+    pop, bounds = ACTIVE_CASES[0]
+    seen = []
+
+    def watch(state: IterationState) -> None:
+        if state.iteration == 1:
+            seen.append((state.X.copy(), state.W.copy()))
+
+    solve_agreements(pop, bounds, method="dual", hook=watch)
+    res = solve_agreements(pop, bounds, method="dual")
+    first_X, _ = seen[0]
+    # at the first message every agent still answers with its own declaration
+    assert np.allclose(first_X, pop.X) and not np.allclose(first_X, res.agent_X)
+
+
+@pytest.mark.parametrize("method, mixing", [("dual", None), ("nids", None),
+                                            ("dual", "clip:0.02")])
+def test_compiled_and_numpy_iterations_agree(monkeypatch, method, mixing):
+    """The compiled iterations (numba) and the numpy ones run the same recursion:
+    same fixed point, about the same number of iterations."""
+    from pluralguard.core import kernels
+
+    pop, bounds = ACTIVE_CASES[1]
+    kwargs = {"method": method, "mixing": mixing, "warm_start": False}
+    compiled = solve_agreements(pop, bounds, **kwargs)
+    monkeypatch.setattr(kernels, "COMPILED", False)
+    plain = solve_agreements(pop, bounds, **kwargs)
+    assert compiled.converged and plain.converged
+    assert normalised_distance(compiled.X, compiled.W, plain.X, plain.W).max() <= 1e-6
+    assert abs(compiled.n_iter - plain.n_iter) <= 0.2 * plain.n_iter + 20
