@@ -19,7 +19,7 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
 
-from .base import Defense, keep_edges, with_edge_filter
+from .base import Defense, Reach, keep_edges, with_edge_filter
 
 
 def _check_k(k: object, least: int) -> None:
@@ -95,6 +95,12 @@ class MutualKNN(Defense):
             return mechanism
         return with_edge_filter(mechanism, MutualKNNRule(int(self.k)))
 
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """Unchanged: a network rule only removes candidate links, and the link rule
+        still forms groups with a common acceptable point, whose agreement lies in every
+        member's set; weights and bounds are untouched."""
+        return reach
+
 
 @dataclass(frozen=True)
 class SharedNeighboursRule:
@@ -161,3 +167,9 @@ class KCore(Defense):
         if "edge_filter" not in mechanism.capabilities:
             return mechanism
         return with_edge_filter(mechanism, SharedNeighboursRule(int(self.k)))
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """Unchanged: a network rule only removes candidate links, and the link rule
+        still forms groups with a common acceptable point, whose agreement lies in every
+        member's set; weights and bounds are untouched."""
+        return reach
