@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-#: The metrics certified (as :data:`pluralguard.eval.certify.CERTIFIED`).
+#: The metrics certified, in column order (``certified_<metric>``, ``gap_<metric>``).
 CERTIFIED = ("utility_loss_max", "utility_loss_p90", "attacker_gain", "capture")
 #: The column saying how a certificate was proved.
 BASIS = "certificate_basis"
@@ -29,8 +29,9 @@ TIGHT = 1e-6
 #: The goal whose own metric is certified, → that metric; other goals are judged on
 #: ``utility_loss_p90``.
 GOAL_METRIC = {"selfish": "attacker_gain", "capture": "capture"}
-#: Bases that prove nothing beyond the valid set.
+#: Prefix of a basis that proves nothing beyond the valid set.
 VALID_ONLY = "valid set only"
+#: Prefix of an undecided certificate's basis.
 UNDECIDED = "undecided"
 
 

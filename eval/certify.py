@@ -76,13 +76,10 @@ from pluralguard.core.solver import TOL as SOLVER_TOL
 from pluralguard.defenses import DefenseChain
 
 from . import fence
+from .certificate_table import CERTIFIED, UNDECIDED
 from .lp_bounds import BoxRegion, Region, coordinate_box, mean_regions, scaled, valid_range
 from .reach import Reach
 
-#: The metrics certified, in column order (``certified_<metric>``, ``gap_<metric>``).
-CERTIFIED = ("utility_loss_max", "utility_loss_p90", "attacker_gain", "capture")
-#: Prefix of an undecided certificate's basis.
-UNDECIDED = "undecided"
 #: Mechanism kinds with a proof.
 BUILT_IN = ("agreements", "consensus")
 

@@ -22,8 +22,11 @@ valid. For C = a₀ + rB + βS, max_{x∈C} ‖x − v‖ = r + max_{p∈S} ‖a
 the maximum separates over the coordinates of the box and the vertices of the simplex
 (a convex function peaks at a vertex); and dist(z, C) = max(dist(z − a₀, βS) − r, 0),
 dist(y, βS) = β·dist(y/β, S) by the exact projection onto S. Both are exact for C.
-For one attacker without Sybils, (i) is the set the overshoot of Lera-Leri et al.'s
-mean reaches wherever the box and simplex do not bind, so its bounds are attained.
+For one attacker without Sybils the exact set x₀ + λ(S ∩ B(v_a, ε) − v_a), λ = w_a/W,
+is used too (:class:`OneAttackerRegion`), its nearest points certified by Lagrangian
+weak duality: the certified gain is then the attacker's exact best response, which
+the overshoot of Lera-Leri et al.'s mean declares (the δ-projection of
+v + (W/w_a)(v − a) onto the budget ball within the valid set).
 
 **Any p, weights in intervals** (:func:`coordinate_box`). The consensus separates per
 coordinate: x'_e minimises Σ_j w_j |x − b_je|^p, p ∈ [1, ∞]. Its minimiser is
@@ -102,11 +105,15 @@ def _farthest_valid(shift: np.ndarray, beta: float, km: int, cx: float, cw: floa
     return np.sqrt(np.maximum(box + simplex, 0.0))
 
 
+def _project_valid(y: np.ndarray, km: int, cx: float, cw: float) -> np.ndarray:
+    """Π_S(y) per row: box clip and scaled simplex projection (exact)."""
+    return np.concatenate([np.clip(y[..., :km], -cx, cx),
+                           cw * project_simplex(y[..., km:] / cw)], axis=-1)
+
+
 def _distance_to_valid(y: np.ndarray, km: int, cx: float, cw: float) -> np.ndarray:
-    """‖y − Π_S(y)‖ per row (exact projection: box clip, scaled simplex projection)."""
-    px = np.clip(y[..., :km], -cx, cx)
-    pw = cw * project_simplex(y[..., km:] / cw)
-    return np.sqrt(((y[..., :km] - px) ** 2).sum(-1) + ((y[..., km:] - pw) ** 2).sum(-1))
+    """‖y − Π_S(y)‖ per row."""
+    return np.linalg.norm(y - _project_valid(y, km, cx, cw), axis=-1)
 
 
 @dataclass(frozen=True)
@@ -153,11 +160,70 @@ class BoxRegion:
         return np.maximum(d - PAD, 0.0)
 
 
+def _least_distance(c: np.ndarray, v: np.ndarray, eps: float, k: int, m: int) -> np.ndarray:
+    """Per row of ``c``, a lower bound on min ‖b − c‖ over b ∈ S with ‖b − v‖ ≤ ε.
+
+    Weak duality: for every μ ≥ 0, g(μ) = min_{b∈S} ‖b − c‖² + μ(‖b − v‖² − ε²) is at
+    most the minimum, and its minimiser is b = Π_S(v + s(c − v)), s = 1/(1 + μ) (the
+    Lagrangian is (1 + μ)‖b − that point‖² + const). The best μ makes ‖b − v‖ = ε;
+    bisection on s finds it (‖Π_S(v + s(c − v)) − v‖ is non-decreasing in s), and g at
+    both ends of the final bracket is evaluated: any μ gives a valid bound, the right
+    one an exact one.
+    """
+    cx, cw = scales(k, m)
+    km = k * m
+    direct = _project_valid(c, km, cx, cw)
+    if math.isinf(eps):
+        return np.linalg.norm(direct - c, axis=-1)
+    lo, hi = np.zeros(c.shape[0]), np.ones(c.shape[0])
+    inside = np.linalg.norm(direct - v, axis=-1) <= eps
+    for _ in range(BISECTIONS):
+        s = 0.5 * (lo + hi)
+        b = _project_valid(v + s[:, None] * (c - v), km, cx, cw)
+        ok = np.linalg.norm(b - v, axis=-1) <= eps
+        lo, hi = np.where(ok, s, lo), np.where(ok, hi, s)
+    best = np.zeros(c.shape[0])
+    for s in (lo, hi):
+        safe = np.maximum(s, 1e-300)
+        mu = 1.0 / safe - 1.0
+        b = _project_valid(v + safe[:, None] * (c - v), km, cx, cw)
+        g = ((b - c) ** 2).sum(-1) + mu * (((b - v) ** 2).sum(-1) - eps ** 2)
+        best = np.maximum(best, np.where(s > 0, g, 0.0))
+    exact = np.linalg.norm(direct - c, axis=-1) ** 2  # μ = 0: the minimum when feasible
+    return np.sqrt(np.where(inside, exact, best))
+
+
+@dataclass(frozen=True)
+class OneAttackerRegion:
+    """x' = x₀ + λ(b − v) with b ∈ S, ‖b − v‖ ≤ ε: one attacker of weight share λ and
+    truth v, no Sybil — the exact set of the ℓ2 mean, validity of the declaration
+    included (nearest points by :func:`_least_distance`; farthest by the ball)."""
+
+    centre: np.ndarray
+    truth: np.ndarray
+    share: float
+    radius: float
+    k: int
+    m: int
+
+    def farthest(self, points: np.ndarray) -> np.ndarray:
+        return BallRegion(self.centre, self.share * self.radius, 0.0, self.k,
+                          self.m).farthest(points)
+
+    def nearest(self, points: np.ndarray) -> np.ndarray:
+        if self.share == 0:
+            return np.maximum(np.linalg.norm(points - self.centre, axis=-1) - PAD, 0.0)
+        aim = self.truth + (points - self.centre) / self.share
+        d = self.share * _least_distance(aim, self.truth, self.radius, self.k, self.m)
+        return np.maximum(d - PAD * (1.0 + np.abs(d)), 0.0)
+
+
 # ------------------------------------------------------------ ℓ2, known weights
-def mean_regions(reach: Reach) -> list[list[BallRegion]]:
-    """For every Sybil count s' = 0 … s, the two regions (i) and (ii) of the module doc
-    that contain the attacked ℓ2 consensus (weights exactly known: ``reach``'s lower
-    and upper weights agree)."""
+def mean_regions(reach: Reach) -> list[list[Region]]:
+    """For every Sybil count s' = 0 … s, the regions (i) and (ii) of the module doc that
+    contain the attacked ℓ2 consensus (weights exactly known: ``reach``'s lower and
+    upper weights agree), and for one attacker without Sybils its exact set
+    (:class:`OneAttackerRegion`)."""
     truth = reach.truth
     y = scaled(truth.X, truth.W)
     w = reach.weight_high
@@ -166,12 +232,15 @@ def mean_regions(reach: Reach) -> list[list[BallRegion]]:
     total = w @ y
     honest_total = w[honest] @ y[honest]
     w_syb = reach.sybil_weight[1]
-    out = []
+    out: list[list[Region]] = []
     for s in range(reach.sybils + 1):
         t = w_all + s * w_syb
         out.append([
             BallRegion(total / t, w_att * reach.radius / t, s * w_syb / t, truth.k, truth.m),
             BallRegion(honest_total / t, 0.0, (w_att + s * w_syb) / t, truth.k, truth.m)])
+    if attackers.size == 1:
+        out[0].append(OneAttackerRegion(total / w_all, y[attackers[0]], w_att / w_all,
+                                        reach.radius, truth.k, truth.m))
     return out
 
 
