@@ -35,8 +35,9 @@ metric                   certificate
   with known weights the ball the attackers' weight share × ε and the Sybils' share of
   the valid set span (exact for one attacker), and for every p, with weights in
   intervals, the box of per-coordinate order statistics the coalition can reach;
-* **nothing to deviate with** — no budget, no Sybils and no bounds read: the attacked
-  run is the clean one, every bound is 0, exactly;
+* **nothing to deviate with** — no budget, no Sybils, and no declared bounds read (no
+  ``declared`` policy, no declaration transform): the attacked run is the clean one,
+  every bound is 0, exactly;
 * **valid set only** — where a defense carries no certificate, or the threshold may be
   sampled: every agreement is still a valid value system (the solver's lie in the box
   and the simplex, the consensus within the range of valid declarations).
@@ -301,7 +302,10 @@ def prove(truth: Population, mechanism: Mechanism, defenses: DefenseChain | None
     if defended.kind == "agreements" and params.get("link_rule", "merge") != "merge":
         return _undecided("link rule 'static' (its groups may have no common point)")
     radius = min(float(budget), 1.0)
-    reads_bounds = bound_policy_kind(defended) in ("declared", "custom")
+    # declared bounds are read by a declared policy, and may be by any transform (a
+    # Sybil cap clusters by them): only without either is a zero budget no freedom
+    reads_bounds = (bound_policy_kind(defended) in ("declared", "custom")
+                    or bool(defended.transforms))
     if radius == 0 and threat.sybils == 0 and not reads_bounds:
         return Proof("no freedom: the attack declares the truth")
     n = truth.n

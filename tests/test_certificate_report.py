@@ -103,7 +103,8 @@ def test_verdicts_say_tight_gap_or_undecided():
     assert counts.loc["overshoot", "tight_under"] == "none"
     assert (counts.loc["overshoot", "tight"], counts.loc["overshoot", "gap"]) == (1, 1)
     text = "\n".join(certification_lines(pd.DataFrame(rows)))
-    assert "Certified tight: `overshoot` on attacker_gain (none)" in text
+    assert ("Certified tight (the attack found attains the proved worst case): `overshoot` "
+            "on attacker_gain, undefended" in text)
     assert "Leave a gap" in text and "`bridge` utility_loss_p90 0.4" in text
     assert "Undecided: `protocol`, protocol deviation" in text
 

@@ -21,6 +21,7 @@ from pluralguard.attacks import AttackContext, ThreatModel
 from pluralguard.attacks.space import DeclarationSpace
 from pluralguard.core import Population
 from pluralguard.core.errors import InputError, NotApplicable
+from pluralguard.core.geometry import normalised_distance
 from pluralguard.core.mechanism import Mechanism, register_mechanism
 from pluralguard.core.result import make_outcome
 from pluralguard.defenses import DefenseChain, make_defense
@@ -60,10 +61,10 @@ DEFENSES = ["none", "sybil_cap", "sybil_cap,radius=0.05", "outlier_filter",
             "mutual_knn,k=2", "kcore,k=1", "median_agreement"]
 
 
-def mechanism(kind: str, setting: object) -> Mechanism:
+def mechanism(kind: str, setting: object, utility: str = "quadratic") -> Mechanism:
     if kind == "agreements":
-        return Mechanism("agreements", {"bounds": setting})
-    return Mechanism("consensus", {"p": setting})
+        return Mechanism("agreements", {"bounds": setting, "utility": utility})
+    return Mechanism("consensus", {"p": setting, "utility": utility})
 
 
 def _value(text: str) -> object:
@@ -90,15 +91,32 @@ def _random_declarations(ctx: AttackContext, budget: float, sybils: int,
     ball, half on its sphere; Sybils anywhere valid; searched bounds), and the same
     with extreme declared bounds (0 and 10) where bounds are declared."""
     space = DeclarationSpace(ctx, budget, sybils)
+    truth = ctx.truth
+    honest = np.setdiff1d(np.arange(truth.n), ctx.attackers)
     out = []
     for z in space.random(rng, count):
         declared = space.declare(z)
         out.append(declared)
+        intruders = np.concatenate([ctx.attackers, np.arange(truth.n, declared.n)])
         if declared.has_bounds:
-            a = np.concatenate([ctx.attackers, np.arange(ctx.truth.n, declared.n)])
             gx, gw = np.array(declared.gamma_x), np.array(declared.gamma_w)
-            gx[a] = gw[a] = rng.choice([0.0, 10.0], a.size)
+            gx[intruders] = gw[intruders] = rng.choice([0.0, 10.0], intruders.size)
             out.append(declared.replace(gamma_x=gx, gamma_w=gw))
+        # copycats: intruders declaring exactly an honest declaration and its bounds (an
+        # attacker only when that is within its budget), as a Sybil cap sees them
+        X, W = np.array(declared.X), np.array(declared.W)
+        gx = np.array(declared.gamma_x) if declared.has_bounds else None
+        gw = np.array(declared.gamma_w) if declared.has_bounds else None
+        for i in intruders:
+            h = int(rng.choice(honest))
+            own = i < truth.n
+            if own and normalised_distance(truth.X[h], truth.W[h], truth.X[i],
+                                           truth.W[i]) > budget:
+                continue
+            X[i], W[i] = truth.X[h], truth.W[h]
+            if gx is not None:
+                gx[i], gw[i] = truth.gamma_x[h], truth.gamma_w[h]
+        out.append(declared.replace(X=X, W=W, gamma_x=gx, gamma_w=gw))
     return out
 
 
@@ -140,26 +158,53 @@ budgets = st.one_of(st.sampled_from([0.0, 0.05, math.inf]), st.floats(0.01, 0.4)
 
 
 # ------------------------------------------------------- random misreports within budget
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(populations(), st.sampled_from(AGREEMENTS), budgets, st.sampled_from(DEFENSES),
-       st.sampled_from(["selfish", "capture"]), st.data())
+def _misreports_within(kind: str, pop: Population, setting: object, budget: float,
+                       defense: str, goal: str, data: st.DataObject) -> None:
+    threat = _threat(pop, data, goal)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    utility = data.draw(st.sampled_from(["quadratic", "linear"]))
+    _check_against(pop, mechanism(kind, setting, utility), chain(defense), threat, budget, 0,
+                   None, rng, count=12 if kind == "agreements" else 20)
+
+
+QUICK = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+THOROUGH = settings(max_examples=250, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+GOALS = st.sampled_from(["selfish", "capture"])
+
+
+@QUICK
+@given(populations(), st.sampled_from(AGREEMENTS), budgets, st.sampled_from(DEFENSES), GOALS,
+       st.data())
 def test_no_random_misreport_exceeds_the_agreement_certificate(pop, bounds, budget, defense,
                                                               goal, data):
-    threat = _threat(pop, data, goal)
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    _check_against(pop, mechanism("agreements", bounds), chain(defense), threat, budget, 0,
-                   None, rng)
+    _misreports_within("agreements", pop, bounds, budget, defense, goal, data)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(populations(), st.sampled_from(CONSENSUS), budgets, st.sampled_from(DEFENSES),
-       st.sampled_from(["selfish", "capture"]), st.data())
+@pytest.mark.slow
+@THOROUGH
+@given(populations(), st.sampled_from(AGREEMENTS), budgets, st.sampled_from(DEFENSES), GOALS,
+       st.data())
+def test_no_random_misreport_exceeds_the_agreement_certificate_thoroughly(
+        pop, bounds, budget, defense, goal, data):
+    _misreports_within("agreements", pop, bounds, budget, defense, goal, data)
+
+
+@QUICK
+@given(populations(), st.sampled_from(CONSENSUS), budgets, st.sampled_from(DEFENSES), GOALS,
+       st.data())
 def test_no_random_misreport_exceeds_the_consensus_certificate(pop, p, budget, defense, goal,
                                                                data):
-    threat = _threat(pop, data, goal)
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    _check_against(pop, mechanism("consensus", p), chain(defense), threat, budget, 0, None,
-                   rng, count=20)
+    _misreports_within("consensus", pop, p, budget, defense, goal, data)
+
+
+@pytest.mark.slow
+@THOROUGH
+@given(populations(), st.sampled_from(CONSENSUS), budgets, st.sampled_from(DEFENSES), GOALS,
+       st.data())
+def test_no_random_misreport_exceeds_the_consensus_certificate_thoroughly(
+        pop, p, budget, defense, goal, data):
+    _misreports_within("consensus", pop, p, budget, defense, goal, data)
 
 
 @settings(max_examples=40, deadline=None)
@@ -216,7 +261,7 @@ def _scenario_within(pop: Population, mech: dict, attack: str, defense: str,
     return row
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(populations(min_n=6), st.sampled_from(RECIPES), st.sampled_from(["none", "sybil_cap",
        "bound_cap", "median_agreement", "randomized_threshold"]),
        st.sampled_from([{"kind": "agreements", "bounds": "quantile:0.5"},
