@@ -812,7 +812,9 @@ def _certificate_section(results: pd.DataFrame, loss: str) -> str:
                   "metric lies between the exhaustive optimum (an attack found, exact up to "
                   "the search's lattice) and the certificate; width 0 means it is known "
                   "exactly. The other metrics are bounded only.", "",
-                  _md_table(small[[*IDENTITY, "goal", "exhaustive_optimum"]].assign(
+                  _md_table(small[[*IDENTITY, "goal"]].assign(
+                      metric=[certificate_table.GOAL_METRIC[g] for g in small["goal"]],
+                      exhaustive=small["exhaustive_optimum"].astype(float),
                       certified=[float(r[f"certified_{certificate_table.GOAL_METRIC[g]}"])
                                  for g, (_, r) in zip(small["goal"], small.iterrows(),
                                                       strict=True)],

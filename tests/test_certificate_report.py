@@ -163,3 +163,18 @@ def test_the_report_says_when_results_carry_no_certificates(tmp_path: Path):
     frame.to_csv(out / "results.csv", index=False)
     text = write_report(out).read_text(encoding="utf-8")
     assert "## 7. Certified bounds\n\nNo certificates in these results" in text
+
+
+def test_the_report_brackets_the_worst_case_on_small_populations(tmp_path: Path):
+    """Where the exhaustive reference ran, the report states the goal metric's worst case
+    between the exhaustive optimum and the certificate (width 0: exact)."""
+    out = tmp_path / "small"
+    out.mkdir()
+    rows = [_row(found=0.1, certified=0.1, exhaustive_optimum=0.1, gap_exhaustive=0.0),
+            _row(seed=1, found=0.05, certified=0.2, exhaustive_optimum=0.08,
+                 gap_exhaustive=0.12)]
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    text = write_report(out).read_text(encoding="utf-8")
+    section = text[text.index("### Small populations"):]
+    assert "| selfish | attacker_gain | 0.1 | 0.1 | 0 |" in section
+    assert "| selfish | attacker_gain | 0.08 | 0.2 | 0.12 |" in section
