@@ -33,8 +33,9 @@ metric                   certificate
   order-statistic bound of :mod:`~pluralguard.eval.reach`; defenses refine them);
 * **ℓp consensus** — in the regions of :mod:`~pluralguard.eval.lp_bounds`: for p = 2
   with known weights the ball the attackers' weight share × ε and the Sybils' share of
-  the valid set span (exact for one attacker), and for every p, with weights in
-  intervals, the box of per-coordinate order statistics the coalition can reach;
+  the valid set span (for one attacker without Sybils its exact reachable set, so its
+  certified gain is attained), and for every p, with weights in intervals, the box of
+  per-coordinate order statistics the coalition can reach;
 * **nothing to deviate with** — no budget, no Sybils, and no declared bounds read (no
   ``declared`` policy, no declaration transform): the attacked run is the clean one,
   every bound is 0, exactly;
@@ -148,7 +149,8 @@ class Proof:
 
     @cached_property
     def balls(self) -> list[list[Region]]:
-        """For p = 2 with known weights, the mean's two regions per Sybil count."""
+        """For p = 2 with known weights, the mean's regions per Sybil count
+        (:func:`~pluralguard.eval.lp_bounds.mean_regions`)."""
         if self.reach is None or self.p != 2 or not self.reach.weights_exact:
             return []
         return mean_regions(self.reach)

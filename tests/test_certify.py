@@ -167,7 +167,7 @@ def _misreports_within(kind: str, pop: Population, setting: object, budget: floa
                    None, rng, count=12 if kind == "agreements" else 20)
 
 
-QUICK = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+QUICK = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 THOROUGH = settings(max_examples=250, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 GOALS = st.sampled_from(["selfish", "capture"])
@@ -261,7 +261,7 @@ def _scenario_within(pop: Population, mech: dict, attack: str, defense: str,
     return row
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(populations(min_n=6), st.sampled_from(RECIPES), st.sampled_from(["none", "sybil_cap",
        "bound_cap", "median_agreement", "randomized_threshold"]),
        st.sampled_from([{"kind": "agreements", "bounds": "quantile:0.5"},
