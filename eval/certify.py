@@ -36,9 +36,6 @@ metric                   certificate
   the valid set span (for one attacker without Sybils its exact reachable set, so its
   certified gain is attained), and for every p, with weights in intervals, the box of
   per-coordinate order statistics the coalition can reach;
-* **nothing to deviate with** — no budget, no Sybils, and no declared bounds read (no
-  ``declared`` policy, no declaration transform): the attacked run is the clean one,
-  every bound is 0, exactly;
 * **valid set only** — where a defense carries no certificate, or the threshold may be
   sampled: every agreement is still a valid value system (the solver's lie in the box
   and the simplex, the consensus within the range of valid declarations).
@@ -68,7 +65,6 @@ from typing import Any
 import numpy as np
 
 from pluralguard.attacks import GOAL_SPECS, AttackContext, AttackPlan, Targets, ThreatModel
-from pluralguard.attacks.base import bound_policy_kind
 from pluralguard.core.bounds import BoundPolicy
 from pluralguard.core.consensus import check_p
 from pluralguard.core.geometry import normalised_distance
@@ -118,7 +114,7 @@ class Proof:
     basis : str
         How (module doc), or ``"undecided: <why>"``.
     kind : str or None
-        ``agreements`` or ``consensus`` (None: undecided, or nothing to deviate with).
+        ``agreements`` or ``consensus`` (None: undecided).
     reach : Reach or None
         None where a defense carries no certificate (the valid set only).
     shape : (int, int)
@@ -164,12 +160,6 @@ class Proof:
         truth, honest, attackers = targets.truth, targets.honest, targets.attackers
         members, point = targets.target_group, targets.target_point
         has_capture = bool(members is not None and members.size and point is not None)
-        if self.kind is None:  # nothing to deviate with: the attacked run is the clean one
-            zero = {"utility_loss_max": 0.0 if honest.size else math.nan,
-                    "utility_loss_p90": 0.0 if honest.size else math.nan,
-                    "attacker_gain": 0.0 if attackers.size else math.nan,
-                    "capture": 0.0 if has_capture else math.nan}
-            return Certificate(zero, self.basis)
         target = point if has_capture else None
         if self.kind == "agreements":
             bounds = self.reach.bounds if self.reach is not None else None
@@ -304,12 +294,6 @@ def prove(truth: Population, mechanism: Mechanism, defenses: DefenseChain | None
     if defended.kind == "agreements" and params.get("link_rule", "merge") != "merge":
         return _undecided("link rule 'static' (its groups may have no common point)")
     radius = min(float(budget), 1.0)
-    # declared bounds are read by a declared policy, and may be by any transform (a
-    # Sybil cap clusters by them): only without either is a zero budget no freedom
-    reads_bounds = (bound_policy_kind(defended) in ("declared", "custom")
-                    or bool(defended.transforms))
-    if radius == 0 and threat.sybils == 0 and not reads_bounds:
-        return Proof("no freedom: the attack declares the truth")
     n = truth.n
     weights = (np.asarray(params["weights"], float) if defended.kind == "consensus"
                and params.get("weights") is not None else truth.weight)

@@ -391,12 +391,14 @@ def test_the_static_link_rule_is_undecided():
     assert not cert.decided and "static" in cert.basis
 
 
-def test_without_freedom_the_certificate_is_exactly_zero():
+def test_without_budget_or_sybils_the_mean_cannot_move():
+    """A zero budget proves, through the general bounds, that the ℓ2 consensus stays put:
+    every certificate is 0 up to rounding."""
     pop = Population(np.linspace(-0.5, 0.5, 6).reshape(6, 1, 1), np.ones((6, 1)))
-    cert = certify(pop, Mechanism("agreements", {"bounds": "quantile:0.5"}),
-                   ThreatModel(attackers=(0,)), 0.0)
-    assert cert.bounds["utility_loss_max"] == cert.bounds["attacker_gain"] == 0.0
-    assert cert.basis.startswith("no freedom")
+    cert = certify(pop, Mechanism("consensus", {"p": 2}), ThreatModel(attackers=(0,)), 0.0)
+    assert cert.basis.startswith("ℓ2 mean")
+    for metric in ("utility_loss_max", "utility_loss_p90", "attacker_gain"):
+        assert cert.bounds[metric] == pytest.approx(0.0, abs=1e-9), metric
 
 
 def test_a_defense_without_a_certificate_leaves_the_valid_set_only():
