@@ -10,7 +10,7 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.message_passing import parse_mixing
 from pluralguard.core.params import Constraint, Parsed
 
-from .base import Defense
+from .base import Defense, Reach
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,13 @@ class RobustMixing(Defense):
             method = "dual"
         return mechanism.with_params(method=method, mixing=self.mixing)
 
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """Unchanged: every honest estimate is still projected onto the agent's own
+        acceptable set each iteration, and bounds and weights are untouched; the
+        certifier reads the message-passing method (and its tolerance) from the
+        defended mechanism."""
+        return reach
+
 
 @dataclass(frozen=True)
 class MedianAgreement(Defense):
@@ -118,3 +125,8 @@ class MedianAgreement(Defense):
         if mechanism.params.get("method") == "dual":
             return mechanism.with_params(utility="linear", method="dgd")
         return mechanism.with_params(utility="linear")
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """Unchanged: bounds and weights are untouched; the certifier reads ``p`` and the
+        utility from the defended mechanism."""
+        return reach

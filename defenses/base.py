@@ -28,6 +28,13 @@ whose measured cost and benefit are zero, and which :meth:`Defense.acts_on` repo
 A defense that would act but cannot (a weight defense against explicit mechanism
 weights) raises :class:`~pluralguard.core.errors.NotApplicable`.
 
+**Certificates.** A defense may carry a certificate of its own: :meth:`Defense.certify`
+says what the defended mechanism lets *any* attack within a threat model reach, given
+what the mechanism it defends lets it reach (a :class:`Reach`, which the certifier of
+:mod:`pluralguard.eval.certify` builds and reads). A defense that does not implement it
+carries none, and the certifier then relies only on what holds after any declaration
+transform: every agreement is a valid value system.
+
 The helpers at the end of this module are shared by the recipes: the bound rule in
 force, composition of bound-rule wrappers and edge filters, and normalised
 coordinates.
@@ -37,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -50,6 +57,47 @@ from pluralguard.core.network import Edges
 from pluralguard.core.params import Constraint, OrNone, Real, Validated
 
 LAYERS = ("declarations", "network", "aggregation")
+
+
+class Reach(Protocol):
+    """What a certifier has proved about the declarations a mechanism solves under any
+    attack of one threat model (implemented by :class:`pluralguard.eval.reach.Reach`).
+
+    Attributes
+    ----------
+    truth : Population
+        The honest declarations (every agent's true value system and bounds).
+    honest : ndarray of int
+        The agents that do not attack.
+    sybils : int
+        Most Sybil identities an attack adds.
+    bounds : (ndarray, ndarray) or None
+        Upper bounds (γˣ, γʷ), one per agent, on the bounds in force of the honest
+        agents; None when none is proved.
+    weight_low, weight_high : ndarray
+        Bounds on each agent's weight as the mechanism weighs it.
+    sybil_weight : (float, float)
+        Bounds on the weight of a Sybil identity, when it is declared at all.
+    """
+
+    truth: Population
+    honest: np.ndarray
+    sybils: int
+    bounds: tuple[np.ndarray, np.ndarray] | None
+    weight_low: np.ndarray
+    weight_high: np.ndarray
+    sybil_weight: tuple[float, float]
+
+    def quantile(self, q: float, removed: Callable[[int], int] | None = None
+                 ) -> tuple[float, float] | None:
+        """Upper bounds (X, W) on the q-quantile of the pairwise declared distances under
+        any attack, over the identities left after any ``removed(N)`` of the N declared
+        ones are left out; None when it cannot be proved."""
+        ...
+
+    def replace(self, **changes: Any) -> Reach:
+        """A copy with some attributes changed."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -96,6 +144,26 @@ class Defense(Validated):
     def acts_on(self, mechanism: Mechanism) -> bool:
         """Whether the defense changes this mechanism (False: a documented no-op)."""
         return self.apply(mechanism) is not mechanism
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
+        """What ``self(mechanism)`` lets any attack reach, given what ``mechanism`` lets
+        it reach (module doc, *Certificates*).
+
+        Parameters
+        ----------
+        mechanism : Mechanism
+            The mechanism this defense is applied to (possibly already defended).
+        reach : Reach
+            What is proved for ``mechanism``.
+
+        Returns
+        -------
+        Reach or None
+            What is proved for the defended mechanism: ``reach`` itself when the defense
+            changes nothing a certificate reads; None when the defense carries no
+            certificate (the default).
+        """
+        return None
 
     def params(self) -> dict[str, Any]:
         """The defense's parameters."""
@@ -186,6 +254,14 @@ def check_weights_param(defense: Defense, mechanism: Mechanism) -> None:
 def bound_rule(mechanism: Mechanism) -> Any:
     """The agreement mechanism's bound rule in force (``declared`` by default)."""
     return BoundPolicy.parse(mechanism.params.get("bounds", "declared"))
+
+
+def plain_policy(mechanism: Mechanism) -> BoundPolicy | None:
+    """The mechanism's bound rule when it is a bare policy (no wrapper around it), else
+    None. Certificates that replace or feed the innermost rule need it bare: a wrapper
+    left around it would act on the new bounds too."""
+    rule = bound_rule(mechanism)
+    return rule if isinstance(rule, BoundPolicy) else None
 
 
 def base_rule(rule: Any) -> Any:

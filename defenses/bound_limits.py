@@ -22,7 +22,16 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, Integer, OrNone, Real
 
-from .base import Defense, bound_rule, parts, rebase, uses_declared_bounds, wraps_bounds
+from .base import (
+    Defense,
+    Reach,
+    bound_rule,
+    parts,
+    plain_policy,
+    rebase,
+    uses_declared_bounds,
+    wraps_bounds,
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,30 @@ class BoundFloor(Defense):
         if not uses_declared_bounds(mechanism):
             return mechanism
         return mechanism.with_transform(self)
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
+        """Bounds in force ≤ max(Γ, f⁺), Γ the mechanism's proved bound.
+
+        Under a bare ``declared`` policy the bound in force is max(γ̂ᵢ, f), and the
+        floor f — the q-quantile of the pairwise declared distances, which attackers
+        move — is at most the reach's order-statistic bound f⁺
+        (:meth:`~pluralguard.eval.reach.Reach.quantile`); an absolute floor is itself.
+        Behind a bound-rule wrapper the floor would feed the wrapper, whose effect the
+        reach has already counted on the unfloored bounds: no certificate there.
+        """
+        if not self.acts_on(mechanism):
+            return reach
+        if reach.bounds is None or plain_policy(mechanism) is None:
+            return None
+        if self.gamma_x is not None:
+            fx, fw = float(self.gamma_x), float(self.gamma_w)
+        else:
+            floor = reach.quantile(self.quantile)
+            if floor is None:
+                return None
+            fx, fw = floor
+        bx, bw = reach.bounds
+        return reach.replace(bounds=(np.maximum(bx, fx), np.maximum(bw, fw)))
 
     def floors(self, population: Population) -> tuple[float, float]:
         """The floors (γˣ_min, γʷ_min) for these declarations."""
@@ -185,6 +218,11 @@ class BoundCap(Defense):
         return mechanism.with_params(bounds=LocalCap(bound_rule(mechanism), int(self.k),
                                                      float(self.factor)))
 
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """Unchanged: the cap is the outermost rule, min(γ, c·d_k) ≤ γ, so every bound
+        proved for the mechanism still holds (whatever d_k the attack makes)."""
+        return reach
+
 
 @dataclass(frozen=True)
 class ProtocolBounds(Defense):
@@ -225,3 +263,16 @@ class ProtocolBounds(Defense):
             return mechanism
         policy = BoundPolicy("quantile", q=float(self.q))
         return mechanism.with_params(bounds=rebase(bound_rule(mechanism), lambda _: policy))
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
+        """Everyone's bound becomes the q-quantile threshold: at most its order-statistic
+        bound (:meth:`~pluralguard.eval.reach.Reach.quantile`). Only a bare policy is
+        replaced with a certificate (a wrapper kept around it would act on the new
+        threshold, which the reach has not counted)."""
+        if not self.acts_on(mechanism):
+            return reach
+        gamma = reach.quantile(float(self.q)) if plain_policy(mechanism) else None
+        if gamma is None:
+            return None
+        n = reach.truth.n
+        return reach.replace(bounds=(np.full(n, gamma[0]), np.full(n, gamma[1])))

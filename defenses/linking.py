@@ -20,7 +20,7 @@ from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
 from pluralguard.core.params import Constraint, Integer
 
-from .base import Defense, keep_edges, with_edge_filter
+from .base import Defense, Reach, keep_edges, with_edge_filter
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,12 @@ class MutualKNN(Defense):
             return mechanism
         return with_edge_filter(mechanism, MutualKNNRule(int(self.k)))
 
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """Unchanged: a network rule only removes candidate links, and the link rule
+        still forms groups with a common acceptable point, whose agreement lies in every
+        member's set; weights and bounds are untouched."""
+        return reach
+
 
 @dataclass(frozen=True)
 class SharedNeighboursRule:
@@ -155,3 +161,9 @@ class KCore(Defense):
         if "edge_filter" not in mechanism.capabilities:
             return mechanism
         return with_edge_filter(mechanism, SharedNeighboursRule(int(self.k)))
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """Unchanged: a network rule only removes candidate links, and the link rule
+        still forms groups with a common acceptable point, whose agreement lies in every
+        member's set; weights and bounds are untouched."""
+        return reach

@@ -17,9 +17,11 @@ from pluralguard.core.params import Constraint, Integer, Options, Real
 from .base import (
     OPTIONAL_FRACTION,
     Defense,
+    Reach,
     bound_rule,
     check_weights_param,
     normalised_points,
+    plain_policy,
     uses_declared_bounds,
     wraps_bounds,
 )
@@ -123,6 +125,36 @@ class OutlierFilter(Defense):
                 and not uses_declared_bounds(mechanism)):
             defended = defended.with_params(bounds=Silenced(bound_rule(mechanism), self))
         return defended
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
+        """Whoever the detector flags (honest agents included: an attack can make them
+        look anomalous), weights only fall: a flagged identity keeps w·1e-6 (drop) or
+        w·factor (downweight) of its weight, so lower weight bounds scale by that and
+        upper ones stay. Bounds only fall too — a dropped agent gets 0 — except under
+        a ``quantile`` policy, where the inliers get the quantile over the inliers
+        only, a sub-multiset of the pairwise distances of unknown size: its quantile
+        is at most its maximum, at most the bound of the largest distance
+        (:meth:`~pluralguard.eval.reach.Reach.quantile` at q = 1). ``fixed`` bounds
+        stay; behind another bound-rule wrapper there is no certificate. Holds for
+        every draw of a seeded detector."""
+        keep = DROP_WEIGHT if self.action == "drop" else float(self.factor)
+        low, high = reach.sybil_weight
+        reach = reach.replace(weight_low=reach.weight_low * keep,
+                              sybil_weight=(low * keep, high))
+        silenced = (self.action == "drop" and wraps_bounds(mechanism)
+                    and not uses_declared_bounds(mechanism))
+        if not silenced or reach.bounds is None:
+            return reach
+        policy = plain_policy(mechanism)
+        if policy is None or policy.kind not in ("quantile", "fixed"):
+            return None
+        if policy.kind == "fixed":
+            return reach
+        gamma = reach.quantile(1.0)
+        if gamma is None:
+            return None
+        n = reach.truth.n
+        return reach.replace(bounds=(np.full(n, gamma[0]), np.full(n, gamma[1])))
 
     def transform(self, population: Population) -> Population:
         out = self.outliers(population)

@@ -13,7 +13,7 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, Real
 
-from .base import Defense, check_weights_param, normalised_points
+from .base import Defense, Reach, check_weights_param, normalised_points
 
 
 def tight_clusters(population: Population, radius: float) -> np.ndarray:
@@ -87,6 +87,42 @@ class SybilCap(Defense):
     def apply(self, mechanism: Mechanism) -> Mechanism:
         check_weights_param(self, mechanism)
         return mechanism.with_transform(self)
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """The cap's own certificate: a cluster of identical declarations carries at most
+        L = cap × the median weight, and no weight grows.
+
+        With ``radius`` 0 a cluster is one point. An aggregation sees each point with
+        the total weight declared there, so an attacker or Sybil that copies an honest
+        declaration leaves that point with min(w_H + w_I, L) ≥ min(w_H, L): as if the
+        honest agents kept their capped weight and the intruders added between 0 and
+        their own weight at that point. So honest weights stay at least
+        w⁻_j · min(1, L⁻ / w⁺(H_j)), H_j the honest agents declaring exactly v_j (a
+        coarser cluster than the cap's, which also needs equal bounds: a smaller
+        factor), L ≥ L⁻ = cap × min over Sybil counts s' ≤ s of the median of the lower
+        weights (the median is monotone in every weight; Sybils' weights are pre-cap
+        medians); intruders' weights lie in [0, w⁺]. The cap does not bound what s
+        Sybils add when they spread out (or declare different bounds): each is then
+        its own cluster and keeps its weight, so upper weights stay. With ``radius`` > 0
+        single linkage can chain every agent into one cluster through Sybils: every
+        lower weight is scaled by min(1, L⁻ / the total upper weight).
+        """
+        truth, honest = reach.truth, reach.honest
+        low, high = reach.weight_low, reach.weight_high
+        s = reach.sybils
+        s_low, s_high = reach.sybil_weight
+        limit = self.cap * min(float(np.median(np.concatenate([low, np.full(k, s_low)])))
+                               for k in range(s + 1))
+        if self.radius > 0:
+            everyone = min(1.0, limit / float(high.sum() + s * s_high))
+            return reach.replace(weight_low=low * everyone,
+                                 sybil_weight=(s_low * everyone, s_high))
+        _, same = np.unique(normalised_points(truth)[honest], axis=0, return_inverse=True)
+        same = same.ravel()
+        cluster = np.bincount(same, weights=high[honest])[same]
+        new_low = np.zeros_like(low)
+        new_low[honest] = low[honest] * np.minimum(1.0, limit / cluster)
+        return reach.replace(weight_low=new_low, sybil_weight=(0.0, s_high))
 
     def transform(self, population: Population) -> Population:
         labels = tight_clusters(population, self.radius)

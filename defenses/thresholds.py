@@ -20,7 +20,17 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, Integer, OrNone, Real
 
-from .base import FRACTION, Defense, base_rule, bound_rule, parts, rebase, wraps_bounds
+from .base import (
+    FRACTION,
+    Defense,
+    Reach,
+    base_rule,
+    bound_rule,
+    parts,
+    plain_policy,
+    rebase,
+    wraps_bounds,
+)
 
 #: Above this many agents, depths are medians of distances to a seeded sample.
 REFERENCE = 2000
@@ -39,6 +49,12 @@ def median_distance(points: np.ndarray, random_state: int = 0) -> np.ndarray:
                            for s in range(0, n, BLOCK)])
 
 
+def trimmed(n: int, trim: float) -> int:
+    """Declarations :class:`TrimmedQuantile` drops at *each* end of the depth order, of n:
+    ⌈trim·n⌉, at most (n − 2) // 2 (two always stay), none for n ≤ 2."""
+    return min(math.ceil(trim * n), (n - 2) // 2) if n > 2 else 0
+
+
 @dataclass(frozen=True)
 class TrimmedQuantile:
     """Bound rule: the q-quantile of the pairwise distances among the agents left after
@@ -53,7 +69,7 @@ class TrimmedQuantile:
     def resolve(self, population: Population, random_state: int = 0
                 ) -> tuple[np.ndarray, np.ndarray]:
         n = population.n
-        t = min(math.ceil(self.trim * n), (n - 2) // 2) if n > 2 else 0
+        t = trimmed(n, self.trim)
         gammas = []
         for points in parts(population):
             order = np.argsort(median_distance(points, random_state), kind="stable")
@@ -122,6 +138,25 @@ class RobustThreshold(Defense):
         q = float(policy.q if self.q is None else self.q)
         rule = TrimmedQuantile(q, float(self.assumed_fraction))
         return mechanism.with_params(bounds=rebase(bound_rule(mechanism), lambda _: rule))
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
+        """The trimmed threshold is a quantile over N − 2t of the N declared identities,
+        whichever the trimming keeps: at most the order-statistic bound with 2t
+        identities left out (:meth:`~pluralguard.eval.reach.Reach.quantile`; leaving out
+        identities can raise a quantile, and the bound says by how much at most). Only
+        a bare quantile policy is replaced with a certificate."""
+        if not self.acts_on(mechanism):
+            return reach
+        policy = plain_policy(mechanism)
+        if policy is None:
+            return None
+        q = float(policy.q if self.q is None else self.q)
+        trim = float(self.assumed_fraction)
+        gamma = reach.quantile(q, lambda n: 2 * trimmed(n, trim))
+        if gamma is None:
+            return None
+        n = reach.truth.n
+        return reach.replace(bounds=(np.full(n, gamma[0]), np.full(n, gamma[1])))
 
 
 @dataclass(frozen=True)
@@ -193,3 +228,14 @@ class RandomizedThreshold(Defense):
             return mechanism
         return mechanism.with_params(bounds=Jittered(bound_rule(mechanism),
                                                      float(self.amplitude), int(self.seed)))
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
+        """Bounds in force ≤ (1 + a) Γ: the jitter is the outermost rule and its factor
+        1 + a(2U − 1) ≤ 1 + a in every draw, so the certificate holds for each draw and
+        for their mean."""
+        if not self.acts_on(mechanism):
+            return reach
+        if reach.bounds is None:
+            return reach
+        factor = 1.0 + float(self.amplitude)
+        return reach.replace(bounds=(reach.bounds[0] * factor, reach.bounds[1] * factor))

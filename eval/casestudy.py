@@ -416,6 +416,60 @@ def plot_sweep(name: str, sweep: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
+def certification_lines(results: pd.DataFrame) -> list[str]:
+    """What the certificates say about a case's attacks (:mod:`.certificate_table`): per
+    mechanism, the share of attacked runs with a finite certificate and its median gap,
+    the attacks whose found worst case attains the certificate on their goal's metric
+    (*tight*), those that leave a gap (the largest median gap first), and the undecided
+    ones with the reason."""
+    from .certificate_table import coverage, has_certificates, verdicts
+
+    if not has_certificates(results):
+        return []
+    cover = coverage(results).set_index("mechanism")
+    table = verdicts(results)
+    lines = ["Certified bounds (the worst *any* attack of the same threat model could do, "
+             "proved; `pluralguard.eval.certify`):", ""]
+    for mech, v in table.groupby("mechanism", sort=False):
+        c = cover.loc[mech]
+        text = (f"* **{mech}** — {int(c['certified'])} of {int(c['attacked'])} attacked runs "
+                f"certified "
+                f"({c['share']:.0%}; median gap on utility_loss_p90 "
+                f"{c['median_gap_utility_loss_p90']:.3g}).")
+        tight = v[v["verdict"] == "tight"]
+        if len(tight):
+            text += " Certified tight (the attack found attains the proved worst case): " + \
+                "; ".join(_tight_under(a, g, v[v["attack"] == a])
+                          for a, g in tight.groupby("attack", sort=True)) + "."
+        gaps = v[v["verdict"] == "gap"].groupby("attack", sort=True).agg(
+            metric=("metric", "first"), gap=("median_gap", "median"))
+        if len(gaps):
+            gaps = gaps.sort_values("gap", ascending=False, kind="stable")
+            text += " Leave a gap (median over the defense settings where they do): " + "; ".join(
+                f"`{a}` {g['metric']} {g['gap']:.3g}" for a, g in gaps.iterrows()) + "."
+        undecided = v[v["verdict"].str.contains("undecided")]
+        if len(undecided):
+            text += " Undecided: " + "; ".join(
+                f"`{a}`, {g['reason'].iloc[0]}" for a, g in undecided.groupby(
+                    "attack", sort=True)) + "."
+        lines.append(text)
+    return [*lines, ""]
+
+
+def _tight_under(attack: str, tight: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """``attack`` on its metric, undefended or not, and under which defenses (the shorter
+    of the list of those where it is tight and of those where it is not)."""
+    defended = sorted(set(runs["defense"]) - {"none"})
+    yes = sorted(set(tight["defense"]) - {"none"})
+    where = "undefended" if "none" in set(tight["defense"]) else "not undefended"
+    if yes:
+        others = sorted(set(defended) - set(yes))
+        where += (f" and under {len(yes)} of {len(defended)} defenses"
+                  + (f" (all but {', '.join(others)})" if len(others) < len(yes)
+                     else f" ({', '.join(yes)})"))
+    return f"`{attack}` on {tight['metric'].iloc[0]}, {where}"
+
+
 def write_robustness(name: str, rob: Robustness, out_dir: Path,
                      figures: str = "figures") -> str:
     """Figure and markdown section of one case's robustness study."""
@@ -446,6 +500,7 @@ def write_robustness(name: str, rob: Robustness, out_dir: Path,
                       f"goal {r['goal']}, seed {r['seed']}: Δ groups "
                       f"{int(r['delta_groups']):+d}, partition change "
                       f"{r['partition_change']:.3f}" for _, r in t.iterrows()) + ".", ""]
+    lines += certification_lines(rob.results)
     lines += [f"![breakdown]({figures}/{stem}_breakdown.png)", ""]
     return "\n".join(lines)
 

@@ -72,6 +72,28 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("exhaustive_optimum", "the exhaustive best response's goal_measure for the "
                "same attackers and goal (pluralguard.attacks.exhaustive_search; only on "
                "populations small enough, else empty)", "none"),
+    MetricInfo("certified_utility_loss_max", "proved upper bound on utility_loss_max over "
+               "every attack of the threat model within the budget "
+               "(pluralguard.eval.certify; empty where undecided or the attack is none)",
+               "none"),
+    MetricInfo("certified_utility_loss_p90", "proved upper bound on utility_loss_p90 over "
+               "every attack of the threat model within the budget (empty where undecided)",
+               "none"),
+    MetricInfo("certified_attacker_gain", "proved upper bound on attacker_gain over every "
+               "attack of the threat model within the budget (empty where undecided)", "none"),
+    MetricInfo("certified_capture", "proved upper bound on capture over every attack of the "
+               "threat model within the budget (empty where undecided or without a target)",
+               "none"),
+    MetricInfo("gap_utility_loss_max", "certified_utility_loss_max − utility_loss_max: how "
+               "much worse than the attack found any attack could be", "none"),
+    MetricInfo("gap_utility_loss_p90", "certified_utility_loss_p90 − utility_loss_p90",
+               "none"),
+    MetricInfo("gap_attacker_gain", "certified_attacker_gain − attacker_gain", "none"),
+    MetricInfo("gap_capture", "certified_capture − capture", "none"),
+    MetricInfo("gap_exhaustive", "certified − exhaustive_optimum for the goal's own metric "
+               "(attacker_gain for selfish, capture for capture), where the exhaustive "
+               "reference ran: the width of the interval holding the true worst case (0: "
+               "known exactly, up to the search's lattice)", "none"),
     MetricInfo("truth_fallback", "1 if the recipe's own declarations served its goal worse "
                "than the truth, so the attackers declared the truth (goal_measure 0)", "none"),
     MetricInfo("queries", "mechanism calls the attack made", "none"),

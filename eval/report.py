@@ -25,6 +25,10 @@ kind of each mechanism label); it writes ``DIR/report.md`` and PNG figures under
 5. **Agreement solver vs single consensus** — for every such pair of mechanisms on a
    dataset: clean honest utility and worst-case loss per attack.
 6. **Attack summary** — key aggregates per attack.
+7. **Certified bounds** — next to the worst attack found, the proved worst case of any
+   attack: coverage per mechanism, verdicts (tight / gap / undecided), found vs
+   certified per attack × defense, defenses ranked by their certified worst case, and
+   the worst case bracketed on small populations (:func:`certified_worst_case`).
 
 **Worst case.** The worst-case loss of attack a against defense d is the maximum over
 budgets and seeds of ``loss`` (default ``utility_loss_p90``: the loss that the worst-off
@@ -61,7 +65,7 @@ from matplotlib.figure import Figure
 from pluralguard.core.errors import InputError
 from pluralguard.core.params import Instance, Options, OrNone, validate_params
 
-from . import plots, sanity
+from . import certificate_table, plots, sanity
 from .coverage import attack_coverage, not_run_groups
 from .metrics import METRICS
 from .sanity import Flag
@@ -418,6 +422,53 @@ def attack_summary(results: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+# ------------------------------------------------------------------ certificates
+def certified_worst_case(results: pd.DataFrame, metric: str = LOSS) -> pd.DataFrame:
+    """Found and certified worst case of every attack against every defense.
+
+    Columns ``dataset, mechanism, attack, defense, found, certified``: the maxima over
+    budgets and seeds of ``metric`` and of ``certified_<metric>``; ``certified`` is NaN
+    (undecided) when any of those runs has no certificate for it.
+    """
+    attacked = results[results["attack"] != NONE].copy()
+    column = f"certified_{metric}"
+    if column not in attacked:
+        attacked[column] = np.nan
+    attacked["_undecided"] = attacked[column].isna() & attacked[metric].notna()
+    grouped = attacked.groupby([*_SCOPE, "attack", "defense"], sort=True)
+    out = grouped.agg(found=(metric, "max"), certified=(column, "max"),
+                      undecided=("_undecided", "any")).reset_index()
+    out.loc[out["undecided"], "certified"] = np.nan
+    return out.drop(columns="undecided")
+
+
+def rank_defenses_certified(results: pd.DataFrame, metric: str = LOSS) -> pd.DataFrame:
+    """Rank defenses by their certified worst case over attacks, per dataset × mechanism.
+
+    For defense d: the maximum over attacks of :func:`certified_worst_case` — undecided
+    (NaN, ranked last) when any attack's is — beside the found worst case. Columns
+    ``dataset, mechanism, rank, defense, certified, worst_attack, found``.
+    """
+    worst = certified_worst_case(results, metric)
+    rows = []
+    for (dataset, mechanism, defense), g in worst.groupby([*_SCOPE, "defense"], sort=True):
+        decided = g["certified"].notna().all() and len(g)
+        rows.append({"dataset": dataset, "mechanism": mechanism, "defense": defense,
+                     "certified": float(g["certified"].max()) if decided else np.nan,
+                     "worst_attack": (str(g.loc[g["certified"].idxmax(), "attack"])
+                                      if decided else "undecided: " + ", ".join(
+                                          g.loc[g["certified"].isna(), "attack"])),
+                     "found": float(g["found"].max())})
+    columns = [*_SCOPE, "rank", "defense", "certified", "worst_attack", "found"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows)
+    table["rank"] = (table.groupby(_SCOPE)["certified"].rank(method="min")
+                     .astype("Int64"))
+    return table.sort_values([*_SCOPE, "certified", "defense"],
+                             na_position="last")[columns].reset_index(drop=True)
+
+
 # ------------------------------------------------------------------ formatting
 def _fmt(value: Any) -> str:
     if value is None or value is pd.NA:
@@ -530,7 +581,8 @@ def write_report(results_dir: str | Path, *, title: str | None = None,
              _defense_section(ranking, loss_label, figures, targets, results),
              _mechanism_section(results, worst, load_mechanism_kinds(root), loss_label,
                                 figures),
-             _summary_section(results)]
+             _summary_section(results),
+             _certificate_section(results, loss)]
     figures.prune()
     path = root / REPORT
     atomic_write(path, "\n\n".join(parts).rstrip() + "\n")
@@ -965,3 +1017,71 @@ def _summary_section(results: pd.DataFrame) -> str:
         g = g.sort_values(["attack", "_order"]).drop(columns=[*_SCOPE, "_order"])
         lines += ["", f"### {dataset} · {mechanism}", "", _md_table(g)]
     return "\n".join(lines)
+
+
+def _certificate_section(results: pd.DataFrame, loss: str) -> str:
+    lines = ["## 7. Certified bounds", ""]
+    if not certificate_table.has_certificates(results):
+        return "\n".join([*lines, "No certificates in these results (written before "
+                           "pluralguard computed them)."])
+    cover = certificate_table.coverage(results)
+    if cover.empty:
+        return "\n".join([*lines, "No attacked runs."])
+    lines += ["Next to the worst attack found, the worst *any* attack of the same threat "
+              "model could do: `certified_<metric>` is a proved upper bound over every "
+              "declaration within the budget (and every Sybil), `gap` = certified − found "
+              "(how much an evaluation may still be missing). Undecided where nothing is "
+              "provable (protocol deviation, a mechanism that is not built in); *valid "
+              "set only* where a defense carries no certificate (`pluralguard.eval.certify`)."
+              , "", "**Coverage** (attacked runs with a finite certificate, and the median "
+              "gap per metric):", "",
+              _md_table(cover.rename(columns=lambda c: c.replace(
+                  "median_gap_", "median gap: ").replace("_", " ")))]
+    verdict = certificate_table.verdicts(results)
+    counts = certificate_table.verdict_counts(verdict)
+    undefended = verdict[verdict["defense"] == NONE].drop(columns=["defense", "max_gap"])
+    lines += ["", f"**Verdicts**: *tight* when every run's gap on the judged metric is at "
+              f"most {certificate_table.TIGHT:g} (the attack found attains the proved worst "
+              "case), *gap* otherwise, per attack × defense; the judged metric is the "
+              "goal's own where it is certified (`attacker_gain` for selfish, `capture` for "
+              "capture), else `utility_loss_p90`, which no attack maximises. Per attack, "
+              "how many defenses give each verdict:", "",
+              _md_table(counts.rename(columns={"tight_under": "tight under"})), "",
+              "Undefended:", "", _md_table(undefended)]
+    worst = certified_worst_case(results, loss)
+    ranking = rank_defenses_certified(results, loss)
+    for (dataset, mechanism), g in worst.groupby(_SCOPE, sort=True):
+        cells = g.assign(cell=[f"{_fmt(f)} / {_fmt(c) if c == c else 'undecided'}"
+                               for f, c in zip(g["found"], g["certified"], strict=True)])
+        table = cells.pivot(index="attack", columns="defense", values="cell")
+        table = table.reindex(columns=[d for d in defense_order(table.columns)])
+        rank = ranking[(ranking["dataset"] == dataset) & (ranking["mechanism"] == mechanism)]
+        lines += ["", f"### {dataset} · {mechanism}", "",
+                  f"Worst case of `{loss}`, found / certified (max over budgets and seeds):",
+                  "", _md_table(table.fillna("—").reset_index()), "",
+                  "Defenses ranked by their certified worst case over attacks (undecided "
+                  "last):", "",
+                  _md_table(rank.drop(columns=_SCOPE).rename(columns={
+                      "certified": "certified worst case", "worst_attack": "worst attack",
+                      "found": "found worst case"}))]
+    small = results[_numeric_column(results, "gap_exhaustive").notna()]
+    if len(small):
+        lines += ["", "### Small populations: the worst case bracketed", "",
+                  "Where the exhaustive reference ran, the true worst case of the goal's own "
+                  "metric lies between the exhaustive optimum (an attack found, exact up to "
+                  "the search's lattice) and the certificate; width 0 means it is known "
+                  "exactly. The other metrics are bounded only.", "",
+                  _md_table(small[[*IDENTITY, "goal"]].assign(
+                      metric=[certificate_table.GOAL_METRIC[g] for g in small["goal"]],
+                      exhaustive=small["exhaustive_optimum"].astype(float),
+                      certified=[float(r[f"certified_{certificate_table.GOAL_METRIC[g]}"])
+                                 for g, (_, r) in zip(small["goal"], small.iterrows(),
+                                                      strict=True)],
+                      width=small["gap_exhaustive"].astype(float)))]
+    return "\n".join(lines)
+
+
+def _numeric_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series(np.nan, index=frame.index)
+    return pd.to_numeric(frame[column], errors="coerce")

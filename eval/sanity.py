@@ -24,6 +24,11 @@ black_box_beaten       a black-box ``best_response`` beat a white-box one on the
                        scenario
 exhaustive_gap         ``best_response`` found < 95 % of the exhaustive optimum
                        (``exhaustive_optimum``, computed on small populations)
+certificate_exceeded   a found value (or the exhaustive optimum) above its certificate
+                       (``certified_<metric>``): a bug in the certifier or the attack
+uncertified            attacked runs without a finite certificate (undecided: protocol
+                       deviation, a mechanism not built in); informational, with the
+                       coverage per mechanism and the median gaps
 zero_gain              no attack raised the attackers' true utility anywhere
 randomized             randomized defenses were evaluated over several draws of their
                        randomness (informational, as AutoAttack's flag)
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import certificate_table as certs
 from .metrics import METRICS
 
 #: Columns of a results row that identify the run.
@@ -54,6 +60,9 @@ TOL = 1e-9
 NOISE_SIGMAS = 2.0
 #: Share of the exhaustive optimum below which an attack is flagged.
 EXHAUSTIVE_SHARE = 0.95
+#: Slack of a found value over its certificate (the certificates already include the
+#: solvers' acceptance tolerance).
+CERTIFICATE_TOL = 1e-8
 #: Metrics that show an attack had any effect (named in the zero-gain finding).
 EFFECTS = ("attacker_gain", "utility_loss_mean", "utility_loss_p90", "utility_loss_max",
            "capture", "partition_change")
@@ -116,6 +125,25 @@ CHECKS: dict[str, Check] = {
         "of its goal",
         "there is a stronger attack than the one measured: the defense or mechanism looks "
         "more robust than it is"),
+    "certificate_exceeded": Check(
+        "found value above its certificate",
+        "a run's metric (utility_loss_max, utility_loss_p90, attacker_gain, capture), or the "
+        "exhaustive optimum of its goal, exceeds the proved upper bound certified_<metric> "
+        "of the same run (converged runs only)",
+        "a certificate bounds every attack of the threat model, so an attack above it means "
+        "a bug in one of the two: the proof or its assumptions do not hold for this "
+        "mechanism or defense (pluralguard.eval.certify), or the attack, the mechanism or "
+        "the metric computed something the model forbids; trust neither number there until "
+        "it is found"),
+    "uncertified": Check(
+        "runs without a certificate",
+        "attacked runs whose certificate is undecided (protocol deviation, a mechanism that "
+        "is not built in, the static link rule); the finding gives, per mechanism, the "
+        "share of attacked runs with a finite certificate and the median gap between "
+        "certificate and attack found",
+        "there the evaluation has only the attacks it found, a lower bound on the risk: "
+        "nothing says how much worse an attack could be; elsewhere the gap says how much "
+        "an evaluation may still be missing"),
     "zero_gain": Check(
         "zero gain everywhere",
         "no attack gained anything: attacker_gain <= 0 or NaN in every attacked row",
@@ -441,9 +469,71 @@ def randomized(results: pd.DataFrame) -> Flag:
                  many[[*IDENTITY, "draws"]].reset_index(drop=True))
 
 
+def certificate_exceeded(results: pd.DataFrame) -> Flag:
+    if not certs.has_certificates(results):
+        return _flag("certificate_exceeded", False, "Not checked: results.csv has no "
+                     "certificates (written before they existed).")
+    frame = certs.attacked_rows(results)
+    decided = frame[frame["_certified"]]
+    converged = _numeric(decided, "converged") != 0
+    checked = decided[converged]
+    found = []
+    for metric in certs.CERTIFIED:
+        value, bound = _numeric(checked, metric), _numeric(checked, f"certified_{metric}")
+        over = checked[value > bound + CERTIFICATE_TOL]
+        found += [{**{k: r[k] for k in IDENTITY}, "metric": metric, "found": r[metric],
+                   "certified": r[f"certified_{metric}"]} for _, r in over.iterrows()]
+    optimum = _numeric(checked, "exhaustive_optimum")
+    single = _numeric(checked, "draws").fillna(1) <= 1
+    for goal, metric in certs.GOAL_METRIC.items():
+        bound = _numeric(checked, f"certified_{metric}")
+        over = checked[(checked["goal"].astype(str) == goal) & single
+                       & (optimum > bound + CERTIFICATE_TOL)]
+        found += [{**{k: r[k] for k in IDENTITY}, "metric": f"exhaustive_optimum ({metric})",
+                   "found": r["exhaustive_optimum"], "certified": r[f"certified_{metric}"]}
+                  for _, r in over.iterrows()]
+    skipped = int((~converged).sum())
+    note = (f" {skipped} runs that did not converge were not checked (certificates bound "
+            "fixed points)." if skipped else "")
+    if not found:
+        return _flag("certificate_exceeded", False,
+                     f"In all {len(checked)} certified runs every metric stayed within its "
+                     "certificate." + note)
+    return _flag("certificate_exceeded", True,
+                 f"{len(found)} values in {len({tuple(f[k] for k in IDENTITY) for f in found})}"
+                 f" of {len(checked)} certified runs exceed their certificate." + note,
+                 pd.DataFrame(found))
+
+
+def uncertified(results: pd.DataFrame) -> Flag:
+    if not certs.has_certificates(results):
+        return _flag("uncertified", False, "Not checked: results.csv has no certificates "
+                     "(written before they existed).")
+    table = certs.coverage(results)
+    if table.empty:
+        return _flag("uncertified", False, "Not checked: no attacked runs.")
+    parts = []
+    for _, r in table.iterrows():
+        gaps = ", ".join(f"{m} {r[f'median_gap_{m}']:.3g}" for m in certs.CERTIFIED
+                         if r[f"median_gap_{m}"] == r[f"median_gap_{m}"])
+        only = (f", {r['valid_set_only']} on the valid set only"
+                if r["valid_set_only"] else "")
+        parts.append(f"`{r['mechanism']}` {r['certified']}/{r['attacked']} "
+                     f"({r['share']:.0%}{only}; median gap {gaps or '—'})")
+    undecided = int(table["undecided"].sum())
+    frame = certs.attacked_rows(results)
+    reasons = frame.loc[~frame["_certified"], "_basis"].value_counts()
+    why = "; ".join(f"{count} {basis.removeprefix('undecided: ')}"
+                    for basis, count in reasons.items())
+    finding = ("Attacked runs with a finite certificate, per mechanism: " + "; ".join(parts)
+               + "." + (f" Undecided: {why}." if undecided else ""))
+    return _flag("uncertified", bool(undecided), finding, table)
+
+
 #: Every check computed from a results table, in report order.
 TABLE_CHECKS = (non_convergence, nondeterminism, below_truth, non_monotone, adaptive_beaten,
-                black_box_beaten, exhaustive_gap, zero_gain, randomized)
+                black_box_beaten, exhaustive_gap, certificate_exceeded, uncertified,
+                zero_gain, randomized)
 
 
 def check(results: pd.DataFrame) -> list[Flag]:

@@ -50,6 +50,7 @@ from pluralguard.core.params import (
 from pluralguard.defenses import Defense, DefenseChain, make_defense
 
 from . import metrics as M
+from .certify import certificate_columns
 from .sources import load_source
 
 #: Keys of a results row that identify the scenario (the rest are measurements).
@@ -430,6 +431,10 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
         reference = exhaustive_search(truth, facing, recipe.threat, budget, seed)
         row["exhaustive_optimum"] = reference.value
         timing["exhaustive"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    row |= certificate_columns(truth, mech, evaluation, clean_d, plan,
+                               recipe.threat if recipe else None, budget, kind, row)
+    timing["certify"] = time.perf_counter() - t0
     clean_d, attacked = clean_d[0], attacked[0]
     all_agents = np.arange(n)
     clean_labels, att_labels = clean_d.labels[:n], attacked.labels

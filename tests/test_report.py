@@ -220,7 +220,8 @@ def test_clean_data_raises_no_flag() -> None:
     flags = _flags(synthetic())
     assert list(flags) == ["non_convergence", "nondeterminism", "below_truth",
                            "non_monotone", "adaptive_beaten", "black_box_beaten",
-                           "exhaustive_gap", "zero_gain", "randomized"]
+                           "exhaustive_gap", "certificate_exceeded", "uncertified",
+                           "zero_gain", "randomized"]
     assert not any(f.raised for f in flags.values())
 
 
