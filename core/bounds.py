@@ -20,29 +20,41 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import cdist, pdist
 
 from .errors import InputError
 from .model import Population
 from .numbers import DECIMAL
+from .orderstats import changed_rows
 
 #: Above this many distinct pairs the quantile is estimated from a sample of pairs.
 MAX_EXACT_PAIRS = 4_000_000
 #: Size of that sample.
 SAMPLE_PAIRS = 2_000_000
+#: Most rows leaving plus joining for which a quantile is updated rather than recomputed.
+UPDATE_LIMIT = 64
 
 #: A number in a policy string: plain decimal notation (ASCII digits only), or inf.
 _FLOAT = rf"{DECIMAL.pattern}|[-+]?inf"
 
 
 class BoundRule(Protocol):
-    """A custom threshold setter: anything with ``resolve`` (and a readable ``str``)."""
+    """A custom threshold setter: anything with ``resolve`` (and a readable ``str``).
+
+    A rule may also offer ``session(base, random_state)``, returning a function that
+    answers ``resolve(population, random_state)`` bit for bit for populations near
+    ``base``, faster (:func:`bound_session`).
+    """
 
     def resolve(self, population: Population, random_state: int = 0
                 ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+#: ``resolve(population) -> (gamma_x, gamma_w)`` for populations near a base.
+BoundSession = Callable[[Population], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,160 @@ def interpolate_rank(order_statistics: Callable[[list[int]], list[float]], total
     return a + frac * (b - a)
 
 
+class PairwiseQuantile:
+    """The q-quantile of the pairwise distances of a multiset of rows
+    (:func:`pairwise_distance_quantile`), updated exactly when rows leave and join.
+
+    The base's distances are kept sorted with their multiplicities
+    (:func:`distance_multiset`); an update removes the leaving rows' distances and adds
+    the joining rows' (:func:`scipy.spatial.distance.cdist`, bit for bit the values
+    :func:`~scipy.spatial.distance.pdist` gives), and finds the two order statistics the
+    quantile interpolates by bisection over the merged counts (:func:`interpolate_rank`,
+    the full computation's own formula).
+
+    Parameters
+    ----------
+    rows : ndarray, shape (n, d)
+    q : float
+    random_state : int
+        Seed of the sampled quantile (:func:`pairwise_distance_quantile`).
+    """
+
+    def __init__(self, rows: np.ndarray, q: float, random_state: int = 0) -> None:
+        self.rows = np.array(rows, dtype=float)
+        self.q, self.random_state = q, random_state
+        uniq, counts = np.unique(self.rows, axis=0, return_counts=True)
+        self.distinct = uniq.shape[0]
+        self.exact = self.distinct * (self.distinct - 1) // 2 <= MAX_EXACT_PAIRS
+        self.value = (pairwise_distance_quantile(self.rows, q, random_state=random_state)
+                      if self.rows.shape[0] else 0.0)
+        self.values, self.cum = distance_multiset(uniq, counts) if self.exact else (None, None)
+
+    def update(self, gone: np.ndarray, new: np.ndarray) -> float:
+        """The quantile over the base rows without rows ``gone`` (indices) and with rows
+        ``new``."""
+        n0 = self.rows.shape[0]
+        n = n0 - gone.size + new.shape[0]
+        keep = np.ones(n0, dtype=bool)
+        keep[gone] = False
+        bound = self.distinct + new.shape[0]
+        if not self.exact or n < 2 or bound * (bound - 1) // 2 > MAX_EXACT_PAIRS \
+                or gone.size + new.shape[0] > UPDATE_LIMIT:
+            return pairwise_distance_quantile(np.concatenate([self.rows[keep], new]), self.q,
+                                              random_state=self.random_state)
+        if gone.size == 0 and new.shape[0] == 0:
+            return self.value
+        old = self.rows[gone]
+        removed = np.sort(np.concatenate([cdist(old, self.rows[keep]).ravel(), _within(old)]))
+        added = np.sort(np.concatenate([cdist(new, self.rows[keep]).ravel(), _within(new)]))
+        values, cum = self.values, self.cum
+
+        def order_statistics(ranks: list[int]) -> list[float]:
+            # the r-th smallest (0-based) is the smallest v with count_le(v) >= r + 1;
+            # among base values it lies where the base's own count is within the
+            # removed / added counts of r + 1, or else it is an added value
+            lo = int(np.searchsorted(cum, min(ranks) + 1 - added.size, side="left"))
+            hi = int(np.searchsorted(cum, max(ranks) + 1 + removed.size, side="left")) + 1
+            cand = np.sort(np.concatenate([values[lo:hi], added]))
+            at = np.searchsorted(values, cand, side="right") - 1
+            count = (np.where(at >= 0, cum[np.maximum(at, 0)], 0.0)
+                     - np.searchsorted(removed, cand, side="right")
+                     + np.searchsorted(added, cand, side="right"))
+            return [float(cand[np.argmax(count >= r + 1)]) for r in ranks]
+
+        return interpolate_rank(order_statistics, n * (n - 1) // 2, self.q)
+
+
+def _within(rows: np.ndarray) -> np.ndarray:
+    """Distances between pairs of ``rows`` (pdist's values)."""
+    if rows.shape[0] < 2:
+        return np.zeros(0)
+    i, j = np.triu_indices(rows.shape[0], k=1)
+    return cdist(rows, rows)[i, j]
+
+
+def row_changes(base: Population, population: Population, part: Callable[[Population],
+                np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """How the rows ``part(population)`` differ from ``part(base)`` as multisets: the
+    base positions that leave and the indices of ``population``'s rows that join.
+
+    Agents are matched by position when ``population`` keeps ``base``'s agents first (an
+    attack query: changed rows and appended Sybils), else by name (a subset).
+    """
+    old, new = part(base), part(population)
+    n0 = old.shape[0]
+    if population.n >= n0 and population.agents[:n0] == base.agents:
+        changed = changed_rows((old,), (new,))
+        return changed, np.concatenate([changed, np.arange(n0, population.n)])
+    where = {name: p for p, name in enumerate(base.agents)}
+    at = np.array([where.get(name, -1) for name in population.agents], dtype=np.int64)
+    same = at >= 0
+    same[same] = (new[same] == old[at[same]]).all(axis=1)
+    stay = np.zeros(n0, dtype=bool)
+    stay[at[same]] = True
+    return np.flatnonzero(~stay), np.flatnonzero(~same)
+
+
+class _PolicySession:
+    """:func:`bound_session` of a :class:`BoundPolicy`: quantiles updated per part by
+    :class:`PairwiseQuantile`, the other policies read off the rows."""
+
+    def __init__(self, policy: BoundPolicy, base: Population, random_state: int) -> None:
+        self.policy, self.base, self.random_state = policy, base, random_state
+        self.parts: tuple[Callable[[Population], np.ndarray], ...] = (
+            lambda p: p.X.reshape(p.n, -1), lambda p: p.W)
+        if policy.kind == "quantile":
+            self.quantiles = tuple(PairwiseQuantile(part(base), policy.q, random_state)
+                                   for part in self.parts)
+
+    def __call__(self, population: Population) -> tuple[np.ndarray, np.ndarray]:
+        if self.policy.kind != "quantile":
+            return self.policy.resolve(population, self.random_state)
+        n = population.n
+        values = []
+        for quantile, part in zip(self.quantiles, self.parts, strict=True):
+            gone, joined = row_changes(self.base, population, part)
+            values.append(quantile.update(gone, part(population)[joined]) if n >= 2 else 0.0)
+        return np.full(n, values[0]), np.full(n, values[1])
+
+
+def bound_session(bounds: str | BoundPolicy | BoundRule, base: Population,
+                  random_state: int = 0) -> BoundSession:
+    """``resolve(population) -> (γˣ, γʷ)``, equal to ``resolve_bounds(population, bounds,
+    random_state=random_state)`` bit for bit, for the many populations an attacker
+    queries near ``base``.
+
+    A :class:`BoundPolicy` updates its quantiles from the rows that changed
+    (:class:`PairwiseQuantile`); a custom rule with a ``session(base, random_state)``
+    method answers through it (defense rules wrap inner rules' sessions this way);
+    any other rule is resolved in full at every call.
+    """
+    rule = BoundPolicy.parse(bounds)
+    if isinstance(rule, BoundPolicy):
+        inner: Any = _PolicySession(rule, base, random_state)
+    elif hasattr(rule, "session"):
+        inner = rule.session(base, random_state)
+    else:
+        def inner(population: Population) -> tuple[np.ndarray, np.ndarray]:
+            return rule.resolve(population, random_state)
+
+    def resolve(population: Population) -> tuple[np.ndarray, np.ndarray]:
+        return _checked(rule, population, *inner(population))
+
+    return resolve
+
+
+def _checked(rule: Any, population: Population, gx: np.ndarray, gw: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """A rule's bounds as float arrays, or the :class:`InputError` of a malformed answer."""
+    gx, gw = np.asarray(gx, dtype=float), np.asarray(gw, dtype=float)
+    n = population.n
+    if gx.shape != (n,) or gw.shape != (n,) or (gx < 0).any() or (gw < 0).any():
+        raise InputError("bounds", f"rule {rule!s} returned invalid bounds",
+                         f"a bound rule must return two arrays of {n} non-negative bounds")
+    return gx, gw
+
+
 def resolve_bounds(population: Population, bounds: str | BoundPolicy | BoundRule = "declared",
                    *, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-agent bounds (γˣ, γʷ) under a bound policy.
@@ -219,10 +385,5 @@ def resolve_bounds(population: Population, bounds: str | BoundPolicy | BoundRule
     -------
     gamma_x, gamma_w : ndarray, shape (n,)
     """
-    gx, gw = BoundPolicy.parse(bounds).resolve(population, random_state)
-    gx, gw = np.asarray(gx, dtype=float), np.asarray(gw, dtype=float)
-    n = population.n
-    if gx.shape != (n,) or gw.shape != (n,) or (gx < 0).any() or (gw < 0).any():
-        raise InputError("bounds", f"rule {bounds!s} returned invalid bounds",
-                         f"a bound rule must return two arrays of {n} non-negative bounds")
-    return gx, gw
+    rule = BoundPolicy.parse(bounds)
+    return _checked(rule, population, *rule.resolve(population, random_state))

@@ -210,25 +210,33 @@ def solve_group(X_members: np.ndarray, W_members: np.ndarray, weights: np.ndarra
     return GroupSolution(X.reshape(k, m), W, True, status, viol)
 
 
-def enclosing_ball(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre and radius of the smallest ball holding ``points`` (rows).
+def deepest_point(points: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, float]:
+    """The point farthest inside the intersection of the balls B(p_i, r_i), and its depth.
 
-    The second-order cone program min t s.t. ‖x − p_i‖ ≤ t, solved by Clarabel; its
-    centre is the point farthest inside the intersection of equal balls around the
-    points (a group's most robust common point under a uniform bound).
+    The second-order cone program max t s.t. ‖x − p_i‖ + t ≤ r_i (Chebyshev's centre of
+    the intersection), solved by Clarabel: the most robust common point of a group's
+    acceptable sets, which stays common when the bounds shrink by less than t. With
+    equal radii it is the centre of the smallest ball enclosing the points. Balls with
+    an infinite radius constrain nothing; a negative depth means the balls have no
+    common point.
     """
+    finite = np.isfinite(radii)
+    points, radii = points[finite], np.asarray(radii, float)[finite]
     p, d = points.shape
+    if p == 0:
+        return np.zeros(d), float("inf")
     rows = (np.arange(p)[:, None] * (d + 1) + 1 + np.arange(d)[None, :]).ravel()
-    A_x = sparse.csc_matrix((-np.ones(p * d), (rows, np.tile(np.arange(d), p))),
+    # s_i = (r_i − t, p_i − x) in the second-order cone: s = b − A z, z = (x, t)
+    A_x = sparse.csc_matrix((np.ones(p * d), (rows, np.tile(np.arange(d), p))),
                             shape=(p * (d + 1), d + 1))
-    A_t = sparse.csc_matrix((-np.ones(p), (np.arange(p) * (d + 1), np.full(p, d))),
+    A_t = sparse.csc_matrix((np.ones(p), (np.arange(p) * (d + 1), np.full(p, d))),
                             shape=(p * (d + 1), d + 1))
-    b = np.concatenate([np.zeros((p, 1)), -points], axis=1).ravel()
+    b = np.concatenate([radii[:, None], points], axis=1).ravel()
     q = np.zeros(d + 1)
-    q[d] = 1.0
+    q[d] = -1.0
     solver = clarabel.DefaultSolver(sparse.csc_matrix((d + 1, d + 1)), q, (A_x + A_t).tocsc(),
                                     b, [clarabel.SecondOrderConeT(d + 1)] * p, _settings())
     centre = np.asarray(solver.solve().x, dtype=float)[:d]
     if not np.isfinite(centre).all():  # pragma: no cover - a degenerate solve
         centre = points.mean(axis=0)
-    return centre, float(np.sqrt(((points - centre) ** 2).sum(axis=1)).max())
+    return centre, float((radii - np.sqrt(((points - centre) ** 2).sum(axis=1))).min())

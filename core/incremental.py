@@ -5,36 +5,40 @@ differ from a base population in a few agents' rows (and sometimes a few appende
 Sybil rows). A session answers every query as a fresh call would — same labels,
 agreements, memberships, utilities, bounds and link counts — recomputing only what
 the changed rows can affect. Each step of :func:`~pluralguard.core.solver.solve_agreements`
-(``exact``, ``merge`` link rule) is redone incrementally:
+(``merge`` link rule) is redone incrementally:
 
-* **bounds** — ``declared`` and ``fixed`` bounds are read off the rows. Under
-  ``quantile:q`` the base's pairwise distances are kept sorted with their
-  multiplicities; a query removes the changed agents' old distances and adds their new
-  ones (:func:`scipy.spatial.distance.cdist`, bit for bit the distances the full solve
-  takes from :func:`~scipy.spatial.distance.pdist`), and the two order statistics the
-  quantile interpolates are found by bisection over the merged counts
-  (:func:`~pluralguard.core.bounds.interpolate_rank`, the full solve's own formula);
-* **distinct declarations** — unchanged agents keep their points; a changed or
-  appended agent's declaration is looked up among the base's points or becomes a new
-  point, placed in the full solve's (lexicographic) order;
+* **declaration transforms** (declaration defenses) run first, as in
+  :meth:`Mechanism.__call__`; a transform with a ``session(base)`` method answers
+  through it (an incremental form of itself, e.g. outlier scores updated from the
+  changed rows), any other is applied in full;
+* **bounds in force** come from the bound rule's session
+  (:func:`~pluralguard.core.bounds.bound_session`): a quantile threshold updated from
+  the changed rows' distances, a custom rule (a defense) through its own session, or
+  resolved in full. Any agent's bound may change, not only a changed agent's;
+* **distinct declarations** — unchanged agents keep their points, which keep their
+  order even when their bounds change; a changed or appended agent's declaration is
+  looked up among the base's points or becomes a new point, placed in the full
+  solve's (lexicographic) order;
 * **candidate links** — the base's links among surviving points are kept; the new
-  points' links are computed against every point; when a quantile threshold moves,
-  the pairs whose distance lies between the old and the new threshold (kept sorted
-  per part) are re-decided, with the full solve's own distance kernel;
+  points' links are computed against every point; when points' bounds changed, every
+  pair of base points with a changed endpoint is re-decided from the pair distances
+  kept sorted by pair (one compiled pass), with the full solve's own test. An edge
+  filter (a network defense) is applied to the resulting links as the full solve
+  applies it;
 * **link rule** — the walk over the links is replayed from the start (a compiled
-  kernel) with the base's *certificates*: every member of a base group accepts its
-  agreement with a margin (:data:`~pluralguard.core.linking.PROOF_MARGIN`), so a union
-  of points of one base group (and of new points that accept it too) is feasible,
-  and a union holding one of the base's infeasible sets
-  (:class:`~pluralguard.core.linking.Conflict`, re-checked under the query's bounds
-  with the margin) is not. Only unions neither
-  certificate settles are checked (the full solve's own check). Merge decisions are
-  functions of the union alone (:mod:`~pluralguard.core.linking`), so the replay
-  reaches the full solve's partition and accepted links;
+  kernel) with the base's *certificates*: a point every member of a base group
+  accepts (its agreement, or, where bounds may move, the deepest point of the group's
+  acceptable sets, :func:`~pluralguard.core.convex.deepest_point`), with its slack
+  recomputed under the query's bounds, so a union of points of one base group (and of
+  new points that accept it too) is feasible; and a union holding one of the base's
+  infeasible sets (:class:`~pluralguard.core.linking.Conflict`, re-checked where its
+  points' bounds changed) is not. Only unions neither certificate settles are checked
+  (the full solve's own check). Merge decisions are functions of the union alone
+  (:mod:`~pluralguard.core.linking`), so the replay reaches the full solve's partition
+  and accepted links;
 * **agreements** — a group equal to a base group keeps the base's agreement bit for
-  bit when its members' bounds are unchanged; every other group (all groups under a
-  moved quantile — the agreement step returns at once where no bound binds) is solved
-  as the full solve solves it, members in the same order;
+  bit when its members' weights (up to scale) and bounds are unchanged; every other
+  group is solved as the full solve solves it, members in the same order;
 * **read-out** — as the full solve (:func:`~pluralguard.core.solver.readout`).
 
 Only :attr:`~pluralguard.core.linking.LinkLog.exact_checks` (conic solves the link
@@ -42,12 +46,11 @@ rule needed) and the timings may differ from a full solve: they count the sessio
 own work.
 
 Queries a session cannot answer incrementally are solved in full (same answer):
-other mechanism kinds or methods, social graphs, edge filters (network defenses),
-``max_links``, custom bound rules, quantiles over more than
-:data:`~pluralguard.core.bounds.MAX_EXACT_PAIRS` distinct pairs, fewer agents than
-the base, or more than :data:`MAX_CHANGED` changed rows. Transforms (declaration
-defenses) run first on every query, as in :meth:`Mechanism.__call__`, and the
-changes are taken after them. A session is not thread-safe.
+other mechanism kinds or methods, social graphs, ``max_links``, fewer agents than the
+base, more than :data:`MAX_CHANGED` changed rows, agents sharing a point whose bounds
+come apart, or changed bounds on populations with more than
+:data:`~pluralguard.core.bounds.MAX_EXACT_PAIRS` pairs of points. A session is not
+thread-safe.
 """
 
 from __future__ import annotations
@@ -59,20 +62,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from .bounds import (
-    MAX_EXACT_PAIRS,
-    BoundPolicy,
-    distance_multiset,
-    interpolate_rank,
-    pairwise_distance_quantile,
-)
-from .convex import enclosing_ball
+from . import kernels
+from .bounds import MAX_EXACT_PAIRS, BoundPolicy, bound_session
+from .convex import deepest_point
 from .errors import InputError
 from .geometry import ACCEPT_TOL, D_W, diameter_x, project_box, project_simplex
 from .kernels import jit, pick
 from .linking import PROOF_MARGIN, Conflict, Found, LinkLog, Merger, canonical_labels
 from .model import Population, relative_weights
-from .network import _row_sq_distances
+from .network import Edges, _row_sq_distances
+from .orderstats import changed_rows
 from .solver import _exact_group, group_members, readout, solve_agreements
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ if TYPE_CHECKING:
 MAX_CHANGED = 64
 #: Parameters whose default the incremental path needs.
 _DEFAULTS = {"method": "exact", "link_rule": "merge", "social_graph": None,
-             "edge_filter": None, "max_links": None, "deduplicate": True, "mixing": None}
+             "max_links": None, "deduplicate": True, "mixing": None}
 
 
 def open_session(mechanism: Mechanism, base: Population) -> Callable[[Population], Outcome]:
@@ -98,6 +97,15 @@ def open_session(mechanism: Mechanism, base: Population) -> Callable[[Population
     return Session(mechanism, base)
 
 
+def transform_session(transform: Any, base: Population) -> Callable[[Population], Population]:
+    """A declaration transform for populations near ``base``: its own ``session(base)``
+    when it has one (same answers, incrementally), else the transform itself."""
+    opener = getattr(transform, "session", None)
+    if callable(opener):
+        return opener(base)
+    return getattr(transform, "transform", transform)
+
+
 class Session:
     """Answers hook-free queries like ``mechanism(population)``, reusing a base solve.
 
@@ -111,23 +119,42 @@ class Session:
         self.mechanism = mechanism
         self.function = registered_kind(mechanism.kind).function
         self.base_input = base
+        self._stages: list[Callable[[Population], Population]] | None = None
+        self._declared_base: Population = base
         self._base: _Base | None = None
         self._memo: tuple[str, Outcome | None] | None = None
         self.incremental = mechanism.kind == "agreements" and all(
             mechanism.params.get(k, v) is v or mechanism.params.get(k, v) == v
             for k, v in _DEFAULTS.items())
-        if self.incremental:
-            try:
-                policy = BoundPolicy.parse(mechanism.params.get("bounds", "declared"))
-            except InputError:  # reported by the solve itself, at the first call
-                policy = None
-            self.incremental = isinstance(policy, BoundPolicy)
+
+    def declare(self, population: Population) -> Population:
+        """The declarations the mechanism solves, as :meth:`Mechanism.declare` (each
+        transform through its session)."""
+        from .mechanism import _stable
+
+        if self._stages is None:
+            self._stages = []
+            current = self.base_input
+            for transform in self.mechanism.transforms:
+                self._stages.append(transform_session(transform, current))
+                current = getattr(transform, "transform", transform)(current)
+            self._declared_base = current
+        for stage, transform in zip(self._stages, self.mechanism.transforms, strict=True):
+            out = stage(population)
+            if out.n != population.n:
+                raise InputError("transform", f"{_stable(transform)} changed the number of "
+                                 "agents", "transforms must keep every agent (use bound 0 "
+                                 "or a tiny weight to silence one)")
+            population = out
+        return population
 
     def __call__(self, population: Population) -> Outcome:
-        declared = self.mechanism.declare(population)
+        declared = self.declare(population)
         if self.incremental and self._base is None:
-            self._base = _Base(self.mechanism.params, self.mechanism.declare(self.base_input))
-            self.incremental = self._base.supported
+            try:
+                self._base = _Base(self.mechanism.params, self._declared_base)
+            except InputError:  # reported by the full solve below
+                self.incremental = False
         if self.incremental:
             answer = self._base.answer(declared)
             if answer is not None:
@@ -136,8 +163,7 @@ class Session:
         # no incremental path: the base answer is kept, every other query is solved
         key = declared.fingerprint()
         if self._memo is None:
-            base_key = self.mechanism.declare(self.base_input).fingerprint()
-            self._memo = (base_key, None)
+            self._memo = (self._declared_base.fingerprint(), None)
         if key != self._memo[0]:
             return self.function(declared, **self.mechanism.params)
         if self._memo[1] is None:
@@ -145,54 +171,8 @@ class Session:
         return self._memo[1]
 
 
-# ---------------------------------------------------------------- bounds
-class _Quantile:
-    """The pairwise distances of one part's rows, kept sorted, for exact updates."""
-
-    def __init__(self, rows: np.ndarray, q: float, random_state: int) -> None:
-        self.rows, self.q, self.random_state = rows, q, random_state
-        uniq, counts = np.unique(rows, axis=0, return_counts=True)
-        self.exact = uniq.shape[0] * (uniq.shape[0] - 1) // 2 <= MAX_EXACT_PAIRS
-        self.values, self.cum = distance_multiset(uniq, counts) if self.exact else (None, None)
-
-    def value(self, rows: np.ndarray, changed: np.ndarray, touched: np.ndarray) -> float:
-        """The quantile over ``rows`` (a query): base rows ``changed`` were replaced and
-        ``touched`` (changed plus appended) hold the new rows."""
-        n, n0 = rows.shape[0], self.rows.shape[0]
-        distinct_bound = (n0 + touched.size) * (n0 + touched.size - 1) // 2
-        if not self.exact or distinct_bound > MAX_EXACT_PAIRS or n < 2:
-            return pairwise_distance_quantile(rows, self.q, random_state=self.random_state)
-        keep0 = np.ones(n0, dtype=bool)
-        keep0[changed] = False
-        keep = np.ones(n, dtype=bool)
-        keep[touched] = False
-        old, new = self.rows[changed], rows[touched]
-        removed = np.sort(np.concatenate([cdist(old, self.rows[keep0]).ravel(),
-                                          _within(old)]))
-        added = np.sort(np.concatenate([cdist(new, rows[keep]).ravel(), _within(new)]))
-        values, cum = self.values, self.cum
-
-        def order_statistics(ranks: list[int]) -> list[float]:
-            # the r-th smallest (0-based) is the smallest v with count_le(v) >= r + 1;
-            # among base values it lies where the base's own count is within the
-            # removed / added counts of r + 1, or else it is an added value
-            lo = int(np.searchsorted(cum, min(ranks) + 1 - added.size, side="left"))
-            hi = int(np.searchsorted(cum, max(ranks) + 1 + removed.size, side="left")) + 1
-            cand = np.sort(np.concatenate([values[lo:hi], added]))
-            at = np.searchsorted(values, cand, side="right") - 1
-            count = (np.where(at >= 0, cum[np.maximum(at, 0)], 0.0)
-                     - np.searchsorted(removed, cand, side="right")
-                     + np.searchsorted(added, cand, side="right"))
-            return [float(cand[np.argmax(count >= r + 1)]) for r in ranks]
-
-        return interpolate_rank(order_statistics, n * (n - 1) // 2, self.q)
-
-def _within(rows: np.ndarray) -> np.ndarray:
-    """Distances between pairs of ``rows`` (pdist's values)."""
-    if rows.shape[0] < 2:
-        return np.zeros(0)
-    i, j = np.triu_indices(rows.shape[0], k=1)
-    return cdist(rows, rows)[i, j]
+def _key_bytes(row: np.ndarray) -> bytes:
+    return (row + 0.0).tobytes()  # +0.0: −0.0 and 0.0 are one key, as np.unique has it
 
 
 def _lex_less(rows: np.ndarray, key: np.ndarray) -> np.ndarray:
@@ -204,16 +184,20 @@ def _lex_less(rows: np.ndarray, key: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _merge_edges(bi: np.ndarray, bj: np.ndarray, gone: np.ndarray, ni: np.ndarray,
-                 nj: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The base links without positions ``gone`` (sorted), with new links (i, j)
-    inserted before base positions ``at`` (non-decreasing), in one pass."""
+def _merge_edges(bi: np.ndarray, bj: np.ndarray, bd: np.ndarray, gone: np.ndarray,
+                 ni: np.ndarray, nj: np.ndarray, nd: np.ndarray, at: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The base links without positions ``gone`` (sorted), with new links (i, j, δ)
+    inserted before base positions ``at`` (non-decreasing), in one pass; with each
+    link's base position (−1: a new link)."""
     size = bi.size - gone.size + ni.size
     ei, ej = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+    ed = np.empty(size)
+    origin = np.empty(size, dtype=np.int64)
     out, g, k = 0, 0, 0
     for p in range(bi.size + 1):
         while k < ni.size and at[k] == p:
-            ei[out], ej[out] = ni[k], nj[k]
+            ei[out], ej[out], ed[out], origin[out] = ni[k], nj[k], nd[k], -1
             out += 1
             k += 1
         if p == bi.size:
@@ -221,18 +205,52 @@ def _merge_edges(bi: np.ndarray, bj: np.ndarray, gone: np.ndarray, ni: np.ndarra
         if g < gone.size and gone[g] == p:
             g += 1
             continue
-        ei[out], ej[out] = bi[p], bj[p]
+        ei[out], ej[out], ed[out], origin[out] = bi[p], bj[p], bd[p], p
         out += 1
-    return ei, ej
+    return ei, ej, ed, origin
 
 
-def _pair_index(i: np.ndarray, j: np.ndarray, u: int) -> np.ndarray:
-    """Position of pairs i < j among ``np.triu_indices(u, k=1)``."""
-    return i * u - i * (i + 1) // 2 + (j - i - 1)
+@jit
+def _flips(d2x: np.ndarray, d2w: np.ndarray, link: np.ndarray, gx: np.ndarray,
+           gw: np.ndarray, alive: np.ndarray, moved: np.ndarray, tol: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs i < j of base points (``d2x``, ``d2w``, ``link`` in row-major pair order:
+    squared distances and the base link's position or −1) whose link the bounds
+    ``gx``, ``gw`` decide differently from the base, among live points with a ``moved``
+    endpoint: the base links lost (positions) and the pairs linked anew (i, j)."""
+    u = alive.size
+    lost = np.empty(link.size, dtype=np.int64)
+    new_i = np.empty(link.size, dtype=np.int64)
+    new_j = np.empty(link.size, dtype=np.int64)
+    n_lost, n_new, p = 0, 0, 0
+    for i in range(u):
+        for j in range(i + 1, u):
+            if alive[i] and alive[j] and (moved[i] or moved[j]):
+                rx = min(gx[i], gx[j]) + tol
+                rw = min(gw[i], gw[j]) + tol
+                now = d2x[p] <= rx * rx and d2w[p] <= rw * rw
+                if now and link[p] < 0:
+                    new_i[n_new], new_j[n_new] = i, j
+                    n_new += 1
+                elif not now and link[p] >= 0:
+                    lost[n_lost] = link[p]
+                    n_lost += 1
+            p += 1
+    return lost[:n_lost], new_i[:n_new], new_j[:n_new]
 
 
-def _key_bytes(row: np.ndarray) -> bytes:
-    return (row + 0.0).tobytes()  # +0.0: −0.0 and 0.0 are one key, as np.unique has it
+def _flips_numpy(d2x: np.ndarray, d2w: np.ndarray, link: np.ndarray, gx: np.ndarray,
+                 gw: np.ndarray, alive: np.ndarray, moved: np.ndarray, tol: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_flips` vectorised."""
+    i, j = np.triu_indices(alive.size, k=1)
+    live = alive[i] & alive[j] & (moved[i] | moved[j])
+    now = (d2x <= (np.minimum(gx[i], gx[j]) + tol) ** 2) & \
+          (d2w <= (np.minimum(gw[i], gw[j]) + tol) ** 2)
+    was = link >= 0
+    lost = live & was & ~now
+    gained = live & now & ~was
+    return link[lost], i[gained], j[gained]
 
 
 # ---------------------------------------------------------------- the base
@@ -244,27 +262,37 @@ class _Base:
         self.population = declared
         capture: dict = {}
         self.result = solve_agreements(declared, capture=capture, **self.params)
-        self.key = declared.fingerprint()
-        self.policy: BoundPolicy = capture["policy"]
+        rule = capture["policy"]
+        self.rule_name = str(rule)
         self.utility = self.params.get("utility", "quadratic")
-        self.random_state = self.params.get("random_state", 0)
+        self.edge_filter = self.params.get("edge_filter")
+        random_state = self.params.get("random_state", 0)
+        self.bounds = bound_session(rule, declared, random_state)
+        # only quantiles and custom rules move the bounds of unchanged agents
+        self.moving = not (isinstance(rule, BoundPolicy) and rule.kind in ("declared", "fixed"))
         n, k, m = declared.X.shape
         self.n, self.k, self.m = n, k, m
         self.rows = (declared.X.reshape(n, -1), declared.W)
         self.given = np.ones(n) if declared.weights is None else declared.weights
-        self.uniform = self.policy.kind != "declared"
-        self.gamma = (capture["gamma_x"], capture["gamma_w"])  # per agent, in force
         reduced: Population = capture["reduced"]
         self.index, self.inverse = capture["index"], capture["inverse"]
         u = reduced.n
         self.u = u
         self.points = (reduced.X.reshape(u, -1).copy(), reduced.W.copy())
         self.point_gamma = (reduced.gamma_x.copy(), reduced.gamma_w.copy())
-        self.keys = {_key_bytes(r): p for p, r in enumerate(self._key_rows(
-            self.points[0], self.points[1], *self.point_gamma))}
-        self.key_rows = self._key_rows(self.points[0], self.points[1], *self.point_gamma)
-        edges = capture["edges"]
+        # points by declaration (bounds are compared apart: they may move)
+        self.xw: dict[bytes, list[int]] = {}
+        for p, row in enumerate(np.concatenate(self.points, axis=1)):
+            self.xw.setdefault(_key_bytes(row), []).append(p)
+        self.xw_shared = np.zeros(u, dtype=bool)  # points whose declaration another has
+        for slots in self.xw.values():
+            if len(slots) > 1:
+                self.xw_shared[slots] = True
+        edges: Edges = capture["candidates"]
         self.edges = (edges.i, edges.j, edges.distance)
+        # an edge filter with a session of its own answers from the links that changed
+        opener = getattr(self.edge_filter, "session", None)
+        self.filter_session = opener(reduced, edges) if callable(opener) else None
         ends = np.concatenate([edges.i, edges.j])  # each point's links (positions)
         self.point_edges = np.tile(np.arange(edges.i.size), 2)[np.argsort(ends,
                                                                          kind="stable")]
@@ -274,25 +302,19 @@ class _Base:
         self.AX, self.AW, self.ok = capture["AX"], capture["AW"], capture["ok"]
         G = self.AX.shape[0]
         self.sizes = np.bincount(self.labels, minlength=G)
-        # certificates: a point every member of a base group accepts with a margin —
-        # its agreement, or under a quantile (whose threshold moves) the centre of the
-        # group's smallest enclosing ball, the most robust common point
+        # certificates: a point every member of a base group accepts — its agreement,
+        # or where bounds may move the deepest point of the members' acceptable sets
         self.cert = (self.AX.reshape(G, -1).copy(), self.AW.copy())
-        if self.uniform and self.policy.kind == "quantile":
+        if self.moving:
             for g, idx in enumerate(group_members(self.labels)):
                 if idx.size > 1:
                     for part in (0, 1):
-                        self.cert[part][g] = enclosing_ball(self.points[part][idx])[0]
-        # per part: the farthest member from the certificate, and the smallest slack of
-        # a member's ball around it (with the base's bounds)
-        self.reach = np.zeros((2, G))
-        self.slack = np.full((2, G), np.inf)
-        for part in (0, 1):
-            d = np.sqrt(((self.points[part] - self.cert[part][self.labels]) ** 2).sum(axis=1))
-            finite = np.isfinite(self.point_gamma[part])
-            slack = np.where(finite, self.point_gamma[part] + ACCEPT_TOL / 2 - d, np.inf)
-            np.maximum.at(self.reach[part], self.labels, np.where(finite, d, 0.0))
-            np.minimum.at(self.slack[part], self.labels, slack)
+                        self.cert[part][g] = deepest_point(
+                            self.points[part][idx], self.point_gamma[part][idx])[0]
+        # each point's distance to its group's certificate, per part
+        self.cert_dist = tuple(
+            np.sqrt(((self.points[part] - self.cert[part][self.labels]) ** 2).sum(axis=1))
+            for part in (0, 1))
         # the base's infeasibility certificates, by the pair of base groups they
         # separate; with the base's bounds, whether each holds with the margin
         self.conflicts: dict[tuple[int, int], list[Conflict]] = {}
@@ -303,39 +325,21 @@ class _Base:
             if groups.size == 2:
                 self.conflicts.setdefault((int(groups[0]), int(groups[1])), []).append(c)
                 self.holds[id(c)] = _conflict_holds(c, self.points[c.part], radii[c.part])
-        self.supported = True
-        if self.policy.kind == "quantile":
-            self.quantiles = (_Quantile(self.rows[0], self.policy.q, self.random_state),
-                              _Quantile(self.rows[1], self.policy.q, self.random_state))
-            self.supported = self.quantiles[0].exact and self.quantiles[1].exact \
-                and u * (u - 1) // 2 <= MAX_EXACT_PAIRS
-            if self.supported:
-                self._index_pairs()
-        if self.policy.kind == "declared" and not declared.has_bounds:
-            self.supported = False
+        self.pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def _key_rows(self, X: np.ndarray, W: np.ndarray, gx: np.ndarray,
-                  gw: np.ndarray) -> np.ndarray:
-        """The keys points are told apart and ordered by (their bounds only when they
-        differ between agents)."""
-        if self.uniform:
-            return np.concatenate([X, W], axis=1)
-        return np.concatenate([X, W, gx[:, None], gw[:, None]], axis=1)
-
-    def _index_pairs(self) -> None:
-        """Every pair of points with its squared distance per part, sorted per part."""
+    def pair_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Every pair of points i < j (row-major): squared distances per part and the
+        base link's position (or −1); None beyond :data:`MAX_EXACT_PAIRS` pairs."""
         u = self.u
-        i, j = np.triu_indices(u, k=1)
-        self.pair_i, self.pair_j = i, j
-        self.pair_d2 = (_row_sq_distances(self.points[0], i, j),
-                        _row_sq_distances(self.points[1], i, j))
-        self.pair_order = tuple(np.argsort(d, kind="stable") for d in self.pair_d2)
-        self.pair_sorted = tuple(d[o] for d, o in zip(self.pair_d2, self.pair_order,
-                                                       strict=True))
-        # the base link of each pair (its position), or -1
-        bi, bj, _ = self.edges
-        self.pair_edge = np.full(i.size, -1, dtype=np.int64)
-        self.pair_edge[_pair_index(bi, bj, u)] = np.arange(bi.size)
+        if self.pairs is None and u * (u - 1) // 2 <= MAX_EXACT_PAIRS:
+            i, j = np.triu_indices(u, k=1)
+            d2 = (_row_sq_distances(self.points[0], i, j),
+                  _row_sq_distances(self.points[1], i, j))
+            link = np.full(i.size, -1, dtype=np.int64)
+            bi, bj, _ = self.edges
+            link[bi * u - bi * (bi + 1) // 2 + (bj - bi - 1)] = np.arange(bi.size)
+            self.pairs = (d2[0], d2[1], link)
+        return self.pairs
 
     # ------------------------------------------------------------ queries
     def answer(self, query: Population) -> Outcome | None:
@@ -347,18 +351,22 @@ class _Base:
         n = query.n
         rows = (query.X.reshape(n, -1), query.W)
         given = np.ones(n) if query.weights is None else query.weights
-        differ = (rows[0][:n0] != self.rows[0]).any(axis=1) \
-            | (rows[1][:n0] != self.rows[1]).any(axis=1) | (given[:n0] != self.given)
+        declared = (*rows, given[:, None])
+        before = (*self.rows, self.given[:, None])
         if query.has_bounds:
-            differ |= (query.gamma_x[:n0] != self.population.gamma_x) \
-                | (query.gamma_w[:n0] != self.population.gamma_w)
-        changed = np.flatnonzero(differ)
+            declared += (query.gamma_x[:, None], query.gamma_w[:, None])
+            before += (self.population.gamma_x[:, None], self.population.gamma_w[:, None])
+        changed = changed_rows(before, declared)
         touched = np.concatenate([changed, np.arange(n0, n)])
         if touched.size == 0 and query.agents == self.population.agents:
             return self.result
         if touched.size > MAX_CHANGED:
             return None
-        return _Query(self, query, rows, changed, touched).solve()
+        try:
+            gx, gw = self.bounds(query)
+        except InputError:  # the full solve reports it
+            return None
+        return _Query(self, query, rows, changed, touched, gx, gw).solve()
 
 
 class _SessionMerger(Merger):
@@ -397,19 +405,25 @@ class _Query:
     """One incremental re-solve (module doc)."""
 
     def __init__(self, base: _Base, query: Population, rows: tuple[np.ndarray, np.ndarray],
-                 changed: np.ndarray, touched: np.ndarray) -> None:
+                 changed: np.ndarray, touched: np.ndarray, gx: np.ndarray,
+                 gw: np.ndarray) -> None:
         self.base, self.population, self.rows = base, query, rows
         self.changed, self.touched = changed, touched
+        self.gx, self.gw = gx, gw
         self.timings: dict[str, float] = {}
 
-    def solve(self) -> Outcome:
-        base, pop = self.base, self.population
+    def solve(self) -> Outcome | None:
+        base, pop, gx, gw = self.base, self.population, self.gx, self.gw
         clock = time.perf_counter()
-        gx, gw = self._bounds()
-        self.timings["bounds"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        self._points(gx, gw)
-        ei, ej = self._edges()
+        if not self._points():
+            return None
+        edges = self._edges()
+        if edges is None:
+            return None
+        ei, ej, ed, origin = edges
+        reduced = (pop.X[self.index], pop.W[self.index], gx[self.index], gw[self.index])
+        if base.edge_filter is not None:
+            ei, ej = self._filter(ei, ej, ed, origin)
         t1 = time.perf_counter()
         self.timings["network"] = t1 - clock
         merger = self._link(ei, ej)
@@ -417,8 +431,6 @@ class _Query:
         clock = time.perf_counter()
         roots = merger.roots()
         labels = canonical_labels(roots[self.qslots])  # per query point
-        # the distinct points, as the full solve's reduced population holds them
-        reduced = (pop.X[self.index], pop.W[self.index], gx[self.index], gw[self.index])
         AX, AW, ok = self._agreements(labels, reduced, relative_weights(self.wsum))
         self.timings["optimisation"] = time.perf_counter() - clock
         tree = merger.tree[: merger.counts[0]]
@@ -428,66 +440,79 @@ class _Query:
         return readout(pop, reduced, self.index, self.inverse, gx, gw, labels, AX, AW, ok,
                        np.zeros(AX.shape[0], dtype=bool), None, None, n_iter=0,
                        capped=False, method="exact", utility=base.utility,
-                       bounds=str(base.policy), link_rule="merge", links=log,
+                       bounds=base.rule_name, link_rule="merge", links=log,
                        network=network, history=[], timings=self.timings)
 
     # ------------------------------------------------------------ steps
-    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+    def _points(self) -> bool:
+        """Slots: the base's points (0..u-1), with the query's bounds, then the query's
+        new points. False when the query's points cannot be matched to the base's."""
         base, pop, n = self.base, self.population, self.population.n
-        policy = base.policy
-        if policy.kind == "declared":
-            return np.array(pop.gamma_x), np.array(pop.gamma_w)
-        if policy.kind == "fixed":
-            return np.full(n, policy.gamma_x), np.full(n, policy.gamma_w)
-        values = [quantile.value(rows, self.changed, self.touched)
-                  for quantile, rows in zip(base.quantiles, self.rows, strict=True)]
-        return np.full(n, values[0]), np.full(n, values[1])
-
-    def _points(self, gx: np.ndarray, gw: np.ndarray) -> None:
-        """Slots: the base's points (0..u-1), then the query's new points."""
-        base, pop, n = self.base, self.population, self.population.n
+        gx, gw = self.gx, self.gw
         u = base.u
-        self.gamma_now = (float(gx[0]), float(gw[0])) if base.uniform else None
+        # the bounds of each base point, from its unchanged agents (which must agree)
+        stay = np.ones(base.n, dtype=bool)
+        stay[self.changed] = False
+        kept = np.flatnonzero(stay)
+        at = base.inverse[kept]
+        now = (base.point_gamma[0].copy(), base.point_gamma[1].copy())
+        now[0][at], now[1][at] = gx[kept], gw[kept]
+        if not ((now[0][at] == gx[kept]).all() and (now[1][at] == gw[kept]).all()):
+            return False
+        alive = np.zeros(u, dtype=bool)
+        alive[at] = True
         aslot = np.empty(n, dtype=np.int64)
         aslot[: base.n] = base.inverse
-        keyrows = base._key_rows(self.rows[0][self.touched], self.rows[1][self.touched],
-                                 gx[self.touched], gw[self.touched])
         new_keys: dict[bytes, int] = {}
         new_rows: list[int] = []
-        for agent, row in zip(self.touched.tolist(), keyrows, strict=True):
-            kb = _key_bytes(row)
-            slot = base.keys.get(kb)
-            if slot is None:
-                slot = new_keys.get(kb)
-                if slot is None:
-                    slot = new_keys[kb] = u + len(new_rows)
+        for agent in self.touched.tolist():
+            xw = _key_bytes(np.concatenate([self.rows[0][agent], self.rows[1][agent]]))
+            bounds = (gx[agent], gw[agent])
+            slot = -1
+            for s in base.xw.get(xw, ()):
+                if not alive[s]:  # a base point no one else holds now: revived
+                    alive[s] = True
+                    now[0][s], now[1][s] = bounds
+                if (now[0][s], now[1][s]) == bounds:
+                    slot = s
+                    break
+            if slot < 0:
+                key = xw + np.array(bounds, dtype=float).tobytes()
+                slot = new_keys.get(key, -1)
+                if slot < 0:
+                    slot = new_keys[key] = u + len(new_rows)
                     new_rows.append(agent)
             aslot[agent] = slot
+        moved = alive & ((now[0] != base.point_gamma[0]) | (now[1] != base.point_gamma[1]))
+        if (moved & base.xw_shared).any():  # their order among themselves may change
+            return False
+        self.moved = np.concatenate([moved, np.zeros(len(new_rows), dtype=bool)])
         self.first_new = u
         nslots = u + len(new_rows)
         new_rows_a = np.array(new_rows, dtype=np.int64)
         self.slot_rows = (np.concatenate([base.points[0], self.rows[0][new_rows_a]]),
                           np.concatenate([base.points[1], self.rows[1][new_rows_a]]))
-        if base.uniform:
-            self.slot_gamma = (np.full(nslots, gx[0]), np.full(nslots, gw[0]))
-        else:
-            self.slot_gamma = (np.concatenate([base.point_gamma[0], gx[new_rows_a]]),
-                               np.concatenate([base.point_gamma[1], gw[new_rows_a]]))
+        self.slot_gamma = (np.concatenate([now[0], gx[new_rows_a]]),
+                           np.concatenate([now[1], gw[new_rows_a]]))
         count = np.bincount(aslot, minlength=nslots)
         self.alive = count > 0
-        # the full solve's order: lexicographic in the keys
+        # the full solve's order: lexicographic in (declaration, bounds)
         order = np.arange(nslots, dtype=float)
         if new_rows:
-            new_key_rows = base._key_rows(self.slot_rows[0][u:], self.slot_rows[1][u:],
-                                          self.slot_gamma[0][u:], self.slot_gamma[1][u:])
-            pos = np.array([int(_lex_less(base.key_rows, r).sum()) for r in new_key_rows])
+            keys = np.concatenate([*self.slot_rows, self.slot_gamma[0][:, None],
+                                   self.slot_gamma[1][:, None]], axis=1)
+            new_key_rows = keys[u:]
+            live = self.alive[:u]
+            pos = np.array([int((_lex_less(keys[:u], r) & live).sum()) for r in new_key_rows])
             among = np.lexsort(new_key_rows.T[::-1])
             rank = np.empty(len(new_rows), dtype=np.int64)
             rank[among] = np.arange(len(new_rows))
+            live_pos = np.flatnonzero(live)
             for p in np.unique(pos):
                 share = np.flatnonzero(pos == p)
                 within = share[np.argsort(rank[share])]
-                order[u + within] = p - 1 + (np.arange(within.size) + 1) / (within.size + 1)
+                before = live_pos[p - 1] if p > 0 else -1
+                order[u + within] = before + (np.arange(within.size) + 1) / (within.size + 1)
         self.order = order
         qslots = np.flatnonzero(self.alive)
         self.qslots = qslots[np.argsort(order[qslots], kind="stable")]
@@ -502,21 +527,28 @@ class _Query:
         slot_w = np.zeros(nslots)
         slot_w[self.qslots] = self.wsum
         self.slot_weight = relative_weights(slot_w)
+        return True
 
-    def _edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate links in slots, sorted as the full solve sorts them: the base's
-        (less those of points gone, and those a moved threshold re-decides) with the
-        new ones merged in."""
+    def _edges(self) -> tuple[np.ndarray, ...] | None:
+        """Candidate links in slots with their δ and base position (−1: new), sorted as
+        the full solve sorts them: the base's (less those of points gone, and those
+        changed bounds cut) with the new ones merged in. None when changed bounds need
+        a pair index too large."""
         base, u = self.base, self.base.u
         bi, bj, bd = base.edges
         dead = np.flatnonzero(~self.alive[:u])
         removed = [base.point_edges[base.point_ptr[p]:base.point_ptr[p + 1]] for p in dead]
         add_i, add_j = [], []
-        if base.uniform and base.policy.kind == "quantile":
-            flip_i, flip_j, flipped = self._band()
-            removed.append(flipped)
-            add_i.append(flip_i)
-            add_j.append(flip_j)
+        if self.moved.any():
+            pairs = base.pair_index()
+            if pairs is None:
+                return None
+            flips = _flips if kernels.COMPILED else _flips_numpy
+            lost, gain_i, gain_j = flips(*pairs, self.slot_gamma[0][:u], self.slot_gamma[1][:u],
+                                         self.alive[:u], self.moved[:u], ACCEPT_TOL)
+            removed.append(lost)
+            add_i.append(gain_i)
+            add_j.append(gain_j)
         nslots = self.alive.size
         new = np.arange(u, nslots)[self.alive[u:]]
         if new.size:
@@ -528,12 +560,13 @@ class _Query:
             add_j.append(jj[pair])
         gone = np.unique(np.concatenate(removed)) if removed else np.zeros(0, np.int64)
         ni = nj = at = np.zeros(0, dtype=np.int64)
+        nd = np.zeros(0)
         if add_i:
             ni, nj, nd = self._linkable(np.concatenate(add_i), np.concatenate(add_j))
-            ni, nj, at = self._positions(bi, bj, bd, ni, nj, nd)
+            ni, nj, nd, at = self._positions(bi, bj, bd, ni, nj, nd)
         if gone.size == 0 and ni.size == 0:
-            return bi, bj
-        return pick(_merge_edges)(bi, bj, gone, ni, nj, at)
+            return bi, bj, bd, np.arange(bi.size)
+        return pick(_merge_edges)(bi, bj, bd, gone, ni, nj, nd, at)
 
     def _linkable(self, i: np.ndarray, j: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -548,33 +581,6 @@ class _Query:
         k, m = self.base.k, self.base.m
         dist = np.sqrt(0.5 * (dx2[keep] / diameter_x(k, m) ** 2 + dw2[keep] / D_W**2))
         return i[keep], j[keep], dist
-
-    def _band(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Base pairs whose link a moved quantile threshold may flip: those between the
-        old and the new threshold in either part. Returns the pairs to re-decide as new
-        candidates and the base links (positions) they replace."""
-        base = self.base
-        pairs: list[np.ndarray] = []
-        for part in (0, 1):
-            old = (float(base.gamma[part][0]) + ACCEPT_TOL) ** 2
-            now = (self.gamma_now[part] + ACCEPT_TOL) ** 2
-            if old == now:
-                continue
-            lo, hi = min(old, now), max(old, now)
-            ordered = base.pair_sorted[part]
-            start = np.searchsorted(ordered, lo, side="left")
-            stop = np.searchsorted(ordered, hi, side="right")
-            pairs.append(base.pair_order[part][start:stop])
-        if not pairs:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), \
-                np.zeros(0, dtype=np.int64)
-        p = np.unique(np.concatenate(pairs))
-        # the base links among them are dropped and every one of them re-decided
-        removed = base.pair_edge[p]
-        removed = removed[removed >= 0]
-        i, j = base.pair_i[p], base.pair_j[p]
-        live = self.alive[i] & self.alive[j]
-        return i[live], j[live], removed
 
     def _positions(self, bi: np.ndarray, bj: np.ndarray, bd: np.ndarray, ni: np.ndarray,
                    nj: np.ndarray, nd: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -591,7 +597,23 @@ class _Query:
             while s < end[t] and (order[bi[s]], order[bj[s]]) < key:
                 s += 1
             at[t] = s
-        return ni, nj, at
+        return ni, nj, nd, at
+
+    def _filter(self, ei: np.ndarray, ej: np.ndarray, ed: np.ndarray, origin: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """The edge filter applied as the full solve applies it: to the candidate links
+        of the reduced population (identical declarations merged), in its indices
+        (through the filter's session, told each point's slot and each link's base
+        position, when it has one)."""
+        pop, index, base = self.population, self.index, self.base
+        reduced = pop.subset(index).replace(gamma_x=self.gx[index], gamma_w=self.gw[index],
+                                            weights=self.wsum)
+        edges = Edges(self.qrank[ei], self.qrank[ej], ed, index.size)
+        if base.filter_session is not None:
+            kept = base.filter_session(reduced, edges, self.qslots, origin)
+        else:
+            kept = base.edge_filter(reduced, edges)
+        return self.qslots[kept.i], self.qslots[kept.j]
 
     def _link(self, ei: np.ndarray, ej: np.ndarray) -> _SessionMerger:
         base, u = self.base, self.base.u
@@ -616,12 +638,18 @@ class _Query:
         return merger
 
     def _certificate_slack(self) -> np.ndarray:
-        """Per part and base group: the slack of its certificate with the query's bounds."""
-        base = self.base
-        if base.policy.kind != "quantile":
-            return base.slack
-        now = np.array(self.gamma_now)[:, None] + ACCEPT_TOL / 2
-        return np.where(np.isfinite(now), now - base.reach, np.inf)
+        """Per part and base group: the slack of its certificate under the query's
+        bounds, the smallest r_i + τ/2 − ‖cert − c_i‖ over its members (points gone
+        included, which only makes it smaller)."""
+        base, u = self.base, self.base.u
+        G = base.AX.shape[0]
+        slack = np.full((2, G), np.inf)
+        for part in (0, 1):
+            gamma = self.slot_gamma[part][:u]
+            finite = np.isfinite(gamma)
+            np.minimum.at(slack[part], base.labels[finite],
+                          gamma[finite] + ACCEPT_TOL / 2 - base.cert_dist[part][finite])
+        return slack
 
     def accepts(self, new: np.ndarray, group: int) -> tuple[float, float] | None:
         """The slack of new points (offsets from the first new slot) around a base
@@ -638,10 +666,8 @@ class _Query:
                 continue
             if not all(merger.find(int(p)) in (a, b) for p in c.points):
                 continue
-            moved = base.policy.kind == "quantile" and self.gamma_now != (
-                float(base.gamma[0][0]), float(base.gamma[1][0]))
-            if _conflict_holds(c, merger.points[c.part], merger.radii[c.part]) if moved \
-                    else base.holds[id(c)]:
+            if _conflict_holds(c, merger.points[c.part], merger.radii[c.part]) \
+                    if self.moved[c.points].any() else base.holds[id(c)]:
                 return True
         return False
 
@@ -656,29 +682,21 @@ class _Query:
         ok = np.ones(G, dtype=bool)
         slot_label = np.full(self.alive.size, -1, dtype=np.int64)
         slot_label[: base.u] = base.labels
-        # points whose weight may have changed: the old and new points of the changed
-        # agents (a group keeps its agreement only with the same weights, up to scale)
+        # points whose weight may have changed (the old and new points of the changed
+        # agents: a group keeps its agreement only with the same weights, up to scale),
+        # and points whose bounds changed
         slot_label[base.inverse[self.changed]] = -1
         slot_label[self.aslot[self.touched]] = -1
+        slot_label[self.moved] = -1
         for g, idx in enumerate(members):
             slots = self.qslots[idx]
             same = slot_label[slots]
             R = int(same[0])
-            if R >= 0 and (same == R).all() and idx.size == base.sizes[R] \
-                    and self._unchanged(R):
+            if R >= 0 and (same == R).all() and idx.size == base.sizes[R]:
                 AX[g], AW[g], ok[g] = base.AX[R], base.AW[R], base.ok[R]
             else:
                 AX[g], AW[g], ok[g] = _exact_group(X, W, gx, gw, wts, idx, base.utility)
         return AX, AW, ok
-
-    def _unchanged(self, group: int) -> bool:
-        """Whether a base group's agreement is the same under the query's bounds: the
-        same members with the same bounds (a moved quantile re-solves every group; the
-        agreement step returns at once where no bound binds)."""
-        base = self.base
-        if base.policy.kind != "quantile" or base.sizes[group] == 1:
-            return True
-        return self.gamma_now == (float(base.gamma[0][0]), float(base.gamma[1][0]))
 
 
 def _conflict_holds(c: Conflict, points: np.ndarray, radii: np.ndarray) -> bool:
@@ -695,5 +713,3 @@ def _conflict_holds(c: Conflict, points: np.ndarray, radii: np.ndarray) -> bool:
         lam @ (0.5 * (((x - a) ** 2).sum(axis=1) - r * r)))
     upper = 0.5 * float(np.min(np.sqrt(((a - c.c) ** 2).sum(axis=1)) + r)) ** 2
     return value > upper * (1 + 1e-9) + 1e-15
-
-

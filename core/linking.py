@@ -788,7 +788,8 @@ def merge_partition(X: np.ndarray, W: np.ndarray, gamma_x: np.ndarray, gamma_w: 
 def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
            link_rule: str = "merge", social_graph: object | None = None,
            edge_filter: EdgeFilter | None = None, max_links: int | None = None,
-           timings: dict[str, float] | None = None) -> tuple[Edges, Partition]:
+           timings: dict[str, float] | None = None, capture: dict | None = None
+           ) -> tuple[Edges, Partition]:
     """Initial homophily network and the partition the link rule settles into.
 
     Parameters
@@ -808,11 +809,15 @@ def settle(population: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
         (:func:`~pluralguard.core.network.homophily_edges`).
     timings : dict, optional
         Receives the seconds spent building the network and settling it.
+    capture : dict, optional
+        Receives the candidate links before the edge filter (``candidates``).
     """
     check_link_rule(link_rule)
     t0 = time.perf_counter()
     edges = homophily_edges(population, gamma_x, gamma_w, social_graph=social_graph,
                             max_links=max_links)
+    if capture is not None:
+        capture["candidates"] = edges
     if edge_filter is not None:
         edges = edge_filter(population, edges)
     t1 = time.perf_counter()

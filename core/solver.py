@@ -458,7 +458,7 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
     X, W, wts = reduced.X, reduced.W, reduced.weight
     rgx, rgw = reduced.gamma_x, reduced.gamma_w
     edges, partition = settle(reduced, rgx, rgw, link_rule, social_graph, edge_filter,
-                              max_links, timings)
+                              max_links, timings, capture)
     labels = partition.labels
     G = partition.n_groups
     network = (_communication_graph(partition, edges, neighbors) if method != "exact"

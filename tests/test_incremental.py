@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pluralguard.core import Population, datasets, kernels, solve_agreements
-from pluralguard.core.bounds import pairwise_distance_quantile
-from pluralguard.core.incremental import MAX_CHANGED, _Quantile
+from pluralguard.core.bounds import PairwiseQuantile, pairwise_distance_quantile
+from pluralguard.core.incremental import MAX_CHANGED
 from pluralguard.core.mechanism import Mechanism
 from populations import bounded
 
@@ -127,14 +127,14 @@ def test_quantile_updates_exactly(seed, changed, appended, q, repeats):
     n = 30
     # on a grid, rows and distances repeat; changed rows land on the grid or off it
     rows = rng.integers(0, 4, (n, 3)) / 3.0 if repeats else rng.normal(size=(n, 3))
-    state = _Quantile(rows, q, 0)
-    who = rng.choice(n, changed, replace=False)
+    state = PairwiseQuantile(rows, q, 0)
+    who = np.sort(rng.choice(n, changed, replace=False))
     new = rows.copy()
     new[who] = rows[rng.integers(0, n, changed)] + rng.choice([0, 0.1], (changed, 1))
     new = np.concatenate([new, rows[rng.integers(0, n, appended)]
                           + rng.choice([0, 0.1], (appended, 1))])
-    touched = np.concatenate([np.sort(who), np.arange(n, n + appended)])
-    assert state.value(new, np.sort(who), touched) == pairwise_distance_quantile(new, q)
+    touched = np.concatenate([who, np.arange(n, n + appended)])
+    assert state.update(who, new[touched]) == pairwise_distance_quantile(new, q)
 
 
 def test_a_defended_mechanism_is_answered_after_its_transforms():
