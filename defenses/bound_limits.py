@@ -10,16 +10,28 @@ agents' hands (:class:`ProtocolBounds`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors
 
-from pluralguard.core.bounds import BoundPolicy, pairwise_distance_quantile, resolve_bounds
+from pluralguard.core.bounds import (
+    BoundPolicy,
+    BoundSession,
+    PairwiseQuantile,
+    bound_session,
+    pairwise_distance_quantile,
+    resolve_bounds,
+    row_changes,
+)
 from pluralguard.core.errors import InputError
+from pluralguard.core.incremental import MAX_CHANGED
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.orderstats import DistanceRows, RowCounts
 from pluralguard.core.params import Constraint, Integer, OrNone, Real
 
 from .base import (
@@ -32,6 +44,13 @@ from .base import (
     uses_declared_bounds,
     wraps_bounds,
 )
+
+
+def _joined(base: Population, population: Population,
+            part: Callable[[Population], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The base rows that leave and the rows that join, for a quantile update."""
+    gone, joined = row_changes(base, population, part)
+    return gone, part(population)[joined]
 
 
 @dataclass(frozen=True)
@@ -126,15 +145,49 @@ class BoundFloor(Defense):
         if not population.has_bounds:
             return population
         fx, fw = self.floors(population)
+        return self._floored(population, fx, fw)
+
+    @staticmethod
+    def _floored(population: Population, fx: float, fw: float) -> Population:
         return population.with_bounds(np.maximum(population.gamma_x, fx),
                                       np.maximum(population.gamma_w, fw))
+
+    def session(self, base: Population) -> Callable[[Population], Population]:
+        """:meth:`transform` for populations near ``base``: the quantile floors updated
+        from the declarations that changed
+        (:class:`~pluralguard.core.bounds.PairwiseQuantile`)."""
+        if self.gamma_x is not None:
+            return self.transform
+        quantiles = tuple(PairwiseQuantile(p, self.quantile) for p in parts(base))
+        getters: tuple[Callable[[Population], np.ndarray], ...] = (
+            lambda p: parts(p)[0], lambda p: parts(p)[1])
+
+        def transform(population: Population) -> Population:
+            if not population.has_bounds:
+                return population
+            fx, fw = (quantile.update(*_joined(base, population, get))
+                      for quantile, get in zip(quantiles, getters, strict=True))
+            return self._floored(population, fx, fw)
+
+        return transform
+
+
+#: Up to this many distinct rows the local scale is computed from exact pairwise
+#: distances (and updated exactly in attack sessions); beyond, by scikit-learn's
+#: neighbour search.
+EXACT_ROWS = 4096
+#: Rows per block of the exact computation.
+BLOCK = 512
 
 
 def local_scale(points: np.ndarray, k: int) -> np.ndarray:
     """Distance from each row to its k-th nearest *distinct* other row (inf if none).
 
     Distinct rows, so that identical declarations (survey answers, or Sybils) neither
-    shrink each other's scale to zero nor count as neighbours.
+    shrink each other's scale to zero nor count as neighbours. The distance is the
+    min(k, u − 1)-th smallest of the row's distances to the u distinct rows (itself
+    at 0 first), from :func:`~scipy.spatial.distance.cdist` up to :data:`EXACT_ROWS`
+    distinct rows, by scikit-learn's neighbour search beyond.
     """
     uniq, inverse = np.unique(points, axis=0, return_inverse=True)
     inverse = inverse.ravel()
@@ -142,8 +195,42 @@ def local_scale(points: np.ndarray, k: int) -> np.ndarray:
     if u < 2:
         return np.full(points.shape[0], np.inf)
     kk = min(k, u - 1)
-    dist, _ = NearestNeighbors(n_neighbors=kk + 1).fit(uniq).kneighbors(uniq)
-    return dist[:, kk][inverse]
+    if u > EXACT_ROWS:
+        dist, _ = NearestNeighbors(n_neighbors=kk + 1).fit(uniq).kneighbors(uniq)
+        return dist[:, kk][inverse]
+    scale = np.concatenate([np.partition(cdist(uniq[s:s + BLOCK], uniq), kk, axis=1)[:, kk]
+                            for s in range(0, u, BLOCK)])
+    return scale[inverse]
+
+
+class _LocalScale:
+    """:func:`local_scale` for tables near a base's: the base's distinct rows keep their
+    sorted distances, and each scale is updated exactly from the distinct rows that
+    left and joined (:class:`~pluralguard.core.orderstats.DistanceRows`)."""
+
+    def __init__(self, points: np.ndarray, k: int) -> None:
+        self.k = k
+        self.counts = RowCounts(points)
+        u = self.counts.distinct.shape[0]
+        self.rank = min(k, u - 1)
+        self.table = DistanceRows(self.counts.distinct) if 2 <= u <= EXACT_ROWS else None
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        diff = self.counts.diff(points, MAX_CHANGED) if self.table is not None else None
+        if diff is None:
+            return local_scale(points, self.k)
+        gone, new, which = diff
+        u0 = self.counts.distinct.shape[0]
+        u = u0 - gone.size + new.shape[0]
+        if u < 2 or u > EXACT_ROWS or min(self.k, u - 1) != self.rank:
+            return local_scale(points, self.k)
+        kept, joined = self.table.order_statistics(np.array([self.rank]), gone, new)
+        scale = np.empty(u0 + new.shape[0])
+        stay = np.ones(u0, dtype=bool)
+        stay[gone] = False
+        scale[np.flatnonzero(stay)] = kept[:, 0]
+        scale[u0:] = joined[:, 0]
+        return scale[which]
 
 
 @dataclass(frozen=True)
@@ -160,6 +247,20 @@ class LocalCap:
         gx, gw = resolve_bounds(population, self.inner, random_state=random_state)
         cx, cw = (self.factor * local_scale(p, self.k) for p in parts(population))
         return np.minimum(gx, cx), np.minimum(gw, cw)
+
+    def session(self, base: Population, random_state: int = 0) -> BoundSession:
+        """:meth:`resolve` for populations near ``base``: the inner rule's session, and
+        local scales updated from the declarations that changed."""
+        inner = bound_session(self.inner, base, random_state)
+        scales = tuple(_LocalScale(p, self.k) for p in parts(base))
+
+        def resolve(population: Population) -> tuple[np.ndarray, np.ndarray]:
+            gx, gw = inner(population)
+            cx, cw = (self.factor * scale(p)
+                      for scale, p in zip(scales, parts(population), strict=True))
+            return np.minimum(gx, cx), np.minimum(gw, cw)
+
+        return resolve
 
     def __str__(self) -> str:
         return f"{self.inner}|cap:{self.k}x{self.factor:g}"

@@ -1,7 +1,16 @@
-"""Outlier filtering of declarations (LocalOutlierFactor or IsolationForest)."""
+"""Outlier filtering of declarations (Local Outlier Factor or Isolation Forest).
+
+The Local Outlier Factor is computed here from exact distances
+(:func:`local_outlier_factor`, scikit-learn's formulas, neighbours ordered by distance
+then index), so that an attack session can keep every distinct declaration's nearest
+neighbours and update the scores exactly from the declarations that changed
+(:meth:`OutlierFilter.session`): a changed row moves only its neighbourhood's
+scores, and the threshold is a percentile of all of them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -9,9 +18,11 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
-from pluralguard.core.bounds import resolve_bounds
+from pluralguard.core.bounds import BoundSession, bound_session, resolve_bounds
+from pluralguard.core.incremental import MAX_CHANGED
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.orderstats import NearestRows, RowCounts, nearest_rows
 from pluralguard.core.params import Constraint, Integer, Options, Real
 
 from .base import (
@@ -28,6 +39,22 @@ from .base import (
 
 #: Weight multiplier of a dropped agent (weights must stay positive).
 DROP_WEIGHT = 1e-6
+#: Up to this many distinct declarations the Local Outlier Factor comes from exact
+#: distances (:func:`local_outlier_factor`); beyond, from scikit-learn's.
+EXACT_ROWS = 4096
+
+
+def local_outlier_factor(idx: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Negative Local Outlier Factors (Breunig et al., SIGMOD 2000) from each row's k
+    nearest other rows (indices ``idx``, distances ``dist``, nearest first).
+
+    As scikit-learn's :class:`~sklearn.neighbors.LocalOutlierFactor`: reach-dist(p, o) =
+    max(d(p, o), k-distance(o)), lrd(p) = 1 / (mean_o reach-dist(p, o) + 1e-10), and the
+    score −mean_o lrd(o) / lrd(p) (lower: more anomalous).
+    """
+    reach = np.maximum(dist, dist[idx, -1])
+    lrd = 1.0 / (np.mean(reach, axis=1) + 1e-10)
+    return -np.mean(lrd[idx] / lrd[:, np.newaxis], axis=1)
 
 METHODS = ("lof", "iforest")
 ACTIONS = ("drop", "downweight")
@@ -110,13 +137,62 @@ class OutlierFilter(Defense):
         if uniq.shape[0] < 3:
             return np.zeros(population.n, dtype=bool)
         contamination: Any = self.assumed_fraction if self.assumed_fraction else "auto"
+        if self.method == "lof" and uniq.shape[0] <= EXACT_ROWS:
+            return self._flag(local_outlier_factor(
+                *nearest_rows(uniq, self._neighbours(uniq.shape[0]))))[inverse.ravel()]
         if self.method == "lof":
-            k = min(self.n_neighbors, max(1, (uniq.shape[0] - 1) // 2))
-            detector = LocalOutlierFactor(n_neighbors=k, contamination=contamination)
+            detector = LocalOutlierFactor(n_neighbors=self._neighbours(uniq.shape[0]),
+                                          contamination=contamination)
         else:
             detector = IsolationForest(contamination=contamination, random_state=self.seed)
         flagged = detector.fit_predict(uniq) < 0
         return flagged[inverse.ravel()]
+
+    def _neighbours(self, distinct: int) -> int:
+        """LOF's neighbourhood size for this many distinct declarations."""
+        return min(self.n_neighbors, max(1, (distinct - 1) // 2))
+
+    def _flag(self, score: np.ndarray) -> np.ndarray:
+        """The rows flagged by their LOF scores: below the ``assumed_fraction``
+        percentile, or below −1.5 without one (scikit-learn's ``offset_``)."""
+        offset = (np.percentile(score, 100.0 * self.assumed_fraction)
+                  if self.assumed_fraction else -1.5)
+        return score < offset
+
+    def detector_session(self, base: Population) -> Callable[[Population], np.ndarray]:
+        """:meth:`outliers` for populations near ``base``: with LOF, every distinct
+        declaration's nearest neighbours kept and updated from the declarations that
+        changed (:class:`~pluralguard.core.orderstats.NearestRows`), the scores
+        recomputed from them."""
+        if self.method != "lof":
+            return self.outliers
+        counts = RowCounts(normalised_points(base))
+        u0 = counts.distinct.shape[0]
+        if not 3 <= u0 <= EXACT_ROWS:
+            return self.outliers
+        k = self._neighbours(u0)
+        table = NearestRows(counts.distinct, k, MAX_CHANGED)
+
+        def outliers(population: Population) -> np.ndarray:
+            diff = counts.diff(normalised_points(population), MAX_CHANGED)
+            if diff is None:
+                return self.outliers(population)
+            gone, new, which = diff
+            u = u0 - gone.size + new.shape[0]
+            if not 3 <= u <= EXACT_ROWS or self._neighbours(u) != k:
+                return self.outliers(population)
+            near = table.update(gone, new)
+            if near is None:
+                return self.outliers(population)
+            position, idx, dist = near
+            return self._flag(local_outlier_factor(idx, dist))[position[which]]
+
+        return outliers
+
+    def session(self, base: Population) -> Callable[[Population], Population]:
+        """:meth:`transform` for populations near ``base`` (:meth:`detector_session`)."""
+        outliers = self.detector_session(base)
+        return lambda population: self._silence(population, outliers(population))
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
         check_weights_param(self, mechanism)
@@ -157,7 +233,10 @@ class OutlierFilter(Defense):
         return reach.replace(bounds=(np.full(n, gamma[0]), np.full(n, gamma[1])))
 
     def transform(self, population: Population) -> Population:
-        out = self.outliers(population)
+        return self._silence(population, self.outliers(population))
+
+    def _silence(self, population: Population, out: np.ndarray) -> Population:
+        """The population with the flagged agents ``out`` dropped or down-weighted."""
         if not out.any():
             return population
         drop = self.action == "drop"
@@ -180,14 +259,29 @@ class Silenced:
 
     def resolve(self, population: Population, random_state: int = 0
                 ) -> tuple[np.ndarray, np.ndarray]:
-        out = self.detector.outliers(population)
+        return self._bounds(population, self.detector.outliers(population),
+                            lambda p: resolve_bounds(p, self.inner, random_state=random_state))
+
+    @staticmethod
+    def _bounds(population: Population, out: np.ndarray,
+                inner: Callable[[Population], tuple[np.ndarray, np.ndarray]]
+                ) -> tuple[np.ndarray, np.ndarray]:
         if not out.any():
-            return resolve_bounds(population, self.inner, random_state=random_state)
+            return inner(population)
         keep = np.flatnonzero(~out)
         gx, gw = np.zeros(population.n), np.zeros(population.n)
-        gx[keep], gw[keep] = resolve_bounds(population.subset(keep), self.inner,
-                                            random_state=random_state)
+        gx[keep], gw[keep] = inner(population.subset(keep))
         return gx, gw
+
+    def session(self, base: Population, random_state: int = 0) -> BoundSession:
+        """:meth:`resolve` for populations near ``base``: the detector's session, and the
+        inner rule's session on the inliers (:func:`~pluralguard.core.bounds.bound_session`
+        matches agents by name when the inliers change)."""
+        outliers = self.detector.detector_session(base)
+        out = outliers(base)
+        inner = bound_session(self.inner, base.subset(np.flatnonzero(~out)) if out.any()
+                              else base, random_state)
+        return lambda population: self._bounds(population, outliers(population), inner)
 
     def __str__(self) -> str:
         return f"{self.inner}|silence:{self.detector.method}"

@@ -15,9 +15,18 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from pluralguard.core.bounds import BoundPolicy, pairwise_distance_quantile, resolve_bounds
+from pluralguard.core.bounds import (
+    BoundPolicy,
+    BoundSession,
+    PairwiseQuantile,
+    bound_session,
+    pairwise_distance_quantile,
+    resolve_bounds,
+)
+from pluralguard.core.incremental import MAX_CHANGED
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
+from pluralguard.core.orderstats import DistanceRows, changed_rows
 from pluralguard.core.params import Constraint, Integer, OrNone, Real
 
 from .base import (
@@ -40,13 +49,51 @@ BLOCK = 1024
 
 def median_distance(points: np.ndarray, random_state: int = 0) -> np.ndarray:
     """Each row's median distance to all rows (to a seeded sample of ``REFERENCE`` rows
-    when there are more)."""
+    when there are more): the middle order statistic, or the mean of the two middle
+    ones (:func:`_middle`)."""
     n = points.shape[0]
     ref = points
     if n > REFERENCE:
         ref = points[np.random.default_rng(random_state).choice(n, REFERENCE, replace=False)]
-    return np.concatenate([np.median(cdist(points[s:s + BLOCK], ref), axis=1)
+    ranks = _middle_ranks(ref.shape[0])
+    return np.concatenate([_middle(np.partition(cdist(points[s:s + BLOCK], ref), ranks,
+                                                axis=1)[:, ranks])
                            for s in range(0, n, BLOCK)])
+
+
+def _middle_ranks(size: int) -> np.ndarray:
+    """The ranks (0-based) whose values make the median of ``size`` values."""
+    return np.array(sorted({(size - 1) // 2, size // 2}), dtype=np.int64)
+
+
+def _middle(values: np.ndarray) -> np.ndarray:
+    """Medians from the middle order statistics (columns of ``values``), as
+    :func:`numpy.median` forms them: the middle value, or the mean (a + b) / 2."""
+    return values[:, 0] if values.shape[1] == 1 else (values[:, 0] + values[:, 1]) / 2
+
+
+class _Depths:
+    """:func:`median_distance` for tables near a base's, updated exactly from the rows
+    that changed (:class:`~pluralguard.core.orderstats.DistanceRows`); in full beyond
+    ``REFERENCE`` rows (a sample) or :data:`MAX_CHANGED` changes."""
+
+    def __init__(self, points: np.ndarray, random_state: int) -> None:
+        self.points, self.random_state = np.array(points, dtype=float), random_state
+        self.table = DistanceRows(points) if points.shape[0] <= REFERENCE else None
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        n0, n = self.points.shape[0], points.shape[0]
+        changed = changed_rows((self.points,), (points,)) if self.table is not None else None
+        if changed is None or n > REFERENCE or n - n0 + changed.size > MAX_CHANGED:
+            return median_distance(points, self.random_state)
+        joined = np.concatenate([changed, np.arange(n0, n)])
+        kept, fresh = self.table.order_statistics(_middle_ranks(n), changed, points[joined])
+        depth = np.empty(n)
+        stay = np.ones(n, dtype=bool)
+        stay[joined] = False
+        depth[stay] = _middle(kept)
+        depth[joined] = _middle(fresh)
+        return depth
 
 
 def trimmed(n: int, trim: float) -> int:
@@ -69,14 +116,56 @@ class TrimmedQuantile:
     def resolve(self, population: Population, random_state: int = 0
                 ) -> tuple[np.ndarray, np.ndarray]:
         n = population.n
-        t = trimmed(n, self.trim)
         gammas = []
         for points in parts(population):
-            order = np.argsort(median_distance(points, random_state), kind="stable")
-            kept = points[order[t:n - t]]
+            kept = points[self._kept(median_distance(points, random_state))]
             gammas.append(np.full(n, pairwise_distance_quantile(kept, self.q,
                                                                 random_state=random_state)))
         return gammas[0], gammas[1]
+
+    def _kept(self, depth: np.ndarray) -> np.ndarray:
+        """The agents left after trimming both ends of the depth order."""
+        n = depth.size
+        t = trimmed(n, self.trim)
+        return np.argsort(depth, kind="stable")[t:n - t]
+
+    def session(self, base: Population, random_state: int = 0) -> BoundSession:
+        """:meth:`resolve` for populations near ``base``: depths updated from the rows
+        that changed (:class:`_Depths`), and the quantile of the kept agents' distances
+        from the agents that left and joined the kept set
+        (:class:`~pluralguard.core.bounds.PairwiseQuantile`)."""
+        states = []
+        for points in parts(base):
+            depths = _Depths(points, random_state)
+            kept = self._kept(median_distance(points, random_state))
+            states.append((points, depths, kept,
+                           PairwiseQuantile(points[kept], self.q, random_state)))
+
+        def resolve(population: Population) -> tuple[np.ndarray, np.ndarray]:
+            n = population.n
+            gammas = []
+            for (old, depths, kept0, quantile), points in zip(states, parts(population),
+                                                              strict=True):
+                kept = self._kept(depths(points))
+                changed = changed_rows((old,), (points,))
+                if changed is None:  # not a query near the base
+                    gammas.append(pairwise_distance_quantile(
+                        points[kept], self.q, random_state=random_state))
+                    continue
+                # an agent counts as the same row if it stayed kept and unchanged
+                moved = np.zeros(n, dtype=bool)
+                moved[changed] = True
+                moved[old.shape[0]:] = True
+                now = np.zeros(n, dtype=bool)
+                now[kept] = True
+                before = np.zeros(n, dtype=bool)
+                before[kept0] = True
+                gone = np.flatnonzero(~now[kept0] | moved[kept0])  # positions in kept0
+                joined = kept[~before[kept] | moved[kept]]
+                gammas.append(quantile.update(gone, points[joined]))
+            return np.full(n, gammas[0]), np.full(n, gammas[1])
+
+        return resolve
 
     def __str__(self) -> str:
         return f"trimmed-quantile:{self.q:g},{self.trim:g}"
@@ -171,9 +260,27 @@ class Jittered:
     def resolve(self, population: Population, random_state: int = 0
                 ) -> tuple[np.ndarray, np.ndarray]:
         gx, gw = resolve_bounds(population, self.inner, random_state=random_state)
-        u = np.random.default_rng(self.seed).random(population.n)
-        factor = 1.0 + self.amplitude * (2.0 * u - 1.0)
+        factor = self._factors(population.n)
         return gx * factor, gw * factor
+
+    def _factors(self, n: int) -> np.ndarray:
+        u = np.random.default_rng(self.seed).random(n)
+        return 1.0 + self.amplitude * (2.0 * u - 1.0)
+
+    def session(self, base: Population, random_state: int = 0) -> BoundSession:
+        """:meth:`resolve` for populations near ``base``: the inner rule's session, and
+        the factors drawn once per population size."""
+        inner = bound_session(self.inner, base, random_state)
+        factors: dict[int, np.ndarray] = {}
+
+        def resolve(population: Population) -> tuple[np.ndarray, np.ndarray]:
+            gx, gw = inner(population)
+            n = population.n
+            if n not in factors:
+                factors[n] = self._factors(n)
+            return gx * factors[n], gw * factors[n]
+
+        return resolve
 
     def __str__(self) -> str:
         return f"{self.inner}|jitter:{self.amplitude:g}"
