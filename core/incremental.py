@@ -68,11 +68,27 @@ from .convex import deepest_point
 from .errors import InputError
 from .geometry import ACCEPT_TOL, D_W, diameter_x, project_box, project_simplex
 from .kernels import jit, pick
-from .linking import PROOF_MARGIN, Conflict, Found, LinkLog, Merger, canonical_labels
+from .linking import (
+    PROOF_MARGIN,
+    Conflict,
+    Found,
+    LinkLog,
+    Merger,
+    Partition,
+    canonical_labels,
+)
 from .model import Population, relative_weights
 from .network import Edges, _row_sq_distances
 from .orderstats import changed_rows
-from .solver import _exact_group, group_members, readout, solve_agreements
+from .solver import (
+    MAX_ITER,
+    _communication_graph,
+    _exact_group,
+    group_members,
+    message_passing,
+    readout,
+    solve_agreements,
+)
 
 if TYPE_CHECKING:
     from .mechanism import Mechanism, Outcome
@@ -80,8 +96,11 @@ if TYPE_CHECKING:
 #: Most changed or appended rows answered incrementally (beyond it, a full solve).
 MAX_CHANGED = 64
 #: Parameters whose default the incremental path needs.
-_DEFAULTS = {"method": "exact", "link_rule": "merge", "social_graph": None,
-             "max_links": None, "deduplicate": True, "mixing": None}
+_DEFAULTS = {"link_rule": "merge", "social_graph": None, "max_links": None,
+             "deduplicate": True, "warm_start": True, "record_history": False}
+#: Methods answered incrementally: the fast path, and the honest message passing that
+#: starts at its fixed point.
+METHODS = ("exact", "dual", "nids")
 
 
 def open_session(mechanism: Mechanism, base: Population) -> Callable[[Population], Outcome]:
@@ -125,7 +144,7 @@ class Session:
         self._memo: tuple[str, Outcome | None] | None = None
         self.incremental = mechanism.kind == "agreements" and all(
             mechanism.params.get(k, v) is v or mechanism.params.get(k, v) == v
-            for k, v in _DEFAULTS.items())
+            for k, v in _DEFAULTS.items()) and mechanism.params.get("method", "exact") in METHODS
 
     def declare(self, population: Population) -> Population:
         """The declarations the mechanism solves, as :meth:`Mechanism.declare` (each
@@ -265,6 +284,7 @@ class _Base:
         rule = capture["policy"]
         self.rule_name = str(rule)
         self.utility = self.params.get("utility", "quadratic")
+        self.method = self.params.get("method", "exact")
         self.edge_filter = self.params.get("edge_filter")
         random_state = self.params.get("random_state", 0)
         self.bounds = bound_session(rule, declared, random_state)
@@ -423,7 +443,7 @@ class _Query:
         ei, ej, ed, origin = edges
         reduced = (pop.X[self.index], pop.W[self.index], gx[self.index], gw[self.index])
         if base.edge_filter is not None:
-            ei, ej = self._filter(ei, ej, ed, origin)
+            ei, ej, ed = self._filter(ei, ej, ed, origin)
         t1 = time.perf_counter()
         self.timings["network"] = t1 - clock
         merger = self._link(ei, ej)
@@ -431,17 +451,36 @@ class _Query:
         clock = time.perf_counter()
         roots = merger.roots()
         labels = canonical_labels(roots[self.qslots])  # per query point
-        AX, AW, ok = self._agreements(labels, reduced, relative_weights(self.wsum))
-        self.timings["optimisation"] = time.perf_counter() - clock
         tree = merger.tree[: merger.counts[0]]
         network = self.qrank[tree] if tree.size else tree.reshape(-1, 2)
         log = LinkLog("merge", int(ei.size), int(merger.counts[0]), merger.rejected,
                       merger.exact_checks)
+        wts = relative_weights(self.wsum)
+        G = int(labels.max()) + 1
+        stalled = np.zeros(G, dtype=bool)
+        EX = EW = None
+        n_iter, capped = 0, False
+        if base.method == "exact":
+            AX, AW, ok = self._agreements(labels, reduced, wts)
+        else:  # as the full solve: message passing from the fast path's fixed point
+            params = base.params
+            links = Edges(self.qrank[ei], self.qrank[ej], ed, self.index.size)
+            network = _communication_graph(Partition(labels, network, log), links,
+                                           params.get("neighbors", 16))
+            AX, AW, ok, out = message_passing(
+                base.method, *reduced, wts, labels, network, utility=base.utility,
+                tol=params.get("tol"), max_iter=params.get("max_iter"),
+                step=params.get("step"), hook=None, mixing=params.get("mixing"),
+                record_history=False, warm_start=True)
+            EX, EW, n_iter, stalled = out.X, out.W, out.n_iter, out.group_stalled
+            capped = n_iter >= (params.get("max_iter") or MAX_ITER[base.method])
+            self.timings |= out.timings
+        self.timings["optimisation"] = time.perf_counter() - clock
         return readout(pop, reduced, self.index, self.inverse, gx, gw, labels, AX, AW, ok,
-                       np.zeros(AX.shape[0], dtype=bool), None, None, n_iter=0,
-                       capped=False, method="exact", utility=base.utility,
-                       bounds=base.rule_name, link_rule="merge", links=log,
-                       network=network, history=[], timings=self.timings)
+                       stalled, EX, EW, n_iter=int(n_iter), capped=capped,
+                       method=base.method, utility=base.utility, bounds=base.rule_name,
+                       link_rule="merge", links=log, network=network, history=[],
+                       timings=self.timings)
 
     # ------------------------------------------------------------ steps
     def _points(self) -> bool:
@@ -600,7 +639,7 @@ class _Query:
         return ni, nj, nd, at
 
     def _filter(self, ei: np.ndarray, ej: np.ndarray, ed: np.ndarray, origin: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The edge filter applied as the full solve applies it: to the candidate links
         of the reduced population (identical declarations merged), in its indices
         (through the filter's session, told each point's slot and each link's base
@@ -613,7 +652,7 @@ class _Query:
             kept = base.filter_session(reduced, edges, self.qslots, origin)
         else:
             kept = base.edge_filter(reduced, edges)
-        return self.qslots[kept.i], self.qslots[kept.j]
+        return self.qslots[kept.i], self.qslots[kept.j], kept.distance
 
     def _link(self, ei: np.ndarray, ej: np.ndarray) -> _SessionMerger:
         base, u = self.base, self.base.u

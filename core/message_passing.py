@@ -43,8 +43,10 @@ them through the links at a rate of their degree over the group's size (without
 bounds, the groups of ``pve_like`` at Q2 settle in ~200 iterations; with one binding
 ball, ~1,200). A solve without a hook (honest agents) may instead start at the fixed
 point itself, built from the fast path's optimum and the multipliers of its binding
-balls (:func:`warm_start`): message passing then only confirms it. A protocol attack
-(a hook) always faces the protocol from its real start.
+balls (:func:`warm_start`): message passing then only confirms it — the monitor takes
+the start as its first reference and checks after the first iteration too, so a
+group already at its fixed point is done after one iteration. A protocol attack (a
+hook) always faces the protocol from its real start.
 
 The iterations of ``dual`` and ``nids`` run as compiled kernels when numba is
 installed (:mod:`~pluralguard.core.passing_kernel`); the numpy loop below is the
@@ -53,6 +55,7 @@ same recursion.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -369,6 +372,11 @@ class _BlockMonitor:
     def done(self) -> np.ndarray:
         return np.logical_and.reduce(self.part_done)
 
+    def seed(self, y: list[np.ndarray]) -> None:
+        """Take the group means of ``y`` (a warm start) as the reference of the first
+        check."""
+        self.prev = [self.mean @ yb for yb in y]
+
     def check(self, t: int, y: list[np.ndarray], pressure: np.ndarray, blocks: list,
               k: int, m: int) -> list[np.ndarray]:
         """Update the flags; return, per part, the mask of groups still iterating."""
@@ -401,12 +409,19 @@ class _BlockMonitor:
         return [~(d | self.stalled) for d in self.part_done]
 
 
+#: Largest eigenvalues of blocks already computed, by the block's content (bounded).
+_EIGENVALUES: dict[bytes, float] = {}
+_EIGENVALUES_KEPT = 512
+
+
 def _largest_eigenvalues(S: sparse.csr_matrix, labels: np.ndarray, n_groups: int
                          ) -> np.ndarray:
     """Largest eigenvalue of each group's diagonal block of the symmetric matrix S.
 
     Dense for small groups; Lanczos (ARPACK) from a fixed start vector otherwise, so the
-    result is deterministic. Groups without links get 1.
+    result is deterministic — and kept by the block's content, so re-solving a group
+    whose block is unchanged (attack queries near a population) skips it. Groups
+    without links get 1.
     """
     out = np.ones(n_groups)
     order = np.argsort(labels, kind="stable")
@@ -416,11 +431,18 @@ def _largest_eigenvalues(S: sparse.csr_matrix, labels: np.ndarray, n_groups: int
         block = S[idx][:, idx]
         if block.nnz == 0:
             continue
-        if idx.size <= 150:
-            top = float(np.linalg.eigvalsh(block.toarray())[-1])
-        else:
-            top = float(eigsh(block, k=1, which="LA", tol=1e-8,
-                              v0=np.linspace(1.0, 2.0, idx.size))[0][0])
+        key = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in (
+            block.indptr, block.indices, block.data))).digest()
+        top = _EIGENVALUES.get(key)
+        if top is None:
+            if idx.size <= 150:
+                top = float(np.linalg.eigvalsh(block.toarray())[-1])
+            else:
+                top = float(eigsh(block, k=1, which="LA", tol=1e-8,
+                                  v0=np.linspace(1.0, 2.0, idx.size))[0][0])
+            if len(_EIGENVALUES) >= _EIGENVALUES_KEPT:
+                _EIGENVALUES.pop(next(iter(_EIGENVALUES)))
+            _EIGENVALUES[key] = top
         out[g] = max(top, 1e-12)
     return out
 
@@ -577,13 +599,15 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
     else:  # a warm start (honest solves): v, and y = Π(v)
         v = [np.array(start[0], dtype=float), np.array(start[1], dtype=float)]
         y = [np.array(start[2], dtype=float), np.array(start[3], dtype=float)]
+        monitor.seed(y)
     y_prev = [yb.copy() for yb in y]
     v_prev = [vb.copy() for vb in v]
     thetas = [np.ones(G), np.ones(G)]
+    first = 1 if start is not None else check_every  # warm starts: check at once
     if kernels.COMPILED:
         t, clock = _compiled_loop(blocks, v, y, y_prev, v_prev, thetas, edges, link_weight,
                                   h[:, 0], w, labels, theta, momentum, param if clipper else 0.0,
-                                  monitor, hook, k, m, max_iter, check_every)
+                                  monitor, hook, k, m, max_iter, check_every, first)
         return PassingOutcome(y[0].reshape(n, k, m), y[1], t, monitor.done, monitor.stalled,
                               monitor.history, clock)
     everyone = slice(None)
@@ -632,7 +656,7 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
                 new += step_
             v[b][r] = new
         clock["mixing"] += time.perf_counter() - c1
-        if t % check_every == 0:
+        if t % check_every == 0 or t == first:
             live = monitor.check(t, y, _pressure(blocks, v, h), blocks, k, m)
             if not (live[0].any() or live[1].any()):
                 break
@@ -713,9 +737,10 @@ def _compiled_loop(blocks: list[_Block], v: list[np.ndarray], y: list[np.ndarray
                    h: np.ndarray, w: np.ndarray, labels: np.ndarray, theta: float,
                    momentum: bool, tau: float, monitor: _BlockMonitor,
                    hook: MessageHook | None, k: int, m: int, max_iter: int,
-                   check_every: int) -> tuple[int, dict[str, float]]:
+                   check_every: int, first: int) -> tuple[int, dict[str, float]]:
     """The loop of :func:`_first_order` with compiled iterations
-    (:mod:`~pluralguard.core.passing_kernel`); same recursion, same stopping."""
+    (:mod:`~pluralguard.core.passing_kernel`); same recursion, same stopping (checks
+    every ``check_every`` iterations and at iteration ``first``)."""
     n = labels.size
     i, j = edges[:, 0], edges[:, 1]
     src = np.concatenate([i, j]).astype(np.int64)
@@ -748,7 +773,7 @@ def _compiled_loop(blocks: list[_Block], v: list[np.ndarray], y: list[np.ndarray
                         theta, momentum, thetas[b], w, labels, tau, spread, y[0], y[1],
                         scales[0], scales[1], new[b], dots)
         clock["mixing"] += time.perf_counter() - c1
-        if t % check_every == 0:
+        if t % check_every == 0 or t == first:
             live = monitor.check(t, y, _pressure(blocks, v, h[:, None]), blocks, k, m)
             if not (live[0].any() or live[1].any()):
                 break

@@ -68,6 +68,7 @@ from .linking import (
 from .message_passing import (
     METHODS,
     MessageHook,
+    PassingOutcome,
     WarmStart,
     consensus_residual,
     parse_mixing,
@@ -190,18 +191,14 @@ def _communication_graph(partition: Partition, edges: Edges, neighbors: int) -> 
     Sparse and nearly regular beats dense here: the safe dual steps scale with
     1/max(d_i, d_j), so hubs of a dense, irregular homophily graph slow every
     neighbour down (on ``pve_like`` at Q1 all ~50k links took 10,490 dual iterations,
-    16 nearest links 890).
+    16 nearest links 890). A link (i, j), i < j, is among i's nearest when fewer than
+    ``neighbors`` in-group links (i, ·) come before it, and among j's when fewer than
+    ``neighbors`` links (·, j) do (edges are sorted closest first).
     """
     same = partition.labels[edges.i] == partition.labels[edges.j]
     ei, ej = edges.i[same], edges.j[same]  # already sorted closest first
-    keep = np.zeros(ei.size, dtype=bool)
-    if neighbors > 0 and ei.size:
-        for ends in (ei, ej):
-            order = np.argsort(ends, kind="stable")
-            sorted_ends = ends[order]
-            starts = np.searchsorted(sorted_ends, sorted_ends, side="left")
-            rank = np.arange(ends.size) - starts
-            keep[order[rank < neighbors]] = True
+    keep = (_nearest_links(ei, ej, edges.n, neighbors) if kernels.COMPILED
+            else _nearest_links_numpy(ei, ej, neighbors))
     extra = np.stack([ei[keep], ej[keep]], axis=1)
     if partition.log.rule == "static" and ei.size:
         # spanning forest of the components (by δ; a tiny offset keeps zero-length links)
@@ -211,9 +208,36 @@ def _communication_graph(partition: Partition, edges: Edges, neighbors: int) -> 
         tree = np.stack([forest.row, forest.col], axis=1)
     else:
         tree = partition.tree
-    both = np.concatenate([tree, extra]).reshape(-1, 2)
-    both = np.sort(both, axis=1)
-    return np.unique(both, axis=0)
+    both = np.concatenate([tree, extra]).reshape(-1, 2).astype(np.int64)
+    low, high = both.min(axis=1), both.max(axis=1)
+    code = np.unique(low * max(edges.n, 1) + high)  # the pairs once, in (i, j) order
+    return np.stack([code // max(edges.n, 1), code % max(edges.n, 1)], axis=1)
+
+
+@jit
+def _nearest_links(ei: np.ndarray, ej: np.ndarray, n: int, neighbors: int) -> np.ndarray:
+    """Links among the first ``neighbors`` at their first end or at their second end."""
+    first = np.zeros(n, dtype=np.int64)
+    second = np.zeros(n, dtype=np.int64)
+    keep = np.zeros(ei.size, dtype=np.bool_)
+    for e in range(ei.size):
+        keep[e] = first[ei[e]] < neighbors or second[ej[e]] < neighbors
+        first[ei[e]] += 1
+        second[ej[e]] += 1
+    return keep
+
+
+def _nearest_links_numpy(ei: np.ndarray, ej: np.ndarray, neighbors: int) -> np.ndarray:
+    """:func:`_nearest_links` vectorised."""
+    keep = np.zeros(ei.size, dtype=bool)
+    if neighbors > 0 and ei.size:
+        for ends in (ei, ej):
+            order = np.argsort(ends, kind="stable")
+            sorted_ends = ends[order]
+            starts = np.searchsorted(sorted_ends, sorted_ends, side="left")
+            rank = np.arange(ends.size) - starts
+            keep[order[rank < neighbors]] = True
+    return keep
 
 
 def _exact_group(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
@@ -471,28 +495,13 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
         EX = EW = None
         n_iter, stalled = 0, np.zeros(G, dtype=bool)
     else:
-        run = {"dual": run_dual, "nids": run_nids, "dgd": run_dgd}[method]
-        kwargs: dict = {"mixing": mixing}
-        if method == "dgd":
-            kwargs["utility"] = utility
-        if method != "dgd" and warm_start and hook is None and not record_history:
-            kwargs["start"] = _warm_start(X, W, rgx, rgw, wts, labels)
-        out = run(X, W, rgx, rgw, wts, labels, network, tol=tol or TOL[method],
-                  max_iter=max_iter or MAX_ITER[method], step=step, hook=hook,
-                  record_history=record_history, **kwargs)
+        AX, AW, ok, out = message_passing(
+            method, X, W, rgx, rgw, wts, labels, network, utility=utility, tol=tol,
+            max_iter=max_iter, step=step, hook=hook, mixing=mixing,
+            record_history=record_history, warm_start=warm_start)
         EX, EW, n_iter, stalled, history = out.X, out.W, out.n_iter, out.group_stalled, \
             out.history
         timings |= out.timings
-        counts = np.bincount(labels, minlength=G)
-        AX = np.zeros((G, *X.shape[1:]))
-        AW = np.zeros((G, W.shape[1]))
-        np.add.at(AX, labels, EX)
-        np.add.at(AW, labels, EW)
-        AX /= counts[:, None, None]
-        AW /= counts[:, None]
-        # every estimate lies in its own F_i, so at consensus the mean is within the
-        # residual of every member's set
-        ok = out.group_done
     timings["optimisation"] = time.perf_counter() - clock
     if capture is not None:
         capture.update(policy=policy, gamma_x=gx, gamma_w=gw, index=index, inverse=inverse,
@@ -503,6 +512,39 @@ def solve_agreements(population: Population, bounds: str | BoundPolicy | BoundRu
                    stalled, EX, EW, n_iter=int(n_iter), capped=capped, method=method,
                    utility=utility, bounds=str(policy), link_rule=link_rule,
                    links=partition.log, network=network, history=history, timings=timings)
+
+
+def message_passing(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray,
+                    gw: np.ndarray, wts: np.ndarray, labels: np.ndarray, network: np.ndarray,
+                    *, utility: str, tol: float | None, max_iter: int | None,
+                    step: float | None, hook: MessageHook | None, mixing: str | None,
+                    record_history: bool, warm_start: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PassingOutcome]:
+    """Step 4 by message passing (``dual``, ``nids``, ``dgd``) on the settled groups of
+    the reduced population (``labels``) along the links ``network``: the agreements
+    (each group's mean estimate), whether each group reached consensus, and the run.
+    Honest ``dual``/``nids`` solves start at the fast path's fixed point
+    (:func:`_warm_start`)."""
+    G = int(labels.max()) + 1 if labels.size else 0
+    run = {"dual": run_dual, "nids": run_nids, "dgd": run_dgd}[method]
+    kwargs: dict = {"mixing": mixing}
+    if method == "dgd":
+        kwargs["utility"] = utility
+    if method != "dgd" and warm_start and hook is None and not record_history:
+        kwargs["start"] = _warm_start(X, W, gx, gw, wts, labels)
+    out = run(X, W, gx, gw, wts, labels, network, tol=tol or TOL[method],
+              max_iter=max_iter or MAX_ITER[method], step=step, hook=hook,
+              record_history=record_history, **kwargs)
+    counts = np.bincount(labels, minlength=G)
+    AX = np.zeros((G, *X.shape[1:]))
+    AW = np.zeros((G, W.shape[1]))
+    np.add.at(AX, labels, out.X)
+    np.add.at(AW, labels, out.W)
+    AX /= counts[:, None, None]
+    AW /= counts[:, None]
+    # every estimate lies in its own F_i, so at consensus the mean is within the
+    # residual of every member's set
+    return AX, AW, out.group_done, out
 
 
 def reduce_population(population: Population, gx: np.ndarray, gw: np.ndarray,
