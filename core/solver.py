@@ -65,6 +65,7 @@ from .linking import (
     check_link_rule,
     settle,
 )
+from .median import OPTIMAL, median_agreement
 from .message_passing import (
     METHODS,
     MessageHook,
@@ -79,7 +80,7 @@ from .message_passing import (
 )
 from .model import Population
 from .network import NEAREST_KDTREE_MAX_DIM, Edges, distinct_declarations
-from .projection import FEASIBLE, project_intersection
+from .projection import FEASIBLE, INFEASIBLE, project_intersection
 from .result import AgreementResult
 
 #: Above this many agent–agreement pairs, memberships come from a k-d tree (few coordinates).
@@ -246,9 +247,10 @@ def _exact_group(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
     """One group's agreement (members ``idx``, in index order) and whether it exists.
 
     Quadratic utility: the dual projection of the group's weighted mean
-    (:func:`~pluralguard.core.projection.project_intersection`), with the conic solver
-    as fallback when it cannot decide. Linear utility: the conic solver. A group with
-    no common point keeps its members' weighted mean (flagged).
+    (:func:`~pluralguard.core.projection.project_intersection`). Linear utility: the
+    certified geometric median (:func:`~pluralguard.core.median.median_agreement`). The
+    conic solver decides what they leave undecided. A group with no common point keeps
+    its members' weighted mean (flagged).
     """
     k, m = X.shape[1:]
     if idx.size == 1:
@@ -261,6 +263,13 @@ def _exact_group(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
                                   tol=POLISH_SLACK)
         if px.status == pw.status == FEASIBLE:
             return px.x.reshape(k, m), pw.x, True
+    else:
+        med = median_agreement(X[idx], W[idx], wts[idx], gx[idx], gw[idx])
+        if med.status == INFEASIBLE:  # a single-point intersection: within the tolerance
+            med = median_agreement(X[idx], W[idx], wts[idx], gx[idx] + ACCEPT_TOL / 2,
+                                   gw[idx] + ACCEPT_TOL / 2)
+        if med.status == OPTIMAL:
+            return med.X, med.W, True
     sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility)
     if not sol.feasible:  # a single-point intersection: retry within the tolerance
         sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility,
