@@ -108,6 +108,9 @@ class Bridge(Attack):
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         ga, gb = ctx.merge_group_ids()
         A, B = ctx.members(ga), ctx.members(gb)
+        if A.size == 0 or B.size == 0:  # a group of attackers only: nothing honest to join
+            return ctx.plan(ctx.truth, info={"groups": (ga, gb), "sybils": 0,
+                                             "reason": "a group to merge has no honest member"})
         decl = ctx.declared
         gx, gw = ctx.bounds_in_force()
         ratio, i, j = chain_ratio(decl, gx, gw, A, B)

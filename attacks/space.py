@@ -167,7 +167,10 @@ class DeclarationSpace:
         """(X, W) of one block's coordinates (assumed clamped)."""
         v = z[self.value_slice(block)]
         X = project_box(block.centre_X + self.scale_X * v[: self.km].reshape(self.k, self.m))
-        W = project_simplex(block.centre_W + self.scale_W * (self.U @ v[self.km:]))
+        dW = v[self.km:]
+        # an unmoved W is the centre itself (projecting it again could round it off)
+        W = (np.array(block.centre_W) if not dW.any()
+             else project_simplex(block.centre_W + self.scale_W * (self.U @ dW)))
         return X, W
 
     def bounds(self, block: Block, z: np.ndarray) -> tuple[float, float]:
