@@ -43,6 +43,10 @@ from pluralguard.core.model import Population
 from pluralguard.core.params import Boolean, Instance, Integer, OrNone, validate_params
 from pluralguard.core.solver import solve_agreements
 
+from .aggregates import rank_defenses, worst_case
+from .columns import NONE
+from .markdown import fixed, frame_table
+
 QUANTILES = (0.25, 0.5, 0.75, 1.0)
 #: Quantile grid of the groups-vs-quantile curve.
 CURVE = tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2))
@@ -233,22 +237,6 @@ def plot_embedding(study: CaseStudy, path: Path) -> None:
     _save(fig, path)
 
 
-# -------------------------------------------------------------------- markdown
-def _fmt(v: object) -> str:
-    if isinstance(v, bool | np.bool_):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
-    return str(v)
-
-
-def _table(df: pd.DataFrame, columns: list[str]) -> str:
-    head = "| " + " | ".join(columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for _, r in df.iterrows()]
-    return "\n".join([head, sep, *body])
-
-
 def write_casestudy(study: CaseStudy, out_dir: Path, figures: str = "figures") -> str:
     """Figures into ``out_dir/figures`` and the markdown section of one case (returned)."""
     fig_dir = out_dir / figures
@@ -266,7 +254,7 @@ def write_casestudy(study: CaseStudy, out_dir: Path, figures: str = "figures") -
         "",
         f"{pop.n} agents, {pop.k} alternatives × {pop.m} values. {pop.description}",
         "",
-        _table(t, cols),
+        frame_table(t[cols], cell=fixed),
         "",
         f"Transition p (Lera-Leri et al.): X {study.transition['X']:g}, "
         f"W {study.transition['W']:g}.",
@@ -357,29 +345,35 @@ def breakdown_sweep(pop: Population, fractions: tuple[float, ...] = FRACTIONS
 
 
 def _headline(results: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
+    """Per mechanism: the attack that hurts honest agents most undefended
+    (:func:`~.aggregates.worst_case`), the defense ranked first by its worst case over
+    attacks (:func:`~.aggregates.rank_defenses`) with its clean cost and reshape, and
+    the breakdown fraction of the sweep."""
+    worst = worst_case(results)
+    ranking = rank_defenses(results)
     rows = []
     for mech, res in results.groupby("mechanism", sort=False):
-        attacked = res[(res["attack"] != "none") & (res["defense"] == "none")]
-        worst = attacked.groupby("attack")["utility_loss_p90"].max().sort_values()
-        per_defense = (res[res["attack"] != "none"].groupby(["defense", "attack"])
-                       ["utility_loss_p90"].max().groupby("defense").max())
-        best = per_defense.sort_values(kind="stable")
-        clean = res[res["attack"] == "none"].groupby("defense")
-        cost = clean["defense_cost"].mean()
-        reshape = clean["defense_partition_change"].mean()
+        undefended = worst[(worst["mechanism"] == mech) & (worst["defense"] == NONE)]
+        undefended = undefended.sort_values("worst_case_loss", kind="stable")
+        ranked = ranking[ranking["mechanism"] == mech].set_index("defense")
+        best = ranked.index[0] if len(ranked) else None
+        reshape = res[res["attack"] == NONE].groupby("defense")[
+            "defense_partition_change"].mean()
         sw = sweep[sweep["mechanism"] == mech]
         broken = sw[sw["capture"] >= 0.5]
         rows.append({
             "mechanism": mech,
-            "worst_attack": worst.index[-1] if len(worst) else "—",
-            "worst_loss_p90": float(worst.iloc[-1]) if len(worst) else float("nan"),
-            "undefended_worst_case": float(per_defense.get("none", float("nan"))),
-            "best_defense": best.index[0] if len(best) else "—",
-            "best_defense_worst_case": float(best.iloc[0]) if len(best) else float("nan"),
-            "best_defense_clean_cost": float(cost.get(best.index[0], float("nan")))
-            if len(best) else float("nan"),
-            "best_defense_reshape": float(reshape.get(best.index[0], float("nan")))
-            if len(best) else float("nan"),
+            "worst_attack": undefended["attack"].iloc[-1] if len(undefended) else "—",
+            "worst_loss_p90": float(undefended["worst_case_loss"].iloc[-1])
+            if len(undefended) else float("nan"),
+            "undefended_worst_case": float(ranked["worst_case_loss"].get(NONE, float("nan"))),
+            "best_defense": best if best is not None else "—",
+            "best_defense_worst_case": float(ranked.loc[best, "worst_case_loss"])
+            if best is not None else float("nan"),
+            "best_defense_clean_cost": float(ranked.loc[best, "clean_cost"])
+            if best is not None else float("nan"),
+            "best_defense_reshape": float(reshape.get(best, float("nan")))
+            if best is not None else float("nan"),
             "breakdown_fraction": float(broken["fraction"].min()) if len(broken)
             else float("nan"),
             "max_capture": float(sw["capture"].max()) if len(sw) else float("nan"),
@@ -492,7 +486,7 @@ def write_robustness(name: str, rob: Robustness, out_dir: Path,
              + ", ".join(f"{f:g}" for f in FRACTIONS) + ") whose capture of the largest "
              "group toward the most extreme declaration reaches 0.5 (nan: none does).",
              "",
-             _table(h, cols), ""]
+             frame_table(h[cols], cell=fixed), ""]
     if len(rob.threshold):
         t = rob.threshold
         lines += ["Threshold shift (5% of agents move the Q2 quantile), agreement mechanism, "

@@ -353,7 +353,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import check_results, load_results, load_summary, write_report
+    from .report import write_report
+    from .results import check_results, load_results, load_summary
 
     summary = load_summary(args.dir)
     for note in check_results(args.dir, load_results(args.dir), summary):

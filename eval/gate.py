@@ -44,10 +44,10 @@ from typing import Any
 
 from pluralguard.core.errors import InputError
 
+from .columns import IDENTITY
 from .criteria import Limit, Tolerance
 from .metrics import METRICS
 from .runner import RunResult, json_ready, run_suite, write_json
-from .scenario import IDENTITY
 from .suite import Suite
 
 #: Format tag of baseline files.

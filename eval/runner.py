@@ -100,9 +100,10 @@ from pluralguard.core.params import Boolean, Instance, Integer, Options, OrNone,
 from pluralguard.defenses import DEFENSES
 
 from . import plugins, sanity
+from .columns import IDENTITY
 from .estimate import Plan, duration, plan_suite
 from .provenance import user_code
-from .scenario import IDENTITY, RunCache, run_scenario
+from .scenario import RunCache, run_scenario
 from .store import RunStore, atomic_write, directory_lock
 from .suite import GridPoint, Suite, canonical_json
 
@@ -333,7 +334,8 @@ def _sanity_tasks(grid: list[GridPoint], keys: list[str], session: str,
 
 
 # ------------------------------------------------------------------- files
-def _cell(value: Any) -> str:
+def _csv_cell(value: Any) -> str:
+    """A CSV cell: floats by ``repr`` (exact round trip), NaN and None empty."""
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     return "" if value is None else str(value)
@@ -344,7 +346,7 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
+    writer.writerows([_csv_cell(row.get(c)) for c in columns] for row in rows)
     text = buffer.getvalue()
     atomic_write(path, text)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -446,16 +448,17 @@ def summary_table(results: pd.DataFrame) -> str:
         worst = attacked.pivot_table(index="attack", columns="mechanism",
                                      values="utility_loss_mean", aggfunc="max", sort=False)
         parts.append("worst honest utility loss (max over datasets, defenses, budgets and "
-                     f"seeds of utility_loss_mean)\n{worst.to_string(float_format=_g)}")
+                     f"seeds of utility_loss_mean)\n{worst.to_string(float_format=_three_digits)}")
     if not clean.empty:
         cost = clean.pivot_table(index="defense", columns="mechanism", values="defense_cost",
                                  aggfunc="mean", sort=False)
         parts.append("defense cost with no attack (mean over datasets and seeds of "
-                     f"defense_cost)\n{cost.to_string(float_format=_g)}")
+                     f"defense_cost)\n{cost.to_string(float_format=_three_digits)}")
     return "\n\n".join(parts)
 
 
-def _g(value: float) -> str:
+def _three_digits(value: float) -> str:
+    """3 significant digits (the terminal summary)."""
     return f"{value:.3g}"
 
 

@@ -53,8 +53,6 @@ from . import metrics as M
 from .certify import certificate_columns
 from .sources import load_source
 
-#: Keys of a results row that identify the scenario (the rest are measurements).
-IDENTITY = ("dataset", "mechanism", "attack", "budget", "defense", "seed")
 #: Independent draws of a randomized defense the scenario is evaluated over.
 DRAWS = 8
 #: Draws of it the attacker plans against (others than the evaluation's).
@@ -196,7 +194,8 @@ def _attack(attack: Attack | str | Mapping[str, Any] | None) -> Attack | None:
     return make_attack(name, **params)
 
 
-def _label(obj: Any, fallback: str) -> str:
+def _name_or(obj: Any, fallback: str) -> str:
+    """The registry name of a recipe or defense, ``fallback`` for None."""
     return getattr(obj, "name", None) or fallback
 
 
@@ -410,12 +409,12 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     row: dict[str, Any] = {
         "dataset": (labels or {}).get("dataset", truth.name),
         "mechanism": (labels or {}).get("mechanism", mech.key),
-        "attack": (labels or {}).get("attack", _label(recipe, "none")),
+        "attack": (labels or {}).get("attack", _name_or(recipe, "none")),
         "budget": float(budget),
         "defense": (labels or {}).get("defense", chain.name),
         "seed": int(seed),
         "goal": plan.goal.kind if plan else "none",
-        "recipe": _label(recipe, "none") if recipe is None else recipe.name,
+        "recipe": _name_or(recipe, "none") if recipe is None else recipe.name,
         "knowledge": recipe.threat.knowledge if recipe else "",
         "n_agents": n,
         "n_attackers": int(attackers.size),

@@ -388,9 +388,10 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def _fmt(value: Any) -> str:
+def _param_text(value: Any) -> str:
+    """A parameter value in a label: tuples joined by ``+``, floats by ``repr``."""
     if isinstance(value, tuple):
-        return "+".join(_fmt(v) for v in value)
+        return "+".join(_param_text(v) for v in value)
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -398,7 +399,7 @@ def auto_label(name: str, params: Mapping[str, Any]) -> str:
     """``name`` or ``name(k=v,...)``: the default label of an entry."""
     if not params:
         return name
-    return f"{name}({','.join(f'{k}={_fmt(v)}' for k, v in params.items())})"
+    return f"{name}({','.join(f'{k}={_param_text(v)}' for k, v in params.items())})"
 
 
 def _try_build(factory: Any, what: str, name: str, params: Mapping[str, Any],
@@ -535,11 +536,11 @@ def load_dataset(entry: str | Mapping[str, Any], key: str = "dataset",
         raise _rekey(err, key) from None
     if not population.has_bounds:
         population = population.with_bounds(*resolve_bounds(population, true_bounds))
-    label = _label(label, default_label, f"{key}.label")
+    label = _checked_label(label, default_label, f"{key}.label")
     return DatasetSpec(label, source, true_bounds, population)
 
 
-def _label(label: Any, default: str, key: str) -> str:
+def _checked_label(label: Any, default: str, key: str) -> str:
     """``label`` (checked; ``key`` is its own key) or the default."""
     if label is None:
         return default
@@ -612,7 +613,7 @@ def load_mechanism(entry: str | Mapping[str, Any], key: str = "mechanism",
         raise InputError(key, f"mechanism {kind!r} raised {type(err).__name__} on {where}: "
                          f"{err}", "fix the mechanism or its parameters (the suite checks "
                          "every mechanism once when it loads)") from None
-    return MechanismSpec(_label(label, auto_label(kind, params), f"{key}.name"), mechanism)
+    return MechanismSpec(_checked_label(label, auto_label(kind, params), f"{key}.name"), mechanism)
 
 
 # ------------------------------------------------------------------- attacks
@@ -696,7 +697,7 @@ def load_attack(entry: str | Mapping[str, Any], key: str = "attack",
     else:
         table = budgets or {}
         own = _budgets(table.get(name, table.get("default", "curve")), name)
-    label = _label(label, auto_label(name, {k: _tuples(v) for k, v in params.items()}),
+    label = _checked_label(label, auto_label(name, {k: _tuples(v) for k, v in params.items()}),
                    f"{key}.label")
     defaults = defaults or {}
     params = {k: _tuples(v) for k, v in
@@ -753,7 +754,7 @@ def load_defense(entry: str | Mapping[str, Any], key: str = "defense") -> Defens
         params = dict(entry)
         label = params.pop("label", None)
         name, params = _defense_step(params, key)
-        return DefenseSpec(_label(label, auto_label(name, params), f"{key}.label"),
+        return DefenseSpec(_checked_label(label, auto_label(name, params), f"{key}.label"),
                            ((name, params),))
     extra = sorted(set(entry) - {"chain", "label"})
     if extra:
@@ -765,7 +766,7 @@ def load_defense(entry: str | Mapping[str, Any], key: str = "defense") -> Defens
                          "write chain = [\"bound_floor\", {name = \"other\", k = 3}]")
     steps = tuple(_defense_step(s, f"{key}.chain[{j}]") for j, s in enumerate(chain))
     default = "+".join(auto_label(n, p) for n, p in steps)
-    return DefenseSpec(_label(entry.get("label"), default, f"{key}.label"), steps)
+    return DefenseSpec(_checked_label(entry.get("label"), default, f"{key}.label"), steps)
 
 
 # --------------------------------------------------------------------- suite

@@ -12,13 +12,10 @@ import pytest
 
 from pluralguard.eval import certificate_table as certs
 from pluralguard.eval import sanity
+from pluralguard.eval.aggregates import certified_worst_case, rank_defenses_certified
 from pluralguard.eval.casestudy import certification_lines
-from pluralguard.eval.report import (
-    certified_worst_case,
-    load_results,
-    rank_defenses_certified,
-    write_report,
-)
+from pluralguard.eval.report import write_report
+from pluralguard.eval.results import load_results
 from pluralguard.eval.runner import run_suite
 from pluralguard.eval.suite import parse_suite
 

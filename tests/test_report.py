@@ -12,18 +12,11 @@ import pandas as pd
 import pytest
 
 from pluralguard.core.errors import InputError
+from pluralguard.eval.aggregates import curve_table, mechanism_kind, rank_defenses, worst_case
 from pluralguard.eval.metrics import METRICS
-from pluralguard.eval.report import (
-    FIGURES,
-    curve_table,
-    load_mechanism_kinds,
-    load_results,
-    mechanism_kind,
-    rank_defenses,
-    sanity_flags,
-    worst_case,
-    write_report,
-)
+from pluralguard.eval.report import FIGURES, write_report
+from pluralguard.eval.results import load_mechanism_kinds, load_results
+from pluralguard.eval.sanity import with_recorded
 
 AGREE = "agreements(bounds='quantile:0.5')"
 CONS = "consensus(p=2)"
@@ -83,7 +76,7 @@ def _write(tmp: Path, frame: pd.DataFrame, summary: dict | None = None) -> Path:
 
 
 def _flags(frame: pd.DataFrame, summary: dict | None = None) -> dict:
-    return {f.name: f for f in sanity_flags(frame, summary)}
+    return {f.name: f for f in with_recorded(frame, summary)}
 
 
 # ------------------------------------------------------------------ the report
@@ -384,12 +377,6 @@ def test_ranking_section_names_defenses_that_never_help(report_dir: Path) -> Non
     # clip halves every loss: ranked first, clean cost 0.01 beside it, helps 2/2
     assert "| 1 | clip | 0.033 | stubborn | 0.01 | 2/2 |" in section
     assert "| 2 | none | 0.066 | stubborn | 0 | — |" in section
-
-
-def test_identity_columns_match_the_scenario_rows() -> None:
-    from pluralguard.eval import report, scenario
-
-    assert report.IDENTITY == scenario.IDENTITY
 
 
 def test_worst_case_uses_the_chosen_metric_and_skips_baselines() -> None:
