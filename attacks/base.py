@@ -24,8 +24,8 @@ with the same agents toward the same targets and their measurements compare.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -702,8 +702,9 @@ class Attack(Validated):
         The budgets of a default security curve.
     mechanism_defaults : dict
         Agreement-mechanism settings the recipe needs to apply at all (e.g.
-        ``{"method": "dual"}`` for message manipulation), which ``pluralguard attack``
-        uses when the command line leaves them unset.
+        ``{"method": "dual"}`` for message manipulation); :meth:`mechanism_settings`
+        reads them (``pluralguard attack`` uses them when the command line leaves them
+        unset).
     """
 
     name: ClassVar[str] = ""
@@ -714,7 +715,7 @@ class Attack(Validated):
     needs_sybils: ClassVar[bool] = False
     default_budget: ClassVar[float] = 0.1
     default_budgets: ClassVar[tuple[float, ...]] = (0.02, 0.05, 0.1, 0.2)
-    mechanism_defaults: ClassVar[dict[str, str]] = {}
+    mechanism_defaults: ClassVar[Mapping[str, str]] = {}
 
     threat: ThreatModel = field(default_factory=ThreatModel)
 
@@ -765,10 +766,11 @@ class Attack(Validated):
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         raise NotImplementedError
 
-    def params(self) -> dict[str, Any]:
-        """Recipe parameters (without the threat model)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "threat"}
-
-    def with_threat(self, **changes: Any) -> Attack:
-        """Copy with some threat-model fields changed."""
-        return replace(self, threat=replace(self.threat, **changes))
+    @classmethod
+    def mechanism_settings(cls, kind: str, given: Mapping[str, Any]) -> dict[str, str]:
+        """The settings of a mechanism of ``kind`` the recipe needs to apply at all
+        (:attr:`mechanism_defaults`, for the agreement mechanism) that ``given`` leaves
+        unset."""
+        if kind != "agreements":
+            return {}
+        return {k: v for k, v in cls.mechanism_defaults.items() if k not in given}

@@ -91,7 +91,7 @@ class Protocol(Attack):
     """
 
     name = "protocol"
-    mechanism_defaults: ClassVar[dict[str, str]] = {"method": "dual"}
+    mechanism_defaults: ClassVar[Mapping[str, str]] = {"method": "dual"}
     summary = "honest declarations, manipulated messages during the solver's iterations"
     goals = ("capture", "selfish")
     default_budgets = (0.02, 0.05, 0.1, 0.2, math.inf)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
@@ -52,7 +53,7 @@ class Stubborn(Attack):
     """
 
     name = "stubborn"
-    mechanism_defaults: ClassVar[dict[str, str]] = {"bounds": "declared"}
+    mechanism_defaults: ClassVar[Mapping[str, str]] = {"bounds": "declared"}
     summary = "declare the truth with a tiny bound, so agreements must come to you"
     goals = ("selfish", "capture")
     default_budget = 0.9

@@ -29,9 +29,9 @@ from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import UTILITIES
 from pluralguard.core.linking import LINK_RULES
 from pluralguard.core.message_passing import METHODS
-from pluralguard.core.numbers import parse_decimal, parse_integer
 from pluralguard.core.solver import solve_agreements
 
+from .cli_values import integer_at_least, parse_named, parse_only, parse_value, real_above
 from .estimate import LARGE_GRID
 from .sources import load_source
 
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: Mechanism settings of ``solve`` and ``attack`` when the command line leaves them unset
+#: (per mechanism kind; an attack's own needs come first, ``Attack.mechanism_settings``).
+COMMAND_DEFAULTS = {"agreements": {"bounds": "quantile:0.5", "method": "exact"}}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,29 +108,6 @@ def _guarded_stdout() -> Iterator[None]:
         sys.stdout = stdout
 
 
-def _integer(low: int) -> Callable[[str], int]:
-    """argparse type: an integer >= ``low`` in plain decimal notation."""
-    def parse(text: str) -> int:
-        value = parse_integer(text)
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {low}")
-        return value
-    return parse
-
-
-def _real(low: float, *, inclusive: bool, inf: bool = False) -> Callable[[str], float]:
-    """argparse type: a number in plain decimal notation above ``low``."""
-    def parse(text: str) -> float:
-        value = parse_decimal(text, allow_inf=inf)
-        if value is None or value < low or (value == low and not inclusive):
-            bound = f"{'>=' if inclusive else '>'} {low:g}"
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a number {bound} in plain decimal notation"
-                + (" (inf allowed)" if inf else ""))
-        return value
-    return parse
-
-
 def _version() -> str:
     from importlib.metadata import version
 
@@ -147,7 +127,7 @@ def _add_source(p: argparse.ArgumentParser) -> None:
                      help="format of --population (default: from its columns)")
     src.add_argument("--weights", choices=["none", "respondents", "population"],
                      help="weighting mode of the EVS table or a Lera-Leri file")
-    src.add_argument("--seed", type=_integer(0), help="seed of a synthetic dataset")
+    src.add_argument("--seed", type=integer_at_least(0), help="seed of a synthetic dataset")
 
 
 def _source(args: argparse.Namespace):
@@ -250,22 +230,8 @@ def _suite(args: argparse.Namespace) -> Suite:
     from .suite import load_suite
 
     suite = load_suite(args.suite).with_plugins(args.plugin_refs)
-    only = _only(getattr(args, "only", None) or [])
+    only = parse_only(getattr(args, "only", None) or [])
     return suite.restrict(only) if only else suite
-
-
-def _only(texts: Sequence[str]) -> dict[str, list[str]]:
-    """``--only attack=sybil,defense=none`` (repeatable): key → names."""
-    only: dict[str, list[str]] = {}
-    for text in texts:
-        for pair in text.split(","):
-            key, sep, value = (part.strip() for part in pair.partition("="))
-            if not sep or not key or not value:
-                raise InputError("--only", f"{pair.strip()!r} is not KEY=VALUE",
-                                 "write e.g. --only attack=sybil,defense=none (keys "
-                                 "dataset, mechanism, attack, defense)")
-            only.setdefault(key, []).append(value)
-    return only
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -471,8 +437,6 @@ def cmd_attack(args: argparse.Namespace) -> int:
         load_dataset,
         load_defense,
         load_mechanism,
-        parse_named,
-        parse_value,
         probe_of,
     )
 
@@ -498,12 +462,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise InputError(f"--{twice[0].replace('_', '-')}", f"given twice (also in "
                          f"--mechanism {args.mechanism})", "give it once")
     given = inline | {k: v for k, v in flags.items() if v is not None}
-    notes = []
-    if kind == "agreements":
-        needed = ATTACKS[name].mechanism_defaults if name in ATTACKS else {}
-        notes = [f"note: attack {name!r} needs {key} {value!r}; using it (give --{key} to "
-                 "choose)" for key, value in needed.items() if key not in given]
-        given = {"bounds": "quantile:0.5", "method": "exact"} | needed | given
+    needed = ATTACKS[name].mechanism_settings(kind, given) if name in ATTACKS else {}
+    notes = [f"note: attack {name!r} needs {key} {value!r}; using it (give --{key} to "
+             "choose)" for key, value in needed.items()]
+    given = COMMAND_DEFAULTS.get(kind, {}) | needed | given
     mechanism = load_mechanism({"kind": kind, **given}, "--mechanism",
                                probe_of([dataset]))
 
@@ -557,11 +519,11 @@ def _add_executor(p: argparse.ArgumentParser) -> None:
     g.add_argument("--executor", default="local", choices=["local", "dask"],
                    help="local: joblib worker processes (default); dask: a dask.distributed "
                    "cluster (pip install 'pluralguard[dask]')")
-    g.add_argument("--jobs", type=_integer(1), metavar="N",
+    g.add_argument("--jobs", type=integer_at_least(1), metavar="N",
                    help="worker processes (local, or a local dask cluster; default: CPUs)")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask scheduler address (default: start a local cluster)")
-    g.add_argument("--batch", type=_integer(1), default=8, metavar="N",
+    g.add_argument("--batch", type=integer_at_least(1), default=8, metavar="N",
                    help="most runs per task (default 8)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--yes", action="store_true",
@@ -570,9 +532,9 @@ def _add_executor(p: argparse.ArgumentParser) -> None:
 
 
 def _add_iterations(p: Any) -> None:
-    p.add_argument("--max-iter", type=_integer(1), metavar="N",
+    p.add_argument("--max-iter", type=integer_at_least(1), metavar="N",
                    help="message passing (dual, dgd): iteration cap (default 20,000)")
-    p.add_argument("--tol", type=_real(0, inclusive=False), metavar="TOL",
+    p.add_argument("--tol", type=real_above(0, inclusive=False), metavar="TOL",
                    help="message passing: consensus tolerance on δ (default 1e-7 dual, "
                    "1e-4 dgd)")
 
@@ -640,14 +602,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "--bounds quantile:0.5\n  pluralguard solve --population pop.csv "
                        "--bounds declared --method dual --json")
     _add_source(p)
-    p.add_argument("--bounds", default="quantile:0.5",
+    p.add_argument("--bounds", default=COMMAND_DEFAULTS["agreements"]["bounds"],
                    help="declared | quantile:Q | fixed:GX,GW (default: quantile:0.5)")
-    p.add_argument("--method", default="exact", choices=METHODS,
+    p.add_argument("--method", default=COMMAND_DEFAULTS["agreements"]["method"],
+                   choices=METHODS,
                    help="exact (fast path) | dual | dgd (default: exact)")
     p.add_argument("--utility", default="quadratic", choices=UTILITIES)
     p.add_argument("--link-rule", default="merge", choices=LINK_RULES)
     _add_iterations(p)
-    p.add_argument("--top", type=_integer(1), default=20, help="groups to list (default 20)")
+    p.add_argument("--top", type=integer_at_least(1), default=20,
+                   help="groups to list (default 20)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_solve)
 
@@ -671,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "export"])
     p.add_argument("name", nargs="?", help="dataset to export")
     p.add_argument("--out", metavar="FILE.csv", help="output file for export")
-    p.add_argument("--seed", type=_integer(0), help="seed of a synthetic dataset")
+    p.add_argument("--seed", type=integer_at_least(0), help="seed of a synthetic dataset")
     p.set_defaults(func=cmd_datasets)
 
     p = command("run", help="run an attack suite",
@@ -801,9 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", required=True, metavar="NAME[,key=value...]")
     p.add_argument("--defense", action="append", metavar="NAME[,key=value...]",
                    help="a defense, or a+b chain; repeat to chain defenses with parameters")
-    p.add_argument("--budget", type=_real(0, inclusive=True, inf=True),
+    p.add_argument("--budget", type=real_above(0, inclusive=True, inf=True),
                    help="attack budget, >= 0 (inf allowed; default: the recipe's)")
-    p.add_argument("--seed", type=_integer(0), default=0, help="scenario seed (default 0)")
+    p.add_argument("--seed", type=integer_at_least(0), default=0, help="scenario seed (default 0)")
     p.add_argument("--json", action="store_true",
                    help="print the row and the clean and attacked agreements as JSON")
     p.set_defaults(func=cmd_attack)
@@ -828,7 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="overwrite output files tracked by git (e.g. the committed "
                    "docs/case-studies.md)")
-    p.add_argument("--jobs", type=_integer(1), help="worker processes for the suites")
+    p.add_argument("--jobs", type=integer_at_least(1), help="worker processes for the suites")
     p.add_argument("--workdir", metavar="DIR",
                    help="keep the suites' run directories here; rerunning after an "
                         "interruption resumes them (default: a temporary directory)")

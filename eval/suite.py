@@ -105,7 +105,6 @@ from pluralguard.core.bounds import BoundPolicy, resolve_bounds
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism, check_outcome, mechanism_kinds
 from pluralguard.core.model import Population
-from pluralguard.core.numbers import parse_decimal, parse_integer
 from pluralguard.core.params import AgentIds, check
 from pluralguard.defenses import DEFENSES, DefenseChain, make_defense
 
@@ -436,44 +435,6 @@ def _unique_labels(specs: Sequence[Any], key: str) -> None:
             raise InputError(f"{key}[{i}].label", f"duplicate label {spec.label!r} (also "
                              f"entry {seen[spec.label]})", "give each entry a distinct label")
         seen[spec.label] = i
-
-
-# ------------------------------------------------------------ typed key=value
-def parse_value(text: str) -> Any:
-    """A command-line value: an integer, a number in plain decimal notation (``inf``
-    too; :mod:`~pluralguard.core.numbers`), a boolean (``true``/``false``), an ``a+b``
-    tuple, or else text (``0_1``, ``nan`` or ``maybe`` stay text, which a numeric or
-    boolean parameter then rejects, naming itself)."""
-    core = text.strip()
-    if "+" in core.strip("+-") and parse_decimal(core, allow_inf=True) is None:
-        return tuple(parse_value(part) for part in core.split("+"))
-    low = core.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    integer = parse_integer(core)
-    if integer is not None:
-        return integer
-    number = parse_decimal(core, allow_inf=True)
-    return core if number is None else number
-
-
-def parse_named(text: str, key: str) -> tuple[str, dict[str, Any]]:
-    """Parse ``NAME[,key=value...]`` (as ``--attack sybil,sybils=10,attackers=3+7``);
-    a key given twice is an error (never the last one silently)."""
-    name, *pairs = [part.strip() for part in text.split(",")]
-    if not name:
-        raise InputError(key, f"no name in {text!r}", "write NAME[,key=value...]")
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        k, sep, v = pair.partition("=")
-        if not sep or not k.strip() or not v.strip():
-            raise InputError(key, f"{pair!r} is not key=value", "write NAME[,key=value...], "
-                             "e.g. sybil,sybils=10,goal=capture")
-        if k.strip() in params:
-            raise InputError(key, f"{k.strip()!r} is given twice in {text!r}",
-                             "give each key once")
-        params[k.strip()] = parse_value(v.strip())
-    return name, params
 
 
 # ------------------------------------------------------------------ datasets

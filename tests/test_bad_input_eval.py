@@ -26,10 +26,11 @@ from pluralguard.core import datasets
 from pluralguard.core.errors import InputError
 from pluralguard.eval import estimate, runner
 from pluralguard.eval.cli import main
+from pluralguard.eval.cli_values import parse_value
 from pluralguard.eval.report import write_report
 from pluralguard.eval.scenario import run_scenario
 from pluralguard.eval.store import LOCK, RunStore, directory_lock
-from pluralguard.eval.suite import load_suite, parse_value
+from pluralguard.eval.suite import load_suite
 
 TINY = """\
 name = "tiny"

@@ -13,15 +13,11 @@ from pluralguard.attacks import ATTACKS
 from pluralguard.core import datasets
 from pluralguard.core.errors import InputError
 from pluralguard.defenses import DEFENSES
+from pluralguard.eval.cli_values import parse_named, parse_value
 from pluralguard.eval.criteria import DEFAULT_TOLERANCES, Tolerance
 from pluralguard.eval.metrics import METRICS
 from pluralguard.eval.runner import write_json
-from pluralguard.eval.suite import (
-    load_suite,
-    parse_named,
-    parse_suite,
-    parse_value,
-)
+from pluralguard.eval.suite import load_suite, parse_suite
 
 MECHANISMS = [{"name": "p1", "kind": "consensus", "p": 1},
               {"name": "p2", "kind": "consensus", "p": 2}]
