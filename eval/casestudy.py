@@ -28,6 +28,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,8 @@ QUANTILES = (0.25, 0.5, 0.75, 1.0)
 #: Quantile grid of the groups-vs-quantile curve.
 CURVE = tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2))
 _Q_NAMES = {0.25: "Q1", 0.5: "Q2", 0.75: "Q3", 1.0: "max"}
+#: A case's entry in a suite's ``datasets``: a registered name or a file table.
+DatasetEntry = str | dict[str, Any]
 
 
 @dataclass
@@ -300,7 +303,7 @@ class Robustness:
     threshold: pd.DataFrame
 
 
-def _case_suite(dataset: object, jobs: int | None, out: Path) -> pd.DataFrame:
+def _case_suite(dataset: DatasetEntry, jobs: int | None, out: Path) -> pd.DataFrame:
     """The default suite on one population, with its exclusions applied to it."""
     from .runner import run_suite
     from .suite import DEFAULT_SUITE, parse_suite
@@ -381,7 +384,7 @@ def _headline(results: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_robustness(population: Population, dataset: object, out: Path,
+def run_robustness(population: Population, dataset: DatasetEntry, out: Path,
                    jobs: int | None = None) -> Robustness:
     """Part 2 for one population (``dataset``: its suite entry — a name or a file table)."""
     results = _case_suite(dataset, jobs, out)
@@ -509,7 +512,7 @@ ESS8_DESCRIPTION = (
     "as a file, not shipped with the toolkit.")
 
 
-def load_case(name: str, ess8: str | Path | None = None) -> tuple[Population, object]:
+def load_case(name: str, ess8: str | Path | None = None) -> tuple[Population, DatasetEntry]:
     """The population of a case and its suite entry (``ess8`` needs the table's path)."""
     from pluralguard.core import datasets
     from pluralguard.core.datasets.lera import read_lera_csv
@@ -633,7 +636,7 @@ def outputs(names: list[str], out: Path, robustness: bool = True) -> list[Path]:
 def check_inputs(names: list[str], out: str | Path, *, ess8: str | Path | None = None,
                  jobs: int | None = None, workdir: str | Path | None = None,
                  robustness: bool = True, force: bool = False
-                 ) -> list[tuple[str, Population, object]]:
+                 ) -> list[tuple[str, Population, DatasetEntry]]:
     """Check every input of :func:`casestudy` before anything is computed, and load
     the cases' populations (``(name, population, suite entry)``).
 

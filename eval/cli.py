@@ -36,6 +36,10 @@ from .estimate import LARGE_GRID
 from .sources import load_source
 
 if TYPE_CHECKING:
+    from pluralguard.core.mechanism import Outcome
+    from pluralguard.core.model import Population
+    from pluralguard.core.result import AgreementResult
+
     from .suite import Suite
 
 EXIT_USAGE = 2
@@ -130,7 +134,7 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     src.add_argument("--seed", type=integer_at_least(0), help="seed of a synthetic dataset")
 
 
-def _source(args: argparse.Namespace):
+def _source(args: argparse.Namespace) -> Population:
     return load_source(args.dataset, args.population, file_format=args.format,
                        weights=args.weights, seed=args.seed)
 
@@ -179,7 +183,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _convergence_warning(res: Any) -> None:
+def _convergence_warning(res: AgreementResult) -> None:
     """One line on stderr: which groups did not reach consensus, and what to do."""
     bad = int((~res.consensus).sum())
     print(f"warning: {bad} of {res.n_groups} groups did not reach consensus after "
@@ -417,7 +421,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------- attack
-def _agreements(outcome: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+def _agreements(outcome: Outcome, names: Sequence[str]) -> list[dict[str, Any]]:
     return [{"group": g, "X": outcome.X[g].tolist(), "W": outcome.W[g].tolist(),
              "members": [names[i] for i in np.flatnonzero(outcome.labels == g)]}
             for g in range(outcome.n_groups)]

@@ -37,6 +37,7 @@ from pluralguard.core.draws import Draws
 from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import UTILITIES
 from pluralguard.core.mechanism import Mechanism, Outcome
+from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.params import (
     Boolean,
@@ -70,7 +71,8 @@ class RunCache:
         self._store: OrderedDict[str, Outcome] = OrderedDict()
         self.hits = 0
 
-    def run(self, mechanism: Mechanism, declared: Population, hook: Any = None) -> Outcome:
+    def run(self, mechanism: Mechanism, declared: Population,
+            hook: MessageHook | None = None) -> Outcome:
         if hook is not None:
             return mechanism(declared, hook=hook)
         key = self._key(mechanism, declared)
@@ -111,7 +113,8 @@ class CachedMechanism(Mechanism):
 
     cache: RunCache = field(default_factory=RunCache, compare=False)
 
-    def __call__(self, population: Population, *, hook: Any = None) -> Outcome:
+    def __call__(self, population: Population, *, hook: MessageHook | None = None
+                 ) -> Outcome:
         plain = Mechanism(self.kind, self.params, self.transforms)
         known = self.cache.get(plain, population) if hook is None else None
         return known if known is not None else plain(population, hook=hook)

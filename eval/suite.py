@@ -93,7 +93,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -401,7 +401,7 @@ def auto_label(name: str, params: Mapping[str, Any]) -> str:
     return f"{name}({','.join(f'{k}={_param_text(v)}' for k, v in params.items())})"
 
 
-def _try_build(factory: Any, what: str, name: str, params: Mapping[str, Any],
+def _try_build(factory: Callable[..., object], what: str, name: str, params: Mapping[str, Any],
                key: str) -> None:
     """Build the attack or defense once, so a bad parameter fails when the suite loads."""
     try:

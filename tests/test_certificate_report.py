@@ -100,10 +100,12 @@ def test_verdicts_say_tight_gap_or_undecided():
     assert counts.loc["overshoot", "tight_under"] == "none"
     assert (counts.loc["overshoot", "tight"], counts.loc["overshoot", "gap"]) == (1, 1)
     text = "\n".join(certification_lines(pd.DataFrame(rows)))
-    assert ("Certified tight (the attack found attains the proved worst case): `overshoot` "
-            "on attacker_gain, undefended" in text)
-    assert "Leave a gap" in text and "`bridge` utility_loss_p90 0.4" in text
-    assert "Undecided: `protocol`, protocol deviation" in text
+    tight = text[text.index("Certified tight"):text.index("Leave a gap")]
+    gaps = text[text.index("Leave a gap"):text.index("Undecided")]
+    undecided = text[text.index("Undecided"):]
+    assert "`overshoot` on attacker_gain, undefended" in tight and "`bridge`" not in tight
+    assert "`bridge` utility_loss_p90 0.4" in gaps
+    assert "`protocol`, protocol deviation" in undecided
 
 
 def test_defenses_are_ranked_by_their_certified_worst_case():

@@ -33,7 +33,6 @@ def test_grid_counts_and_order():
                        {"name": "sybil", "label": "sybil-s3", "sybils": 3, "budgets": [0.3]}])
     grid = s.grid()
     # 1 dataset × 2 mechanisms × (none + bound_floor) × (none + 2 + 1 budgets) × 3 seeds
-    assert len(grid) == 1 * 2 * 2 * 4 * 3
     expected = [("evs2017", m, d, a, b, seed)
                 for m in ("p1", "p2") for d in ("none", "bound_floor")
                 for a, b in (("none", 0.0), ("sybil", 0.1), ("sybil", 0.2), ("sybil-s3", 0.3))
@@ -63,8 +62,7 @@ def test_all_reads_the_registries(monkeypatch):
     monkeypatch.setitem(DEFENSES, "extra_floor", Extra)
     s = suite(attacks=["all"], defenses=["all"])
     assert [a.label for a in s.attacks] == ["none", *ATTACKS]
-    assert [d.label for d in s.defenses] == ["none", *DEFENSES]
-    assert "extra_floor" in [d.label for d in s.defenses]
+    assert [d.label for d in s.defenses] == ["none", *DEFENSES]  # extra_floor included
 
 
 def test_budget_precedence_and_params_table():
