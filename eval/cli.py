@@ -430,12 +430,8 @@ def _agreements(outcome: Outcome, names: Sequence[str]) -> list[dict[str, Any]]:
 def cmd_attack(args: argparse.Namespace) -> int:
     from pluralguard.attacks import ATTACKS
 
-    from .gate import EXIT_RUN_FAILED
-    from .runner import json_ready
-    from .scenario import run_scenario
-    from .suite import (
+    from .entries import (
         NO_DEFENSE,
-        GridPoint,
         check_targets,
         load_attack,
         load_dataset,
@@ -443,6 +439,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
         load_mechanism,
         probe_of,
     )
+    from .gate import EXIT_RUN_FAILED
+    from .runner import json_ready
+    from .scenario import run_scenario
+    from .suite import GridPoint
 
     if (args.dataset is None) == (args.population is None):
         raise InputError("--dataset", "give exactly one of --dataset and --population",
