@@ -13,7 +13,7 @@ import pytest
 from pluralguard.eval import certificate_table as certs
 from pluralguard.eval import sanity
 from pluralguard.eval.aggregates import certified_worst_case, rank_defenses_certified
-from pluralguard.eval.casestudy import certification_lines
+from pluralguard.eval.casestudy_robustness import certification_lines
 from pluralguard.eval.report import write_report
 from pluralguard.eval.results import load_results
 from pluralguard.eval.runner import run_suite
