@@ -10,27 +10,22 @@ refine, and class attributes ``default_budget`` / ``default_budgets`` for suites
 
 from __future__ import annotations
 
-from .base import (
-    SELECTIONS,
-    Attack,
-    AttackContext,
-    AttackPlan,
-    Goal,
-    QueryBudgetExhausted,
-    ThreatModel,
-)
+from .base import Attack
 from .best_response import BestResponse
 from .bridge import Bridge
 from .camouflage import Camouflage
+from .context import AttackContext, QueryBudgetExhausted
 from .exclude import Exclude
 from .exhaustive import ExhaustiveResult, exhaustive_search, is_small
 from .goals import GOAL_SPECS, GOALS, GoalSpec, Targets
 from .infiltrate import Infiltrate
 from .overshoot import Overshoot
+from .plan import AttackPlan
 from .protocol import Protocol
 from .registry import ATTACKS, list_attacks, make_attack, recipe_names, register_attack
 from .stubborn import Stubborn
 from .sybil import Sybil
+from .threat import SELECTIONS, Goal, ThreatModel
 from .threshold import ThresholdShift
 
 for _recipe in (Stubborn, Overshoot, Infiltrate, Exclude, Bridge, Sybil, ThresholdShift,

@@ -16,17 +16,14 @@ from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, Names, OrNone
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    QueryBudgetExhausted,
-    ThreatModel,
-)
+from .base import Attack
+from .context import AttackContext, QueryBudgetExhausted
 from .goals import GOAL_SPECS, GOALS
 from .overshoot import Overshoot
+from .plan import AttackPlan
 from .registry import ATTACKS, recipe_names
 from .space import LOG2_BOUNDS, DeclarationSpace
+from .threat import ThreatModel
 
 #: Default query budget: the smallest that reached ≥ 0.99 of the exhaustive optimum on
 #: average (≥ 0.95 in every case) over tests/test_brute_force.py's populations, in both

@@ -12,15 +12,11 @@ from scipy.spatial.distance import cdist
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    clip_bounds,
-    require_capabilities,
-)
+from .base import Attack, clip_bounds, require_capabilities
+from .context import AttackContext
 from .geometry import make_identities
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 #: Rounds of re-placing the chain when its own declarations move the quantile bounds.
 _QUANTILE_ROUNDS = 6

@@ -25,7 +25,7 @@ from pluralguard.core.geometry import (
 from pluralguard.core.model import Population
 from pluralguard.core.projection import FEASIBLE, INFEASIBLE, project_intersection
 
-from .base import AttackContext
+from .context import AttackContext
 
 #: Bisection steps of :func:`project_budget` (the bracket [0, 1] shrinks to 2^-60).
 _BISECTIONS = 60

@@ -16,14 +16,11 @@ from pluralguard.core.message_passing import IterationState
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, Integer, Options
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    require_capabilities,
-)
+from .base import Attack, require_capabilities
+from .context import AttackContext
 from .geometry import project_budget
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 MODES = ("constant", "nudge")
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from pluralguard.core.errors import InputError
 
-from .base import Attack, Goal, ThreatModel
+from .base import Attack
+from .threat import Goal, ThreatModel
 
 #: name → recipe class
 ATTACKS: dict[str, type[Attack]] = {}

@@ -32,7 +32,8 @@ import numpy as np
 from pluralguard.core.geometry import D_W, diameter_x, project_box, project_simplex
 from pluralguard.core.model import Population
 
-from .base import AttackContext, bound_policy_kind, clip_bounds
+from .base import bound_policy_kind, clip_bounds
+from .context import AttackContext
 from .geometry import make_identities
 
 #: Range of the searched log2 bound factor β (γ̂ = 2^β γ_ref): from "almost nothing"

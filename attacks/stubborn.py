@@ -13,14 +13,10 @@ from pluralguard.core.errors import NotApplicable
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    clip_bounds,
-    require_capabilities,
-)
+from .base import Attack, clip_bounds, require_capabilities
+from .context import AttackContext
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 
 @dataclass(frozen=True)
