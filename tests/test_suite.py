@@ -237,7 +237,7 @@ def test_parse_named():
 
 
 def test_cli_help_example_is_a_valid_suite():
-    from pluralguard.eval.cli import _SUITE_HELP
+    from pluralguard.eval.cli_parser import _SUITE_HELP
 
     text = _SUITE_HELP.split("\n\n", 1)[1].split("\n\nFull reference")[0]
     data = tomllib.loads("\n".join(line[2:] for line in text.splitlines()))
