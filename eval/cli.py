@@ -250,7 +250,8 @@ def _failed_lines(failed: Sequence[dict[str, Any]]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .gate import EXIT_RUN_FAILED
-    from .runner import plan, run_suite, summary_table
+    from .run_files import summary_table
+    from .runner import plan, run_suite
 
     suite = _suite(args)
     if args.dry_run:
@@ -331,7 +332,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .gate import check, check_output_path
     from .gate_report import details_text, evidence, junit_xml, summary_text
-    from .runner import write_json
+    from .jsonio import write_json
 
     suite = _suite(args)
     junit = check_output_path(args.junit, "--junit") if args.junit else None
@@ -403,7 +404,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         probe_of,
     )
     from .gate import EXIT_RUN_FAILED
-    from .runner import json_ready
+    from .jsonio import json_ready
     from .scenario import run_scenario
     from .suite import GridPoint
 

@@ -46,8 +46,9 @@ from pluralguard.core.errors import InputError
 
 from .columns import IDENTITY
 from .criteria import Limit, Tolerance
+from .jsonio import json_ready, write_json
 from .metrics import METRICS
-from .runner import RunResult, json_ready, run_suite, write_json
+from .runner import RunResult, run_suite
 from .suite import Suite
 
 #: Format tag of baseline files.

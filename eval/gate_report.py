@@ -35,8 +35,8 @@ from .gate import (
     point_key,
     point_text,
 )
+from .jsonio import json_ready
 from .metrics import METRICS
-from .runner import json_ready
 
 #: Most entries listed per section of the summary (the details and --json have all).
 LISTED = 10

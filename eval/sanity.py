@@ -47,6 +47,7 @@ import pandas as pd
 
 from . import certificate_table as certs
 from .columns import IDENTITY, NONE, numeric, recipe_of
+from .jsonio import plain
 from .metrics import METRICS
 
 #: Registry name of the adaptive search.
@@ -190,13 +191,7 @@ class Flag:
         records = self.rows.head(limit).to_dict("records") if not self.rows.empty else []
         return {"raised": self.raised, "description": check.description if check else "",
                 "count": len(self.rows), "finding": self.finding,
-                "details": [{k: _plain(v) for k, v in r.items()} for r in records]}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+                "details": [{k: plain(v) for k, v in r.items()} for r in records]}
 
 
 def _flag(name: str, raised: bool, finding: str, rows: pd.DataFrame | None = None) -> Flag:

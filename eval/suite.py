@@ -121,6 +121,7 @@ from .entries import (
     probe_of,
     type_name,
 )
+from .jsonio import canonical_json
 from .plugins import PluginRef, load_entry_points, load_plugins
 
 #: File name of the embedded default suite (package data of ``pluralguard.eval``).
@@ -292,21 +293,6 @@ class Suite:
 
 
 # ------------------------------------------------------------------- helpers
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON text (sorted keys, tuples as lists, floats by ``repr``)."""
-    def norm(v: Any) -> Any:
-        if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
-            return v
-        if isinstance(v, float):
-            return {"float": repr(v)}
-        if isinstance(v, Mapping):
-            return {str(k): norm(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [norm(x) for x in v]
-        return {"repr": repr(v)}
-    return json.dumps(norm(value), sort_keys=True, separators=(",", ":"))
-
-
 def _unique_labels(specs: Sequence[Any], key: str) -> None:
     seen: dict[str, int] = {}
     for i, spec in enumerate(specs):

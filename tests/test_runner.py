@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from pluralguard.eval import sanity
-from pluralguard.eval.runner import run_key, run_suite
+from pluralguard.eval.provenance import run_key
+from pluralguard.eval.runner import run_suite
 from pluralguard.eval.store import RunStore
 from pluralguard.eval.suite import load_suite
 

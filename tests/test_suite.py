@@ -15,8 +15,8 @@ from pluralguard.core.errors import InputError
 from pluralguard.defenses import DEFENSES
 from pluralguard.eval.cli_values import parse_named, parse_value
 from pluralguard.eval.criteria import DEFAULT_TOLERANCES, Tolerance
+from pluralguard.eval.jsonio import write_json
 from pluralguard.eval.metrics import METRICS
-from pluralguard.eval.runner import write_json
 from pluralguard.eval.suite import load_suite, parse_suite
 
 MECHANISMS = [{"name": "p1", "kind": "consensus", "p": 1},
