@@ -33,6 +33,10 @@ zero_gain              no attack raised the attackers' true utility anywhere
 randomized             randomized defenses were evaluated over several draws of their
                        randomness (informational, as AutoAttack's flag)
 =====================  ===========================================================
+
+The checks are one piece (above ~500 lines) on purpose: this module is the single
+definition both the runner's ``summary.json`` and the report read, so a check, its
+title, its meaning and how a recorded flag merges into it never live apart.
 """
 
 from __future__ import annotations
