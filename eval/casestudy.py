@@ -49,7 +49,7 @@ from .casestudy_robustness import (
     write_robustness,
 )
 from .markdown import fixed, frame_table
-from .plots import save_png
+from .plots import finish_axes, save_png
 
 QUANTILES = (0.25, 0.5, 0.75, 1.0)
 #: Quantile grid of the groups-vs-quantile curve.
@@ -194,11 +194,8 @@ def plot_groups(study: CaseStudy, path: Path) -> None:
         ax.axvline(q, color="grey", lw=0.8, ls=":")
         ax.text(q, 0.97, label, ha="right", va="top", fontsize=9,
                 transform=ax.get_xaxis_transform())
-    ax.set_xlabel("bound = quantile of pairwise declared distances", fontsize=11)
-    ax.set_ylabel("count", fontsize=11)
-    ax.set_title(f"{study.name}: how the threshold fragments the population", fontsize=12)
-    ax.legend(fontsize=9)
-    ax.grid(alpha=0.3)
+    finish_axes(ax, "bound = quantile of pairwise declared distances", "count",
+                f"{study.name}: how the threshold fragments the population")
     save_png(fig, path)
 
 
@@ -228,11 +225,8 @@ def plot_embedding(study: CaseStudy, path: Path) -> None:
                edgecolors="black", linewidths=1.2,
                label="agreement of a group (10 largest; grey: smaller groups)")
     ev = e["explained"]
-    ax.set_xlabel(f"PC1 ({ev[0]:.0%} of variance)", fontsize=11)
-    ax.set_ylabel(f"PC2 ({ev[1]:.0%} of variance)", fontsize=11)
-    ax.set_title(f"{study.name}: declared value systems, groups at Q2", fontsize=12)
-    ax.legend(fontsize=9, loc="best")
-    ax.grid(alpha=0.3)
+    finish_axes(ax, f"PC1 ({ev[0]:.0%} of variance)", f"PC2 ({ev[1]:.0%} of variance)",
+                f"{study.name}: declared value systems, groups at Q2")
     save_png(fig, path)
 
 

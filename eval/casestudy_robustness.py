@@ -31,7 +31,7 @@ from pluralguard.core.solver import solve_agreements
 from .aggregates import rank_defenses, worst_case
 from .columns import NONE
 from .markdown import fixed, frame_table
-from .plots import save_png
+from .plots import finish_axes, save_png
 
 #: A case's entry in a suite's ``datasets``: a registered name or a file table.
 DatasetEntry = str | dict[str, Any]
@@ -170,11 +170,8 @@ def plot_sweep(name: str, sweep: pd.DataFrame, path: Path) -> None:
                 label=f"{mech} ({s['recipe'].iloc[0]})")
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_xscale("log")
-    ax.set_xlabel("share of agents attacking", fontsize=11)
-    ax.set_ylabel("capture of the largest group", fontsize=11)
-    ax.set_title(f"{name}: how many attackers capture a group", fontsize=12)
-    ax.legend(fontsize=9)
-    ax.grid(alpha=0.3)
+    finish_axes(ax, "share of agents attacking", "capture of the largest group",
+                f"{name}: how many attackers capture a group")
     save_png(fig, path)
 
 

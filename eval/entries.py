@@ -157,12 +157,16 @@ def _rekey(err: InputError, key: str) -> InputError:
     return InputError(f"{key}.{err.field}", err.problem, err.fix)
 
 
-def expect_type(value: Any, kind: type | tuple[type, ...], key: str, what: str, fix: str) -> None:
+def expect_type(value: Any, kind: type | tuple[type, ...], key: str, what: str, fix: str
+                ) -> None:
+    """Raise an :class:`InputError` naming ``key`` unless ``value`` is of ``kind`` (a
+    boolean is never a number)."""
     if isinstance(value, bool) or not isinstance(value, kind):
         raise InputError(key, f"expected {what}, got {type_name(value)}", fix)
 
 
 def type_name(value: Any) -> str:
+    """What a TOML/JSON value is, in the words of an error message."""
     return {dict: "a table", list: "a list", str: "a string", bool: "a boolean",
             int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
 
@@ -181,15 +185,13 @@ def load_dataset(entry: str | Mapping[str, Any], key: str = "dataset",
     base : Path, optional
         Directory relative file paths are read from (the suite file's).
     """
-    if isinstance(entry, str):
-        entry = {"name": entry}
-    expect_type(entry, dict, key, "a dataset name or a table",
-            "write \"evs2017\" or {name = \"pve_like\", seed = 1} or {file = \"pop.csv\"}")
-    params = dict(entry)
+    params = _table(entry, "name", key, "a dataset name or a table",
+                    "write \"evs2017\" or {name = \"pve_like\", seed = 1} or "
+                    "{file = \"pop.csv\"}")
     label = params.pop("label", None)
     true_bounds = params.pop("true_bounds", DEFAULT_TRUE_BOUNDS)
     expect_type(true_bounds, str, f"{key}.true_bounds", "a bound policy",
-            "write e.g. true_bounds = \"quantile:0.5\"")
+                "write e.g. true_bounds = \"quantile:0.5\"")
     try:
         BoundPolicy.parse(true_bounds)
     except InputError as err:
@@ -230,6 +232,16 @@ def load_dataset(entry: str | Mapping[str, Any], key: str = "dataset",
         population = population.with_bounds(*resolve_bounds(population, true_bounds))
     label = _checked_label(label, default_label, f"{key}.label")
     return DatasetSpec(label, source, true_bounds, population)
+
+
+def _table(entry: Any, name_key: str, key: str, what: str, fix: str) -> dict[str, Any]:
+    """An entry as a new table: a string stands for ``{name_key: entry}``; anything else
+    must be a table (else an error naming ``key``, saying ``what`` it should be and the
+    ``fix``)."""
+    if isinstance(entry, str):
+        entry = {name_key: entry}
+    expect_type(entry, dict, key, what, fix)
+    return dict(entry)
 
 
 def _checked_label(label: Any, default: str, key: str) -> str:
@@ -275,11 +287,10 @@ def load_mechanism(entry: str | Mapping[str, Any], key: str = "mechanism",
     (:func:`~pluralguard.core.mechanism.check_outcome`), so a misspelt parameter, a crash
     or a malformed outcome fails here, naming ``key``.
     """
-    if isinstance(entry, str):
-        entry = {"kind": entry}
-    expect_type(entry, dict, key, "a mechanism kind or a table",
-            "write {name = \"agreements\", kind = \"agreements\", bounds = \"quantile:0.5\"}")
-    params = {k: _tuples(v) for k, v in entry.items()}
+    params = {k: _tuples(v) for k, v in _table(
+        entry, "kind", key, "a mechanism kind or a table",
+        "write {name = \"agreements\", kind = \"agreements\", bounds = \"quantile:0.5\"}"
+    ).items()}
     label = params.pop("name", None)
     kind = params.pop("kind", None)
     if kind is None:
@@ -370,11 +381,8 @@ def load_attack(entry: str | Mapping[str, Any], key: str = "attack",
         The suite's ``[params]`` table: parameters per recipe name (and ``default`` for
         all), under the entry's own. They do not enter the default label.
     """
-    if isinstance(entry, str):
-        entry = {"name": entry}
-    expect_type(entry, dict, key, "an attack name or a table",
-            "write \"sybil\" or {name = \"sybil\", budgets = [0.1], sybils = 10}")
-    params = dict(entry)
+    params = _table(entry, "name", key, "an attack name or a table",
+                    "write \"sybil\" or {name = \"sybil\", budgets = [0.1], sybils = 10}")
     name = params.pop("name", None)
     if name is None:
         raise InputError(f"{key}.name", "missing", "give the recipe's name "
@@ -419,7 +427,7 @@ def _defense_step(entry: Any, key: str) -> tuple[str, dict[str, Any]]:
     else:
         name_key = f"{key}.name"
     expect_type(entry, dict, key, "a defense name or a table",
-            "write \"bound_floor\" or {name = \"bound_floor\", quantile = 0.2}")
+                "write \"bound_floor\" or {name = \"bound_floor\", quantile = 0.2}")
     params = {k: _tuples(v) for k, v in entry.items()}
     name = params.pop("name", None)
     if name is None:
@@ -440,8 +448,8 @@ def load_defense(entry: str | Mapping[str, Any], key: str = "defense") -> Defens
         steps = tuple(_defense_step(name, key) for name in entry.split("+"))
         return DefenseSpec("+".join(n for n, _ in steps), steps)
     expect_type(entry, dict, key, "a defense name or a table",
-            "write \"bound_floor\", \"a+b\", {name = \"bound_floor\", quantile = 0.2} or "
-            "{label = \"x\", chain = [\"a\", \"b\"]}")
+                "write \"bound_floor\", \"a+b\", {name = \"bound_floor\", quantile = 0.2} or "
+                "{label = \"x\", chain = [\"a\", \"b\"]}")
     if "chain" not in entry:
         params = dict(entry)
         label = params.pop("label", None)

@@ -365,7 +365,7 @@ def parse_suite(data: Mapping[str, Any], *, name: str = "suite", source: str = "
     for key, value in defaults.items():
         _recipe_key(key, "params")
         expect_type(value, dict, f"params.{key}", "a table of parameters",
-                f"write {key} = {{fraction = 0.05}}")
+                    f"write {key} = {{fraction = 0.05}}")
 
     dataset_specs = [load_dataset(e, f"datasets[{i}]", base)
                      for i, e in enumerate(data["datasets"])]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_run import run
 
 from pluralguard.core import datasets
 from pluralguard.core.errors import InputError
@@ -44,11 +45,6 @@ kind = "consensus"
 """
 ATTACK = ["attack", "--dataset", "evs2017", "--mechanism", "consensus"]
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def one_line_exit_2(capsys, *argv: str) -> str:
