@@ -42,15 +42,22 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-def _add_source(p: argparse.ArgumentParser) -> None:
+def _add_population(p: argparse.ArgumentParser, dataset: tuple[str, str],
+                    weights: str) -> argparse._ArgumentGroup:
+    """The options naming a population: ``--dataset`` (metavar and help given), or
+    ``--population`` with its ``--format``; ``--weights`` (help given)."""
     src = p.add_argument_group("population (one of)")
-    src.add_argument("--dataset", metavar="NAME",
-                     help=f"registered dataset: {', '.join(datasets.available())}")
+    src.add_argument("--dataset", metavar=dataset[0], help=dataset[1])
     src.add_argument("--population", metavar="FILE.csv", help="population file")
     src.add_argument("--format", default="auto", choices=["auto", "pluralguard", "lera"],
                      help="format of --population (default: from its columns)")
-    src.add_argument("--weights", choices=["none", "respondents", "population"],
-                     help="weighting mode of the EVS table or a Lera-Leri file")
+    src.add_argument("--weights", choices=["none", "respondents", "population"], help=weights)
+    return src
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    src = _add_population(p, ("NAME", f"registered dataset: {', '.join(datasets.available())}"),
+                          "weighting mode of the EVS table or a Lera-Leri file")
     src.add_argument("--seed", type=integer_at_least(0), help="seed of a synthetic dataset")
 
 
@@ -275,15 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "consensus --p 2 --attack sybil,sybils=10,goal=capture --budget 0.2\n"
                        "  pluralguard attack --dataset pve_like,seed=1 --mechanism agreements "
                        "--attack sybil,attackers=3+7 --defense bound_floor,quantile=0.2 --json")
-    src = p.add_argument_group("population (one of)")
-    src.add_argument("--dataset", metavar="NAME[,key=value...]",
-                     help=f"registered dataset ({', '.join(datasets.available())}) and "
-                     "loader parameters, e.g. pve_like,seed=3")
-    src.add_argument("--population", metavar="FILE.csv", help="population file")
-    src.add_argument("--format", default="auto", choices=["auto", "pluralguard", "lera"],
-                     help="format of --population (default: from its columns)")
-    src.add_argument("--weights", choices=["none", "respondents", "population"],
-                     help="weighting mode of a Lera-Leri file")
+    src = _add_population(p, ("NAME[,key=value...]", f"registered dataset "
+                              f"({', '.join(datasets.available())}) and loader parameters, "
+                              "e.g. pve_like,seed=3"), "weighting mode of a Lera-Leri file")
     src.add_argument("--true-bounds", default="quantile:0.5", metavar="POLICY",
                      help="true bounds of a population without any (default quantile:0.5)")
     mech = p.add_argument_group("mechanism")
