@@ -16,16 +16,14 @@ from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, Names, OrNone
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    QueryBudgetExhausted,
-    ThreatModel,
-)
+from .base import Attack
+from .context import AttackContext, QueryBudgetExhausted
 from .goals import GOAL_SPECS, GOALS
 from .overshoot import Overshoot
+from .plan import AttackPlan
+from .registry import ATTACKS, recipe_names
 from .space import LOG2_BOUNDS, DeclarationSpace
+from .threat import ThreatModel
 
 #: Default query budget: the smallest that reached ≥ 0.99 of the exhaustive optimum on
 #: average (≥ 0.95 in every case) over tests/test_brute_force.py's populations, in both
@@ -99,14 +97,6 @@ class _Search:
         return self.evaluate(space.declare(z), source, sybils=space.sybils)
 
 
-def _registry() -> list[str]:
-    """Names of the registered recipes (read when checked: the registry imports this
-    module, and plugins register more)."""
-    from . import ATTACKS
-
-    return list(ATTACKS)
-
-
 @dataclass(frozen=True)
 class BestResponse(Attack):
     """The best answer to the (defended) mechanism that a search within budget finds.
@@ -176,7 +166,7 @@ class BestResponse(Attack):
     recipes: tuple[str, ...] | None = None
 
     PARAMS: ClassVar[dict[str, Constraint]] = {
-        "recipes": OrNone(Names(_registry, kind="attack recipe"))}
+        "recipes": OrNone(Names(recipe_names, kind="attack recipe"))}
 
     # -------------------------------------------------------------- planning
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
@@ -199,9 +189,11 @@ class BestResponse(Attack):
                     # as the recipe runs on its own: the truth when it does worse
                     seeds[name] = max(cand.main, search.found[0].main)
                 total = ctx.ledger.left
-                for phase, share in (("structure", 0.2), ("restarts", 0.25), ("local", 1.0)):
+                for phase, share, run in (("structure", 0.2, self._structure),
+                                          ("restarts", 0.25, self._restarts),
+                                          ("local", 1.0, self._local)):
                     stop = ctx.ledger.count + max(1, int(share * total))
-                    getattr(self, f"_{phase}")(search, min(stop, ctx.ledger.limit))
+                    run(search, min(stop, ctx.ledger.limit))
                     phases[phase] = max((c.main for c in search.found if c.source == phase),
                                         default=math.nan)
         except QueryBudgetExhausted:
@@ -227,8 +219,6 @@ class BestResponse(Attack):
     def _seed_plans(self, ctx: AttackContext, budget: float, skipped: dict[str, str]
                     ) -> Iterator[tuple[str, AttackPlan]]:
         """Plans of the applicable fixed recipes (inapplicable ones go to ``skipped``)."""
-        from . import ATTACKS  # the registry imports this module
-
         for name in self.recipes or tuple(ATTACKS):
             if name == self.name:
                 continue

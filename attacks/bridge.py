@@ -12,15 +12,11 @@ from scipy.spatial.distance import cdist
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    clip_bounds,
-    require_capabilities,
-)
+from .base import Attack, clip_bounds, require_capabilities
+from .context import AttackContext
 from .geometry import make_identities
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 #: Rounds of re-placing the chain when its own declarations move the quantile bounds.
 _QUANTILE_ROUNDS = 6
@@ -108,6 +104,9 @@ class Bridge(Attack):
     def _plan(self, ctx: AttackContext, budget: float) -> AttackPlan:
         ga, gb = ctx.merge_group_ids()
         A, B = ctx.members(ga), ctx.members(gb)
+        if A.size == 0 or B.size == 0:  # a group of attackers only: nothing honest to join
+            return ctx.plan(ctx.truth, info={"groups": (ga, gb), "sybils": 0,
+                                             "reason": "a group to merge has no honest member"})
         decl = ctx.declared
         gx, gw = ctx.bounds_in_force()
         ratio, i, j = chain_ratio(decl, gx, gw, A, B)

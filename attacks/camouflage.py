@@ -12,8 +12,11 @@ from scipy.stats import norm
 
 from pluralguard.core.params import Constraint, OrNone, Real
 
-from .base import Attack, AttackContext, AttackPlan, ThreatModel
+from .base import Attack
+from .context import AttackContext
 from .geometry import project_budget
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 
 def alie_z(n: int, f: int) -> float:

@@ -10,16 +10,11 @@ import numpy as np
 from pluralguard.core.geometry import ACCEPT_TOL, normalised_distance
 from pluralguard.core.model import Population
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    bound_policy_kind,
-    clip_bounds,
-    path_budgets,
-)
+from .base import Attack, bound_policy_kind, clip_bounds, path_budgets
+from .context import AttackContext
 from .geometry import project_budget
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 
 @dataclass(frozen=True)

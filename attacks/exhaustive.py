@@ -41,9 +41,11 @@ from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
-from .base import AttackContext, AttackPlan, QueryLedger, ThreatModel
+from .context import AttackContext, QueryLedger
 from .goals import GOAL_SPECS
+from .plan import AttackPlan
 from .space import LOG2_BOUNDS, DeclarationSpace
+from .threat import ThreatModel
 
 #: Largest dimension polled with the (rotated) 3^d stencil, 2d directions above.
 FULL_STENCIL_DIM = 3

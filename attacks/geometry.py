@@ -25,7 +25,7 @@ from pluralguard.core.geometry import (
 from pluralguard.core.model import Population
 from pluralguard.core.projection import FEASIBLE, INFEASIBLE, project_intersection
 
-from .base import AttackContext
+from .context import AttackContext
 
 #: Bisection steps of :func:`project_budget` (the bracket [0, 1] shrinks to 2^-60).
 _BISECTIONS = 60
@@ -77,20 +77,6 @@ def project_budget(truth_X: np.ndarray, truth_W: np.ndarray, X: np.ndarray, W: n
         lo, hi = np.where(ok, s, lo), np.where(ok, hi, s)
     lo = np.where(inside, 1.0, lo)
     return project_valid(vX + lo[..., None, None] * (tX - vX), vW + lo[..., None] * (tW - vW))
-
-
-def direction_point(truth_X: np.ndarray, truth_W: np.ndarray, dX: np.ndarray,
-                    dW: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray]:
-    """The valid point within ``budget`` of the truth reached along direction (dX, dW).
-
-    Aims at v + L·d/δ(d) with L = 4 (beyond every point of S, whose δ-diameter is 1)
-    and projects onto the budget ball ∩ S: the farthest move the budget allows in that
-    direction, bent along the box and simplex faces where they bind.
-    """
-    norm = normalised_distance(dX, dW, np.zeros_like(dX), np.zeros_like(dW))
-    scale = 4.0 / np.maximum(norm, 1e-300)
-    return project_budget(truth_X, truth_W, truth_X + scale[..., None, None] * dX,
-                          truth_W + scale[..., None] * dW, budget)
 
 
 def block_radii(budget: float, k: int, m: int) -> tuple[float, float]:

@@ -13,16 +13,11 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, OrNone, Real
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    bound_policy_kind,
-    clip_bounds,
-    require_capabilities,
-)
+from .base import Attack, bound_policy_kind, clip_bounds, require_capabilities
+from .context import AttackContext
 from .geometry import accepting_bounds, fit_region, project_budget, region_point
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ import numpy as np
 
 from pluralguard.core.params import Constraint, OrNone, Real
 
-from .base import Attack, AttackContext, AttackPlan, path_budgets
+from .base import Attack, path_budgets
+from .context import AttackContext
 from .geometry import project_budget
+from .plan import AttackPlan
 
 
 @dataclass(frozen=True)

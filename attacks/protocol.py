@@ -16,14 +16,11 @@ from pluralguard.core.message_passing import IterationState
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, Integer, Options
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    require_capabilities,
-)
+from .base import Attack, require_capabilities
+from .context import AttackContext
 from .geometry import project_budget
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 MODES = ("constant", "nudge")
 
@@ -91,7 +88,7 @@ class Protocol(Attack):
     """
 
     name = "protocol"
-    mechanism_defaults: ClassVar[dict[str, str]] = {"method": "dual"}
+    mechanism_defaults: ClassVar[Mapping[str, str]] = {"method": "dual"}
     summary = "honest declarations, manipulated messages during the solver's iterations"
     goals = ("capture", "selfish")
     default_budgets = (0.02, 0.05, 0.1, 0.2, math.inf)

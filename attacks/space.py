@@ -32,7 +32,8 @@ import numpy as np
 from pluralguard.core.geometry import D_W, diameter_x, project_box, project_simplex
 from pluralguard.core.model import Population
 
-from .base import AttackContext, bound_policy_kind, clip_bounds
+from .base import bound_policy_kind, clip_bounds
+from .context import AttackContext
 from .geometry import make_identities
 
 #: Range of the searched log2 bound factor β (γ̂ = 2^β γ_ref): from "almost nothing"
@@ -167,7 +168,10 @@ class DeclarationSpace:
         """(X, W) of one block's coordinates (assumed clamped)."""
         v = z[self.value_slice(block)]
         X = project_box(block.centre_X + self.scale_X * v[: self.km].reshape(self.k, self.m))
-        W = project_simplex(block.centre_W + self.scale_W * (self.U @ v[self.km:]))
+        dW = v[self.km:]
+        # an unmoved W is the centre itself (projecting it again could round it off)
+        W = (np.array(block.centre_W) if not dW.any()
+             else project_simplex(block.centre_W + self.scale_W * (self.U @ dW)))
         return X, W
 
     def bounds(self, block: Block, z: np.ndarray) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
@@ -12,14 +13,10 @@ from pluralguard.core.errors import NotApplicable
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    clip_bounds,
-    require_capabilities,
-)
+from .base import Attack, clip_bounds, require_capabilities
+from .context import AttackContext
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,7 @@ class Stubborn(Attack):
     """
 
     name = "stubborn"
-    mechanism_defaults: ClassVar[dict[str, str]] = {"bounds": "declared"}
+    mechanism_defaults: ClassVar[Mapping[str, str]] = {"bounds": "declared"}
     summary = "declare the truth with a tiny bound, so agreements must come to you"
     goals = ("selfish", "capture")
     default_budget = 0.9

@@ -11,7 +11,8 @@ import numpy as np
 from pluralguard.core.model import Population
 from pluralguard.core.params import Constraint, OrNone, Real
 
-from .base import Attack, AttackContext, AttackPlan, ThreatModel, clip_bounds
+from .base import Attack, clip_bounds
+from .context import AttackContext
 from .geometry import (
     accepting_bounds,
     fit_region,
@@ -19,6 +20,8 @@ from .geometry import (
     project_budget,
     region_point,
 )
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,11 @@ from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import link_degrees
 
-from .base import (
-    Attack,
-    AttackContext,
-    AttackPlan,
-    ThreatModel,
-    require_capabilities,
-)
+from .base import Attack, require_capabilities
+from .context import AttackContext
 from .geometry import far_point, make_identities, project_budget
+from .plan import AttackPlan
+from .threat import ThreatModel
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Shared benchmark harness: isolated cases, peak memory, machine facts, tables."""
+"""Shared benchmark harness: isolated cases, peak memory, machine facts, tables
+(:func:`pluralguard.eval.markdown.pipe_table`, the project's one markdown table)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pluralguard.eval.markdown import pipe_table as table  # noqa: F401 (the benchmarks' tables)
 
 HERE = Path(__file__).resolve().parent
 #: Tables that may not be redistributed (tests/data/README.md): the folder named by
@@ -81,11 +84,3 @@ def seconds(t: float) -> str:
     if t < 1:
         return f"{t * 1e3:.1f} ms"
     return f"{t:.2f} s"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A markdown pipe table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
-              for row in rows]
-    return lines

@@ -10,11 +10,12 @@ u_i = 1 − δ(agreement, v_i)². Figures: utility densities per setting, groups
 the quantile, and a 2-D PCA embedding of the declared value systems coloured by group
 at Q2 with the agreements marked.
 
-Part 2 runs the default attack suite (every registered attack and defense) on the
-population with bounds at Q2, for the agreement mechanism and the p = 2 single
-consensus side by side, and sweeps the attacker fraction of a capture attack to find
-the *breakdown fraction*: the smallest share of agents that drags the target group's
-agreement at least halfway to a chosen point.
+Part 2 (:mod:`~pluralguard.eval.casestudy_robustness`) runs the default attack suite
+(every registered attack and defense) on the population with bounds at Q2, for the
+agreement mechanism and the p = 2 single consensus side by side, and sweeps the attacker
+fraction of a capture attack to find the *breakdown fraction*: the smallest share of
+agents that drags the target group's agreement at least halfway to a chosen point.
+This module holds part 1, the inputs and the document that puts both together.
 
 Everything is deterministic: the same population gives byte-identical markdown and
 figures (no timings are written).
@@ -24,15 +25,12 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 from sklearn.decomposition import PCA
@@ -42,6 +40,16 @@ from pluralguard.core.geometry import normalised_distance, utility
 from pluralguard.core.model import Population
 from pluralguard.core.params import Boolean, Instance, Integer, OrNone, validate_params
 from pluralguard.core.solver import solve_agreements
+
+from .casestudy_robustness import (
+    FRACTIONS,
+    DatasetEntry,
+    Robustness,
+    run_robustness,
+    write_robustness,
+)
+from .markdown import fixed, frame_table
+from .plots import finish_axes, save_png
 
 QUANTILES = (0.25, 0.5, 0.75, 1.0)
 #: Quantile grid of the groups-vs-quantile curve.
@@ -142,11 +150,6 @@ def run_casestudy(population: Population, name: str | None = None) -> CaseStudy:
 
 
 # --------------------------------------------------------------------- figures
-def _save(fig: Figure, path: Path) -> None:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-
-
 def plot_utilities(study: CaseStudy, path: Path) -> None:
     """Utility densities per setting, agreements and consensus side by side.
 
@@ -175,7 +178,7 @@ def plot_utilities(study: CaseStudy, path: Path) -> None:
     axes[0].set_ylabel("density (log scale)", fontsize=11)
     axes[0].set_yscale("log")
     axes[0].set_ylim(1e-2, 2.0 * peak if peak > 0 else 10.0)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_groups(study: CaseStudy, path: Path) -> None:
@@ -191,12 +194,9 @@ def plot_groups(study: CaseStudy, path: Path) -> None:
         ax.axvline(q, color="grey", lw=0.8, ls=":")
         ax.text(q, 0.97, label, ha="right", va="top", fontsize=9,
                 transform=ax.get_xaxis_transform())
-    ax.set_xlabel("bound = quantile of pairwise declared distances", fontsize=11)
-    ax.set_ylabel("count", fontsize=11)
-    ax.set_title(f"{study.name}: how the threshold fragments the population", fontsize=12)
-    ax.legend(fontsize=9)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
+    finish_axes(ax, "bound = quantile of pairwise declared distances", "count",
+                f"{study.name}: how the threshold fragments the population")
+    save_png(fig, path)
 
 
 def plot_embedding(study: CaseStudy, path: Path) -> None:
@@ -225,28 +225,9 @@ def plot_embedding(study: CaseStudy, path: Path) -> None:
                edgecolors="black", linewidths=1.2,
                label="agreement of a group (10 largest; grey: smaller groups)")
     ev = e["explained"]
-    ax.set_xlabel(f"PC1 ({ev[0]:.0%} of variance)", fontsize=11)
-    ax.set_ylabel(f"PC2 ({ev[1]:.0%} of variance)", fontsize=11)
-    ax.set_title(f"{study.name}: declared value systems, groups at Q2", fontsize=12)
-    ax.legend(fontsize=9, loc="best")
-    ax.grid(alpha=0.3)
-    _save(fig, path)
-
-
-# -------------------------------------------------------------------- markdown
-def _fmt(v: object) -> str:
-    if isinstance(v, bool | np.bool_):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
-    return str(v)
-
-
-def _table(df: pd.DataFrame, columns: list[str]) -> str:
-    head = "| " + " | ".join(columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for _, r in df.iterrows()]
-    return "\n".join([head, sep, *body])
+    finish_axes(ax, f"PC1 ({ev[0]:.0%} of variance)", f"PC2 ({ev[1]:.0%} of variance)",
+                f"{study.name}: declared value systems, groups at Q2")
+    save_png(fig, path)
 
 
 def write_casestudy(study: CaseStudy, out_dir: Path, figures: str = "figures") -> str:
@@ -266,7 +247,7 @@ def write_casestudy(study: CaseStudy, out_dir: Path, figures: str = "figures") -
         "",
         f"{pop.n} agents, {pop.k} alternatives × {pop.m} values. {pop.description}",
         "",
-        _table(t, cols),
+        frame_table(t[cols], cell=fixed),
         "",
         f"Transition p (Lera-Leri et al.): X {study.transition['X']:g}, "
         f"W {study.transition['W']:g}.",
@@ -276,232 +257,6 @@ def write_casestudy(study: CaseStudy, out_dir: Path, figures: str = "figures") -
         f"![embedding]({figures}/{stem}_embedding.png)",
         "",
     ]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------- part 2: robustness at Q2
-MECHANISMS = {"agreements": {"kind": "agreements", "bounds": "quantile:0.5"},
-              "consensus-p2": {"kind": "consensus", "p": 2}}
-#: Attacker shares of the breakdown sweep.
-FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
-#: The capture recipe swept per mechanism: outsiders joining the group for the agreement
-#: mechanism, ℓ2-optimal exaggeration for the mean.
-SWEEP_RECIPE = {"agreements": "infiltrate", "consensus-p2": "overshoot"}
-
-
-@dataclass
-class Robustness:
-    """Numbers of one case's robustness study.
-
-    Attributes
-    ----------
-    results : pandas.DataFrame
-        ``results.csv`` of the default suite on this population.
-    sweep : pandas.DataFrame
-        Capture against attacker fraction, per mechanism.
-    headline : pandas.DataFrame
-        Per mechanism: the attack that hurts honest agents most (undefended), the
-        breakdown fraction, and the defense with the lowest worst case, its clean cost.
-    threshold : pandas.DataFrame
-        ``threshold_shift`` rows (fragment/consolidate) for the agreement mechanism.
-    """
-
-    results: pd.DataFrame
-    sweep: pd.DataFrame
-    headline: pd.DataFrame
-    threshold: pd.DataFrame
-
-
-def _case_suite(dataset: object, jobs: int | None, out: Path) -> pd.DataFrame:
-    """The default suite on one population, with its exclusions applied to it."""
-    from .runner import run_suite
-    from .suite import DEFAULT_SUITE, parse_suite
-
-    text = resources.files("pluralguard.eval").joinpath(DEFAULT_SUITE).read_text("utf-8")
-    data = tomllib.loads(text)
-    label = dataset if isinstance(dataset, str) else dataset["label"]
-    data["datasets"] = [dataset]
-    data["exclude"] = [dict(e, dataset=label) for e in data.get("exclude", [])]
-    suite = parse_suite(data, name=f"casestudy-{label}", source="<casestudy>")
-    return run_suite(suite, out, jobs=jobs, progress=False, report=False).results
-
-
-def _target_point(pop: Population) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed, existing extreme value system: the declaration farthest from the largest
-    Q2 group's agreement (the same t for both mechanisms)."""
-    res = solve_agreements(pop, "quantile:0.5")
-    g = int(np.argmax(res.group_sizes))
-    d = normalised_distance(pop.X, pop.W, res.X[g], res.W[g])
-    i = int(np.argmax(d))
-    return pop.X[i], pop.W[i]
-
-
-def breakdown_sweep(pop: Population, fractions: tuple[float, ...] = FRACTIONS
-                    ) -> pd.DataFrame:
-    """Capture of the largest group toward a fixed extreme point against the attacker
-    share, for each mechanism (budget unlimited: attackers may declare anything valid)."""
-    from .scenario import run_scenario
-
-    point = _target_point(pop)
-    rows = []
-    for mech, spec in MECHANISMS.items():
-        recipe = SWEEP_RECIPE[mech]
-        for f in fractions:
-            attack = {"name": recipe, "goal": "capture", "fraction": f,
-                      "select": "near_target", "point": (point[0].tolist(), point[1].tolist())}
-            row = run_scenario(pop, spec, attack, budget=math.inf, seed=0).row
-            rows.append({"mechanism": mech, "recipe": recipe, "fraction": f,
-                         "attackers": row["n_attackers"], "capture": row["capture"],
-                         "utility_loss_p90": row["utility_loss_p90"]})
-    return pd.DataFrame(rows)
-
-
-def _headline(results: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for mech, res in results.groupby("mechanism", sort=False):
-        attacked = res[(res["attack"] != "none") & (res["defense"] == "none")]
-        worst = attacked.groupby("attack")["utility_loss_p90"].max().sort_values()
-        per_defense = (res[res["attack"] != "none"].groupby(["defense", "attack"])
-                       ["utility_loss_p90"].max().groupby("defense").max())
-        best = per_defense.sort_values(kind="stable")
-        clean = res[res["attack"] == "none"].groupby("defense")
-        cost = clean["defense_cost"].mean()
-        reshape = clean["defense_partition_change"].mean()
-        sw = sweep[sweep["mechanism"] == mech]
-        broken = sw[sw["capture"] >= 0.5]
-        rows.append({
-            "mechanism": mech,
-            "worst_attack": worst.index[-1] if len(worst) else "—",
-            "worst_loss_p90": float(worst.iloc[-1]) if len(worst) else float("nan"),
-            "undefended_worst_case": float(per_defense.get("none", float("nan"))),
-            "best_defense": best.index[0] if len(best) else "—",
-            "best_defense_worst_case": float(best.iloc[0]) if len(best) else float("nan"),
-            "best_defense_clean_cost": float(cost.get(best.index[0], float("nan")))
-            if len(best) else float("nan"),
-            "best_defense_reshape": float(reshape.get(best.index[0], float("nan")))
-            if len(best) else float("nan"),
-            "breakdown_fraction": float(broken["fraction"].min()) if len(broken)
-            else float("nan"),
-            "max_capture": float(sw["capture"].max()) if len(sw) else float("nan"),
-        })
-    return pd.DataFrame(rows)
-
-
-def run_robustness(population: Population, dataset: object, out: Path,
-                   jobs: int | None = None) -> Robustness:
-    """Part 2 for one population (``dataset``: its suite entry — a name or a file table)."""
-    results = _case_suite(dataset, jobs, out)
-    sweep = breakdown_sweep(population)
-    threshold = results[(results["attack"] == "threshold_shift")
-                        & (results["mechanism"] == "agreements")
-                        & (results["defense"] == "none")]
-    return Robustness(results=results, sweep=sweep, headline=_headline(results, sweep),
-                      threshold=threshold)
-
-
-def plot_sweep(name: str, sweep: pd.DataFrame, path: Path) -> None:
-    """Capture against attacker share, one line per mechanism."""
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.subplots()
-    for mech, s in sweep.groupby("mechanism", sort=False):
-        ax.plot(s["fraction"], s["capture"], marker="o",
-                label=f"{mech} ({s['recipe'].iloc[0]})")
-    ax.axhline(0.5, color="grey", ls=":", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("share of agents attacking", fontsize=11)
-    ax.set_ylabel("capture of the largest group", fontsize=11)
-    ax.set_title(f"{name}: how many attackers capture a group", fontsize=12)
-    ax.legend(fontsize=9)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
-
-
-def certification_lines(results: pd.DataFrame) -> list[str]:
-    """What the certificates say about a case's attacks (:mod:`.certificate_table`): per
-    mechanism, the share of attacked runs with a finite certificate and its median gap,
-    the attacks whose found worst case attains the certificate on their goal's metric
-    (*tight*), those that leave a gap (the largest median gap first), and the undecided
-    ones with the reason."""
-    from .certificate_table import coverage, has_certificates, verdicts
-
-    if not has_certificates(results):
-        return []
-    cover = coverage(results).set_index("mechanism")
-    table = verdicts(results)
-    lines = ["Certified bounds (the worst *any* attack of the same threat model could do, "
-             "proved; `pluralguard.eval.certify`):", ""]
-    for mech, v in table.groupby("mechanism", sort=False):
-        c = cover.loc[mech]
-        text = (f"* **{mech}** — {int(c['certified'])} of {int(c['attacked'])} attacked runs "
-                f"certified "
-                f"({c['share']:.0%}; median gap on utility_loss_p90 "
-                f"{c['median_gap_utility_loss_p90']:.3g}).")
-        tight = v[v["verdict"] == "tight"]
-        if len(tight):
-            text += " Certified tight (the attack found attains the proved worst case): " + \
-                "; ".join(_tight_under(a, g, v[v["attack"] == a])
-                          for a, g in tight.groupby("attack", sort=True)) + "."
-        gaps = v[v["verdict"] == "gap"].groupby("attack", sort=True).agg(
-            metric=("metric", "first"), gap=("median_gap", "median"))
-        if len(gaps):
-            gaps = gaps.sort_values("gap", ascending=False, kind="stable")
-            text += " Leave a gap (median over the defense settings where they do): " + "; ".join(
-                f"`{a}` {g['metric']} {g['gap']:.3g}" for a, g in gaps.iterrows()) + "."
-        undecided = v[v["verdict"].str.contains("undecided")]
-        if len(undecided):
-            text += " Undecided: " + "; ".join(
-                f"`{a}`, {g['reason'].iloc[0]}" for a, g in undecided.groupby(
-                    "attack", sort=True)) + "."
-        lines.append(text)
-    return [*lines, ""]
-
-
-def _tight_under(attack: str, tight: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """``attack`` on its metric, undefended or not, and under which defenses (the shorter
-    of the list of those where it is tight and of those where it is not)."""
-    defended = sorted(set(runs["defense"]) - {"none"})
-    yes = sorted(set(tight["defense"]) - {"none"})
-    where = "undefended" if "none" in set(tight["defense"]) else "not undefended"
-    if yes:
-        others = sorted(set(defended) - set(yes))
-        where += (f" and under {len(yes)} of {len(defended)} defenses"
-                  + (f" (all but {', '.join(others)})" if len(others) < len(yes)
-                     else f" ({', '.join(yes)})"))
-    return f"`{attack}` on {tight['metric'].iloc[0]}, {where}"
-
-
-def write_robustness(name: str, rob: Robustness, out_dir: Path,
-                     figures: str = "figures") -> str:
-    """Figure and markdown section of one case's robustness study."""
-    stem = name.replace(" ", "_")
-    plot_sweep(name, rob.sweep, out_dir / figures / f"{stem}_breakdown.png")
-    h = rob.headline
-    cols = ["mechanism", "worst_attack", "worst_loss_p90", "best_defense",
-            "best_defense_worst_case", "best_defense_clean_cost", "best_defense_reshape",
-            "breakdown_fraction", "max_capture"]
-    lines = [f"### {name}: robustness at Q2", "",
-             "Default attack suite (every registered attack and defense, one budget each, "
-             "seeds 0 and 1; `robust_mixing` is left out for the agreement mechanism, "
-             "as the default suite does on pve_like: it forces message passing, ~25 s per "
-             "solve on 876 agents); losses are the 90th percentile over honest agents of "
-             "u(clean) − u(attacked), worst over seeds. *Best defense*: lowest worst case "
-             "over attacks; its clean cost is the honest utility it takes with no attack "
-             "(negative when it splits groups, since an agent left alone scores 1) and "
-             "*reshape* the partition change it causes with no attack (1 − ARI). "
-             "*Breakdown fraction*: smallest attacker share (of "
-             + ", ".join(f"{f:g}" for f in FRACTIONS) + ") whose capture of the largest "
-             "group toward the most extreme declaration reaches 0.5 (nan: none does).",
-             "",
-             _table(h, cols), ""]
-    if len(rob.threshold):
-        t = rob.threshold
-        lines += ["Threshold shift (5% of agents move the Q2 quantile), agreement mechanism, "
-                  "undefended: " + "; ".join(
-                      f"goal {r['goal']}, seed {r['seed']}: Δ groups "
-                      f"{int(r['delta_groups']):+d}, partition change "
-                      f"{r['partition_change']:.3f}" for _, r in t.iterrows()) + ".", ""]
-    lines += certification_lines(rob.results)
-    lines += [f"![breakdown]({figures}/{stem}_breakdown.png)", ""]
     return "\n".join(lines)
 
 
@@ -515,7 +270,7 @@ ESS8_DESCRIPTION = (
     "as a file, not shipped with the toolkit.")
 
 
-def load_case(name: str, ess8: str | Path | None = None) -> tuple[Population, object]:
+def load_case(name: str, ess8: str | Path | None = None) -> tuple[Population, DatasetEntry]:
     """The population of a case and its suite entry (``ess8`` needs the table's path)."""
     from pluralguard.core import datasets
     from pluralguard.core.datasets.lera import read_lera_csv
@@ -639,7 +394,7 @@ def outputs(names: list[str], out: Path, robustness: bool = True) -> list[Path]:
 def check_inputs(names: list[str], out: str | Path, *, ess8: str | Path | None = None,
                  jobs: int | None = None, workdir: str | Path | None = None,
                  robustness: bool = True, force: bool = False
-                 ) -> list[tuple[str, Population, object]]:
+                 ) -> list[tuple[str, Population, DatasetEntry]]:
     """Check every input of :func:`casestudy` before anything is computed, and load
     the cases' populations (``(name, population, suite entry)``).
 

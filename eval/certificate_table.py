@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .columns import NONE, numeric
+
 #: The metrics certified, in column order (``certified_<metric>``, ``gap_<metric>``).
 CERTIFIED = ("utility_loss_max", "utility_loss_p90", "attacker_gain", "capture")
 #: The column saying how a certificate was proved.
@@ -40,18 +42,12 @@ def has_certificates(results: pd.DataFrame) -> bool:
     return BASIS in results.columns
 
 
-def _numeric(results: pd.DataFrame, column: str) -> pd.Series:
-    if column not in results:
-        return pd.Series(float("nan"), index=results.index, dtype=float)
-    return pd.to_numeric(results[column], errors="coerce").astype(float)
-
-
 def attacked_rows(results: pd.DataFrame) -> pd.DataFrame:
     """The attacked runs, with ``_certified`` (some certificate is finite) and ``_basis``."""
-    frame = results[results["attack"].astype(str) != "none"].copy()
+    frame = results[results["attack"].astype(str) != NONE].copy()
     basis = frame[BASIS].fillna("").astype(str) if BASIS in frame else ""
     frame["_basis"] = basis
-    certified = pd.concat([_numeric(frame, f"certified_{m}") for m in CERTIFIED], axis=1)
+    certified = pd.concat([numeric(frame, f"certified_{m}") for m in CERTIFIED], axis=1)
     frame["_certified"] = certified.notna().any(axis=1)
     return frame
 
@@ -69,7 +65,7 @@ def coverage(results: pd.DataFrame) -> pd.DataFrame:
                "valid_set_only": int(group["_basis"].str.startswith(VALID_ONLY).sum()),
                "undecided": int((~group["_certified"]).sum())}
         for m in CERTIFIED:
-            row[f"median_gap_{m}"] = float(_numeric(group, f"gap_{m}").median())
+            row[f"median_gap_{m}"] = float(numeric(group, f"gap_{m}").median())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -95,7 +91,7 @@ def verdicts(results: pd.DataFrame, tight: float = TIGHT) -> pd.DataFrame:
         metric = GOAL_METRIC.get(goals.mode().iloc[0] if len(goals) else "",
                                  "utility_loss_p90")
         certified = group[group["_certified"]]
-        gap = _numeric(certified, f"gap_{metric}").dropna()
+        gap = numeric(certified, f"gap_{metric}").dropna()
         if certified.empty:
             verdict = UNDECIDED
         elif len(certified) < len(group):
@@ -107,8 +103,8 @@ def verdicts(results: pd.DataFrame, tight: float = TIGHT) -> pd.DataFrame:
         rows.append({
             "mechanism": mechanism, "attack": attack, "defense": defense, "metric": metric,
             "runs": len(group), "certified": len(certified),
-            "found": float(_numeric(group, metric).max()),
-            "certified_max": float(_numeric(certified, f"certified_{metric}").max()),
+            "found": float(numeric(group, metric).max()),
+            "certified_max": float(numeric(certified, f"certified_{metric}").max()),
             "median_gap": float(gap.median()) if len(gap) else float("nan"),
             "max_gap": float(gap.max()) if len(gap) else float("nan"),
             "verdict": verdict, "reason": _reason(group["_basis"])})
@@ -122,7 +118,7 @@ def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
     (:func:`verdicts`), and the undefended verdict."""
     rows = []
     for (mechanism, attack), g in table.groupby(["mechanism", "attack"], sort=True):
-        none = g.loc[g["defense"] == "none", "verdict"]
+        none = g.loc[g["defense"] == NONE, "verdict"]
         counts = g["verdict"].value_counts()
         rows.append({"mechanism": mechanism, "attack": attack,
                      "metric": g["metric"].iloc[0],

@@ -200,7 +200,7 @@ def plan_suite(suite: Suite, done: Mapping[str, dict[str, Any]],
     done : mapping
         The store's finished runs by key (:class:`~.store.RunStore`).
     key : callable
-        The run key of a grid point (:func:`~.runner.run_key`).
+        The run key of a grid point (:func:`~.provenance.run_key`).
     jobs : int
         Workers.
     time_solves : bool

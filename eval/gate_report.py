@@ -35,14 +35,15 @@ from .gate import (
     point_key,
     point_text,
 )
+from .jsonio import json_ready
 from .metrics import METRICS
-from .runner import json_ready
 
 #: Most entries listed per section of the summary (the details and --json have all).
 LISTED = 10
 
 
-def _g(value: float, signed: bool = False) -> str:
+def _number(value: float, signed: bool = False) -> str:
+    """4 significant digits (with a sign when ``signed``), ``nan`` for NaN."""
     if math.isnan(value):
         return "nan"
     return f"{value:+.4g}" if signed else f"{value:.4g}"
@@ -111,13 +112,14 @@ def _worst_table(result: GateResult) -> str:
                                "regressed": f"{len(bad)} of {len(items)}"}
         if bad:
             worst = max(bad, key=lambda c: c.worse_by)
-            row |= {"baseline": _g(worst.baseline), "now": _g(worst.now),
-                    "delta": _g(worst.delta, True), "allowed": _g(worst.allowed),
+            row |= {"baseline": _number(worst.baseline), "now": _number(worst.now),
+                    "delta": _number(worst.delta, True), "allowed": _number(worst.allowed),
                     "worst at": point_text(worst.point)}
         else:
             row |= dict.fromkeys(("baseline", "now", "delta", "allowed", "worst at"), "")
         row["improved"] = str(len(good))
-        row["best delta"] = _g(max(good, key=lambda c: -c.worse_by).delta, True) if good else ""
+        row["best delta"] = (_number(max(good, key=lambda c: -c.worse_by).delta, True)
+                             if good else "")
         row["_order"] = -max((c.worse_by for c in bad), default=-math.inf)
         rows.append(row)
     if not rows:
@@ -154,7 +156,7 @@ def _limit_lines(result: GateResult) -> list[str]:
             worst = max(bad, key=lambda c: c.value if limit.max is not None
                         and c.value > limit.max else -c.value)
             lines.append(f"  VIOLATED {limit.title}: at {len(bad)} of {len(measured)} points,"
-                         f" worst {_g(worst.value)} at {point_text(worst.point)}")
+                         f" worst {_number(worst.value)} at {point_text(worst.point)}")
         elif not checks:
             lines.append(f"  not judged {limit.title}: no grid point of this --only subset")
         elif not measured:
@@ -194,14 +196,15 @@ def details_text(result: GateResult) -> str:
     if result.regressions:
         table = pd.DataFrame([{
             "grid point": point_text(c.point), "metric": c.metric,
-            "worse": METRICS[c.metric].worse, "baseline": _g(c.baseline), "now": _g(c.now),
-            "delta": _g(c.delta, True), "allowed": _g(c.allowed),
+            "worse": METRICS[c.metric].worse, "baseline": _number(c.baseline),
+            "now": _number(c.now),
+            "delta": _number(c.delta, True), "allowed": _number(c.allowed),
             "tolerance": str(c.tolerance)} for c in result.regressions])
         parts.append(f"regressions ({len(result.regressions)}):\n"
                      f"{table.to_string(index=False)}")
     if result.violations:
         table = pd.DataFrame([{"limit": c.limit.title, "grid point": point_text(c.point),
-                               "value": _g(c.value)} for c in result.violations])
+                               "value": _number(c.value)} for c in result.violations])
         parts.append(f"limit violations ({len(result.violations)}):\n"
                      f"{table.to_string(index=False)}")
     return "\n\n".join(parts)
@@ -262,8 +265,9 @@ def junit_xml(result: GateResult) -> str:
             mark(element, "failure", f"{len(items)} metrics regressed: "
                  + ", ".join(c.metric for c in items),
                  "\n".join(f"{c.metric} ({METRICS[c.metric].worse} is worse): baseline "
-                           f"{_g(c.baseline)}, now {_g(c.now)}, delta {_g(c.delta, True)}, "
-                           f"allowed {_g(c.allowed)}" for c in items), "regression")
+                           f"{_number(c.baseline)}, now {_number(c.now)}, "
+                           f"delta {_number(c.delta, True)}, "
+                           f"allowed {_number(c.allowed)}" for c in items), "regression")
     in_grid = {point_key(p.identity) for p in result.suite.grid()}
     for key, skipped in lost.items():
         if key not in in_grid:
@@ -275,7 +279,7 @@ def junit_xml(result: GateResult) -> str:
         bad = [c for c in result.violations if c.limit.key == limit.key]
         if bad:
             mark(element, "failure", f"violated at {len(bad)} grid points",
-                 "\n".join(f"{point_text(c.point)}: {_g(c.value)}" for c in bad), "limit")
+                 "\n".join(f"{point_text(c.point)}: {_number(c.value)}" for c in bad), "limit")
         elif limit.key in unmeasured:
             mark(element, "failure", "measured at no grid point (undefined, not applicable "
                  "or failed everywhere it matches)", kind="limit")

@@ -7,7 +7,7 @@ an interactive backend. Figures are drawn under a fixed style (matplotlib's defa
 plus :data:`STYLE`), whatever the user's rcParams, and :func:`save_png` writes PNGs
 without the version/software metadata, so the same data give the same bytes.
 
-The functions take tables already aggregated by :mod:`pluralguard.eval.report`.
+The functions take tables already aggregated by :mod:`pluralguard.eval.aggregates`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from .markdown import budget_text
 
 #: rcParams the report's figures are drawn with (on top of matplotlib's defaults).
 STYLE: dict[str, Any] = {
@@ -93,6 +95,16 @@ def save_png(fig: Figure, path: str | Path) -> Path:
     return path
 
 
+def finish_axes(ax: Axes, xlabel: str, ylabel: str, title: str) -> None:
+    """The case studies' axes: labels at 11 pt, the title at 12 pt, the legend at 9 pt
+    where it fits best, a light grid."""
+    ax.set_xlabel(xlabel, fontsize=11)
+    ax.set_ylabel(ylabel, fontsize=11)
+    ax.set_title(title, fontsize=12)
+    ax.legend(fontsize=9, loc="best")
+    ax.grid(alpha=0.3)
+
+
 def defense_styles(defenses: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Colour and marker of every defense, the same in every figure of a report.
 
@@ -105,11 +117,6 @@ def defense_styles(defenses: Sequence[str]) -> dict[str, dict[str, Any]]:
     styles |= {d: {"color": cmap(i % cmap.N), "marker": _MARKERS[i % len(_MARKERS)]}
                for i, d in enumerate(others)}
     return styles
-
-
-def budget_label(budget: float) -> str:
-    """Tick label of a budget: ``∞`` for an infinite one, else its shortest form."""
-    return "∞" if math.isinf(budget) else f"{budget:g}"
 
 
 def _no_data(ax: Axes, text: str) -> None:
@@ -160,7 +167,7 @@ def security_curves(data: pd.DataFrame, metrics: Mapping[str, str],
                     _no_data(ax, f"{label}: not measured{why}")
                     continue
                 _curves(ax, rows, metric, pos, defenses, styles)
-                ax.set_xticks(range(len(budgets)), [budget_label(b) for b in budgets])
+                ax.set_xticks(range(len(budgets)), [budget_text(b) for b in budgets])
                 ax.set_xlim(-0.5, len(budgets) - 0.5)
                 if r == len(attacks) - 1:
                     ax.set_xlabel("budget ε")

@@ -1,6 +1,6 @@
 """Which code computed a run: the part of a run key that covers code outside pluralguard.
 
-A run key (:func:`~pluralguard.eval.runner.run_key`) hashes what the run computes and
+A run key (:func:`run_key`) hashes what the run computes and
 the code that computes it: pluralguard's own source (``code_digest``) and, from here, the
 *code version* of every registered callable the run uses that pluralguard does not ship —
 the mechanism kind's function, the attack recipe class, every defense class of the chain,
@@ -21,11 +21,13 @@ declared version lets its author decide when results are stale (bump it).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import marshal
 import sys
 from collections.abc import Iterator, Mapping
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 from types import FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any
@@ -34,12 +36,14 @@ from pluralguard.attacks import ATTACKS
 from pluralguard.core.mechanism import registered_kind
 from pluralguard.defenses import DEFENSES
 
-from .suite import canonical_json
+from .jsonio import canonical_json
 
 if TYPE_CHECKING:
     from .suite import GridPoint
 
 _OWN = "pluralguard."
+#: The subpackages whose source :func:`code_digest` covers.
+_PACKAGES = ("core", "attacks", "defenses", "eval")
 _PLAIN = (str, bytes, int, float, complex, bool, type(None))
 
 
@@ -153,3 +157,23 @@ def user_code(point: GridPoint) -> str:
         if name in DEFENSES and not _own(DEFENSES[name]):
             parts[f"defense:{name}"] = code_version(DEFENSES[name])
     return canonical_json(parts)
+
+
+# ------------------------------------------------------------------ run keys
+@cache
+def code_digest() -> str:
+    """SHA-256 (16 hex digits) of the package version and every source file of pluralguard."""
+    h = hashlib.sha256(version("pluralguard").encode())
+    for name in _PACKAGES:
+        root = Path(importlib.import_module(f"pluralguard.{name}").__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            h.update(f"{name}/{path.relative_to(root).as_posix()}".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(point: GridPoint) -> str:
+    """Content address of one run: pluralguard's code, the user code the run uses and
+    what it computes (module doc)."""
+    text = f"{code_digest()}\x00{user_code(point)}\x00{point.content}"
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -81,7 +81,7 @@ def pluralguard_check(request: pytest.FixtureRequest, tmp_path: Path
               only: Mapping[str, Sequence[str]] | None = None, strict: bool | None = None,
               **run_options: Any) -> Any:
         from pluralguard.eval import gate, gate_report
-        from pluralguard.eval.runner import write_json
+        from pluralguard.eval.jsonio import write_json
         from pluralguard.eval.suite import Suite, load_suite
 
         root = Path(config.rootpath)

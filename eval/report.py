@@ -12,35 +12,34 @@ kind of each mechanism label); it writes ``DIR/report.md`` and PNG figures under
    others did not apply, grouped by attack × mechanism × reason
    (:mod:`~pluralguard.eval.coverage`); failed runs; every raised sanity flag with what
    it means; a warning when the run is partial (interrupted) or ``results.csv`` was
-   changed after the run (:func:`check_results`).
-1. **Sanity flags** — non-convergence, nondeterminism, adaptive search beaten by a
-   fixed recipe, zero gain everywhere (:func:`sanity_flags`).
+   changed after the run (:func:`~pluralguard.eval.results.check_results`).
+1. **Sanity flags** — every check of :mod:`~pluralguard.eval.sanity`, merged with the
+   runner's record (:func:`~pluralguard.eval.sanity.with_recorded`).
 2. **Security curves** — honest utility loss (mean and the worst-case metric) and
    capture against the budget, one line per defense, one panel per attack, one
    figure per dataset × mechanism; seed means with min–max bands.
 3. **Worst-case loss, attack × defense** — annotated heatmaps (one per dataset, a
-   panel per mechanism) and the same numbers as tables (:func:`worst_case`).
+   panel per mechanism) and the same numbers as tables
+   (:func:`~pluralguard.eval.aggregates.worst_case`).
 4. **Defenses** — ranking by worst case over attacks beside clean cost, and the
-   defenses that never help (:func:`rank_defenses`).
+   defenses that never help
+   (:func:`~pluralguard.eval.aggregates.rank_defenses`).
 5. **Agreement solver vs single consensus** — for every such pair of mechanisms on a
    dataset: clean honest utility and worst-case loss per attack.
 6. **Attack summary** — key aggregates per attack.
 7. **Certified bounds** — next to the worst attack found, the proved worst case of any
    attack: coverage per mechanism, verdicts (tight / gap / undecided), found vs
    certified per attack × defense, defenses ranked by their certified worst case, and
-   the worst case bracketed on small populations (:func:`certified_worst_case`).
+   the worst case bracketed on small populations
+   (:func:`~pluralguard.eval.aggregates.certified_worst_case`).
 
-**Worst case.** The worst-case loss of attack a against defense d is the maximum over
-budgets and seeds of ``loss`` (default ``utility_loss_p90``: the loss that the worst-off
-10 % of honest agents meet or exceed; ``utility_loss_max``, a single agent's loss, is
-dominated by agents that switch groups). A defense's worst case over attacks is the
-maximum of that over attacks; defenses are ranked by it, ascending — the min–max
-(equivalently max–min honest utility) selection of ByzFL (González et al., *ByzFL:
-research framework for robust federated learning*, 2025). A defense *never helps* when
-its worst case is not lower than the undefended one for any attack it is designed
-against (``Defense.targets``, recorded in ``summary.json``) that ran both with it and
-undefended and did harm undefended; a defense without such a target is *not judged*,
-and one whose every run equals the undefended one has *no effect* (:func:`no_effect`).
+What the numbers are — worst cases, envelopes, rankings — is defined in
+:mod:`~pluralguard.eval.aggregates`; reading the directory in
+:mod:`~pluralguard.eval.results`; this module only renders them.
+
+It is one piece above ~500 lines because its sections render one document and share
+its figure namer, its table format and its wording of the loss; every number it states
+comes from the modules above.
 
 Everything is deterministic: the same results give a byte-identical ``report.md`` and
 identical PNGs (no timestamps, paths or versions are written).
@@ -48,8 +47,6 @@ identical PNGs (no timestamps, paths or versions are written).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import re
@@ -62,33 +59,42 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pluralguard.core.errors import InputError
 from pluralguard.core.params import Instance, Options, OrNone, validate_params
 
 from . import certificate_table, plots, sanity
+from .aggregates import (
+    LOSS,
+    LOSSES,
+    TOL,
+    attack_summary,
+    certified_worst_case,
+    curve_table,
+    defense_order,
+    mechanism_kind,
+    never_helping,
+    no_effect,
+    rank_defenses,
+    rank_defenses_certified,
+    worst_case,
+)
+from .columns import IDENTITY, NONE, numeric
 from .coverage import attack_coverage, not_run_groups
+from .markdown import budget_text, frame_table, pipe_table, significant
 from .metrics import METRICS
+from .results import (
+    RESULTS,
+    SUMMARY,
+    check_results,
+    defense_targets,
+    load_mechanism_kinds,
+    load_results,
+    load_summary,
+)
 from .sanity import Flag
 from .store import atomic_write
 
-#: Columns of a results row that identify the run — the same as
-#: ``pluralguard.eval.scenario.IDENTITY``, kept here so that reading a results directory
-#: does not import every attack and defense.
-IDENTITY = ("dataset", "mechanism", "attack", "budget", "defense", "seed")
-RESULTS = "results.csv"
-SUMMARY = "summary.json"
-RESOLVED = "suite.resolved.json"
 REPORT = "report.md"
 FIGURES = "figures"
-
-#: The name of "no attack" and "no defense" in results.csv.
-NONE = "none"
-#: Default worst-case metric.
-LOSS = "utility_loss_p90"
-#: Metrics a worst case may be taken over.
-LOSSES = ("utility_loss_p90", "utility_loss_max", "utility_loss_mean")
-#: Absolute tolerance of every comparison (gains, losses, "helps").
-TOL = 1e-9
 #: Offending rows listed per sanity flag.
 MAX_LISTED = 20
 
@@ -96,409 +102,10 @@ _FIGURE_PREFIXES = ("curves_", "heatmap_", "defenses_", "mechanisms_")
 _SCOPE = ["dataset", "mechanism"]
 
 
-# ------------------------------------------------------------------------ loading
-def load_results(results_dir: str | Path) -> pd.DataFrame:
-    """Read ``DIR/results.csv`` and check it.
-
-    Parameters
-    ----------
-    results_dir : path
-        A directory written by ``pluralguard run --out DIR``.
-
-    Returns
-    -------
-    DataFrame
-        One row per run. ``attack``/``defense`` are strings (empty → ``"none"``),
-        ``budget`` is float (``inf`` allowed), every metric of
-        :data:`~pluralguard.eval.metrics.METRICS` is a float column (NaN when absent).
-
-    Raises
-    ------
-    InputError
-        When the file is missing or unreadable, lacks an identity column, has no rows,
-        or holds a non-numeric metric.
-    """
-    path = Path(results_dir) / RESULTS
-    if not path.is_file():
-        if (path.parent / "runs.jsonl").is_file():
-            raise InputError("results_dir", f"{path} does not exist yet: the run stopped "
-                             "before its first batch finished",
-                             "rerun the same `pluralguard run` command to resume it")
-        raise InputError("results_dir", f"{path} does not exist",
-                         "pass the directory written by `pluralguard run --out DIR`, "
-                         f"which holds {RESULTS}")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(RESULTS, f"{path} is not a readable CSV ({exc})",
-                         "rerun the suite to rewrite it") from None
-    missing = [c for c in IDENTITY if c not in frame.columns]
-    if missing:
-        raise InputError(f"{RESULTS}:{missing[0]}", f"column {missing[0]!r} is missing",
-                         f"results.csv needs the columns {', '.join(IDENTITY)}")
-    if frame.empty:
-        raise InputError(RESULTS, f"{path} has no rows", "run a suite first")
-    for col in ("dataset", "mechanism"):
-        frame[col] = frame[col].astype(str)
-    for col in ("attack", "defense"):
-        frame[col] = frame[col].fillna(NONE).astype(str)
-    frame["goal"] = frame["goal"].fillna("").astype(str) if "goal" in frame else ""
-    for col in ("budget", "seed", *METRICS):
-        if col not in frame:
-            frame[col] = np.nan
-            continue
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() & frame[col].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"{RESULTS}:{col}",
-                             f"non-numeric value {frame[col].iloc[i]!r} on line {i + 2}",
-                             "metrics must be numbers (NaN when they do not apply)")
-        frame[col] = values.astype(float)
-    return frame
-
-
-def _read_json(results_dir: str | Path, name: str) -> dict[str, Any]:
-    """Read ``DIR/name`` as a JSON object (``{}`` when absent)."""
-    path = Path(results_dir) / name
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(name, f"{path} is not valid JSON ({exc})",
-                         "rerun the suite to rewrite it, or delete the file") from None
-    if not isinstance(data, dict):
-        raise InputError(name, f"{path} holds a {type(data).__name__}, not an object",
-                         "rerun the suite to rewrite it, or delete the file")
-    return data
-
-
-def load_summary(results_dir: str | Path) -> dict[str, Any]:
-    """Read ``DIR/summary.json`` (``{}`` when absent)."""
-    return _read_json(results_dir, SUMMARY)
-
-
-# ------------------------------------------------------------------ sanity flags
-def sanity_flags(results: pd.DataFrame, summary: Mapping[str, Any] | None = None
-                 ) -> list[Flag]:
-    """The sanity checks of :mod:`~pluralguard.eval.sanity` on a results table, merged
-    with what the runner recorded in ``summary.json``.
-
-    Every check is computed from ``results`` itself; a flag the runner recorded in
-    ``summary["sanity"][name]`` (it also recomputes runs to test nondeterminism) is
-    merged in (:func:`~pluralguard.eval.sanity.merge_recorded`): raised when either
-    says so. Flags the runner recorded that this module does not know follow, by name.
-
-    Returns
-    -------
-    list of Flag
-        In the order of :data:`~pluralguard.eval.sanity.TABLE_CHECKS`, then the
-        runner's other flags.
-    """
-    runner = (summary or {}).get("sanity") or {}
-    if not isinstance(runner, Mapping):
-        runner = {}
-    flags = [sanity.merge_recorded(flag, runner.get(flag.name))
-             for flag in sanity.check(results)]
-    flags += [sanity.merge_recorded(Flag(str(name), str(name).replace("_", " "), False,
-                                         "Computed by the runner only."), entry)
-              for name, entry in sorted(runner.items(), key=lambda kv: str(kv[0]))
-              if name not in sanity.CHECKS]
-    return flags
-
-
-# ------------------------------------------------------------------ aggregates
-_RESULTS = Instance((pd.DataFrame,), "a results table (load_results)", "load_results(DIR)")
-
-
-def defense_order(names: Sequence[str]) -> list[str]:
-    """Defense names sorted, ``"none"`` first."""
-    unique = sorted(set(names))
-    return [NONE, *[n for n in unique if n != NONE]] if NONE in unique else unique
-
-
-@validate_params({"results": _RESULTS, "loss": Options(LOSSES)})
-def worst_case(results: pd.DataFrame, loss: str = LOSS) -> pd.DataFrame:
-    """Worst-case loss of every attack against every defense.
-
-    Parameters
-    ----------
-    results : DataFrame
-        :func:`load_results`.
-    loss : str
-        One of :data:`LOSSES`.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``dataset, mechanism, attack, defense, worst_case_loss`` (max over
-        budgets — infinite ones included — and seeds), attacked runs only, sorted.
-    """
-    attacked = results[results["attack"] != NONE]
-    return (attacked.groupby([*_SCOPE, "attack", "defense"], sort=True)[loss].max()
-            .rename("worst_case_loss").reset_index())
-
-
-def clean_cost(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean ``defense_cost`` per dataset × mechanism × defense.
-
-    Taken over the no-attack rows where there are any (it is a per-defense quantity,
-    so any row of the defense serves otherwise).
-    """
-    keys = [*_SCOPE, "defense"]
-    clean = results[results["attack"] == NONE].groupby(keys)["defense_cost"].mean()
-    every = results.groupby(keys)["defense_cost"].mean()
-    return clean.combine_first(every).rename("clean_cost").reset_index()
-
-
-@validate_params({"results": _RESULTS, "loss": Options(LOSSES),
-                  "targets": OrNone(Instance((Mapping,), "a mapping of defense label → "
-                                             "recipe names", "{'sybil_cap': ['sybil']}"))})
-def rank_defenses(results: pd.DataFrame, loss: str = LOSS,
-                  targets: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
-    """Rank defenses by their worst case over attacks, per dataset × mechanism.
-
-    For defense d: worst(d) = max over attacks a of :func:`worst_case` (a, d). Ranked
-    ascending (rank ties share the lower rank); ties are listed by clean cost, then
-    ``none`` first, then name. ``attacks_helped`` counts the attacks where
-    worst(a, d) < worst(a, none) − TOL among the ``attacks_compared`` run with both.
-    ``never_helps`` judges a defense only by the attacks it is designed against
-    (``targets``: the recipes it targets, ``Defense.targets``) that ran both with it
-    and undefended and did harm undefended (worst case > TOL; ``targeted_compared`` of
-    them): True when it lowers none of their worst cases; NA when there is none
-    (nothing to judge), for ``none`` itself and without an undefended baseline. Without
-    ``targets`` every attack counts.
-
-    Parameters
-    ----------
-    results : DataFrame
-        :func:`load_results`.
-    loss : str
-        One of :data:`LOSSES`.
-    targets : mapping, optional
-        Defense label → recipe names it targets (``summary.json``'s ``grid_labels``).
-
-    Returns
-    -------
-    DataFrame
-        Columns ``dataset, mechanism, rank, defense, worst_case_loss, worst_attack,
-        clean_cost, attacks_helped, attacks_compared, never_helps, targeted_compared``.
-    """
-    worst = worst_case(results, loss)
-    recipes = _recipes(results)
-    costs = clean_cost(results).set_index([*_SCOPE, "defense"])["clean_cost"]
-    parts = []
-    for (dataset, mechanism), grid in worst.groupby(_SCOPE, sort=True):
-        table = grid.pivot(index="attack", columns="defense", values="worst_case_loss")
-        table = table.dropna(axis=1, how="all")
-        base = table[NONE] if NONE in table else None
-        rows = []
-        for defense in table.columns:
-            col = table[defense]
-            helped = compared = targeted = 0
-            never: Any = pd.NA
-            if base is not None and defense != NONE:
-                both = col.notna() & base.notna()
-                compared = int(both.sum())
-                better = col[both] < base[both] - TOL
-                helped = int(better.sum())
-                if targets is not None and defense in targets:
-                    aimed = [recipes.get(a, a) in set(targets[defense]) for a in better.index]
-                    better = better[aimed]
-                better = better[base[better.index] > TOL]  # harm it could have reduced
-                targeted = int(better.size)
-                never = pd.NA if targeted == 0 else not better.any()
-            rows.append({"dataset": dataset, "mechanism": mechanism, "defense": defense,
-                         "worst_case_loss": float(col.max()),
-                         "worst_attack": str(col.idxmax()),
-                         "clean_cost": float(costs.get((dataset, mechanism, defense),
-                                                       np.nan)),
-                         "attacks_helped": helped, "attacks_compared": compared,
-                         "never_helps": never, "targeted_compared": targeted})
-        part = pd.DataFrame(rows)
-        part.insert(2, "rank", part["worst_case_loss"].rank(method="min").astype(int))
-        part["_base"] = part["defense"] != NONE
-        parts.append(part.sort_values(["rank", "clean_cost", "_base", "defense"],
-                                      na_position="last"))
-    columns = [*_SCOPE, "rank", "defense", "worst_case_loss", "worst_attack", "clean_cost",
-               "attacks_helped", "attacks_compared", "never_helps", "targeted_compared"]
-    if not parts:
-        return pd.DataFrame(columns=columns)
-    ranking = pd.concat(parts, ignore_index=True)[columns]
-    ranking["never_helps"] = ranking["never_helps"].astype("boolean")
-    return ranking
-
-
-def _recipes(results: pd.DataFrame) -> dict[str, str]:
-    """Attack label → recipe name (the ``recipe`` column, else the label up to ``(``)."""
-    attacked = results[results["attack"] != NONE]
-    if "recipe" in attacked:
-        pairs = attacked[["attack", "recipe"]].dropna().drop_duplicates("attack")
-        named = dict(zip(pairs["attack"].astype(str), pairs["recipe"].astype(str),
-                         strict=True))
-    else:
-        named = {}
-    return {str(a): named.get(str(a), str(a).split("(")[0])
-            for a in attacked["attack"].unique()}
-
-
-def never_helping(ranking: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
-    """(dataset, mechanism) → sorted defenses that never help (:func:`rank_defenses`)."""
-    return {(d, m): sorted(g.loc[g["never_helps"].fillna(False).astype(bool), "defense"])
-            for (d, m), g in ranking.groupby(_SCOPE, sort=True)}
-
-
-def envelope(results: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Attacked rows with each metric replaced by its running maximum over budgets.
-
-    An attacker with budget ε may use any budget ε' ≤ ε, so the worst an attack can do
-    at ε is the maximum over ε' ≤ ε of what it did (per dataset × mechanism × attack ×
-    defense × seed). A raw curve that dips means the attack missed its own better
-    answer (the ``non_monotone`` sanity flag); the envelope is what a security curve
-    must show. results.csv keeps the raw rows.
-    """
-    attacked = results[(results["attack"] != NONE) & results["budget"].notna()]
-    keys = [*_SCOPE, "attack", "defense", "seed"]
-    ordered = attacked.sort_values([*keys, "budget"], kind="stable")
-    ordered = ordered.copy()
-    ordered[list(metrics)] = ordered.groupby(keys, sort=False, dropna=False)[
-        list(metrics)].cummax()
-    return ordered
-
-
-def curve_table(results: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Seed mean, min and max of the :func:`envelope` of ``metrics`` per dataset ×
-    mechanism × attack × defense × budget (attacked runs with a budget), columns
-    ``<metric>_mean/_min/_max``."""
-    attacked = envelope(results, metrics)
-    keys = [*_SCOPE, "attack", "defense", "budget"]
-    agg = attacked.groupby(keys, sort=True)[list(metrics)].agg(["mean", "min", "max"])
-    agg.columns = [f"{m}_{s}" for m, s in agg.columns]
-    return agg.reset_index()
-
-
-def mechanism_kind(mechanism: str, kinds: Mapping[str, str] | None = None) -> str | None:
-    """``"agreements"``, ``"consensus"`` or None for a mechanism label.
-
-    From ``kinds`` (label → kind, see :func:`load_mechanism_kinds`) when it knows the
-    label, else from the label itself (``Mechanism.key`` starts with the kind; suite
-    labels usually name it).
-    """
-    kind = (kinds or {}).get(mechanism, mechanism).lower()
-    if "consensus" in kind:
-        return "consensus"
-    if "agreement" in kind:
-        return "agreements"
-    return None
-
-
-def load_mechanism_kinds(results_dir: str | Path) -> dict[str, str]:
-    """Mechanism label → kind from ``DIR/suite.resolved.json`` (``{}`` when absent)."""
-    mechanisms = _read_json(results_dir, RESOLVED).get("mechanisms")
-    return {str(m["name"]): str(m["kind"]) for m in mechanisms or []
-            if isinstance(m, Mapping) and "name" in m and "kind" in m}
-
-
-def attack_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Key aggregates per dataset × mechanism × attack × defense (attacked runs).
-
-    Columns: ``budgets`` (those run), worst ``utility_loss_p90`` and
-    ``utility_loss_max``, mean ``utility_loss_mean``, max ``capture``, max
-    ``attacker_gain``, mean ``attack_success``, mean ``partition_change``, max
-    ``queries``, ``runs``.
-    """
-    attacked = results[results["attack"] != NONE]
-    keys = [*_SCOPE, "attack", "defense"]
-    grouped = attacked.groupby(keys, sort=True)
-    out = grouped.agg(
-        worst_loss_p90=("utility_loss_p90", "max"), worst_loss_max=("utility_loss_max", "max"),
-        mean_loss=("utility_loss_mean", "mean"), max_capture=("capture", "max"),
-        max_attacker_gain=("attacker_gain", "max"), success_rate=("attack_success", "mean"),
-        partition_change=("partition_change", "mean"), queries=("queries", "max"),
-        runs=("seed", "size"))
-    out.insert(0, "budgets", grouped["budget"].agg(
-        lambda b: ", ".join(plots.budget_label(x) for x in sorted(b.dropna().unique()))))
-    return out.reset_index()
-
-
-# ------------------------------------------------------------------ certificates
-def certified_worst_case(results: pd.DataFrame, metric: str = LOSS) -> pd.DataFrame:
-    """Found and certified worst case of every attack against every defense.
-
-    Columns ``dataset, mechanism, attack, defense, found, certified``: the maxima over
-    budgets and seeds of ``metric`` and of ``certified_<metric>``; ``certified`` is NaN
-    (undecided) when any of those runs has no certificate for it.
-    """
-    attacked = results[results["attack"] != NONE].copy()
-    column = f"certified_{metric}"
-    if column not in attacked:
-        attacked[column] = np.nan
-    attacked["_undecided"] = attacked[column].isna() & attacked[metric].notna()
-    grouped = attacked.groupby([*_SCOPE, "attack", "defense"], sort=True)
-    out = grouped.agg(found=(metric, "max"), certified=(column, "max"),
-                      undecided=("_undecided", "any")).reset_index()
-    out.loc[out["undecided"], "certified"] = np.nan
-    return out.drop(columns="undecided")
-
-
-def rank_defenses_certified(results: pd.DataFrame, metric: str = LOSS) -> pd.DataFrame:
-    """Rank defenses by their certified worst case over attacks, per dataset × mechanism.
-
-    For defense d: the maximum over attacks of :func:`certified_worst_case` — undecided
-    (NaN, ranked last) when any attack's is — beside the found worst case. Columns
-    ``dataset, mechanism, rank, defense, certified, worst_attack, found``.
-    """
-    worst = certified_worst_case(results, metric)
-    rows = []
-    for (dataset, mechanism, defense), g in worst.groupby([*_SCOPE, "defense"], sort=True):
-        decided = g["certified"].notna().all() and len(g)
-        rows.append({"dataset": dataset, "mechanism": mechanism, "defense": defense,
-                     "certified": float(g["certified"].max()) if decided else np.nan,
-                     "worst_attack": (str(g.loc[g["certified"].idxmax(), "attack"])
-                                      if decided else "undecided: " + ", ".join(
-                                          g.loc[g["certified"].isna(), "attack"])),
-                     "found": float(g["found"].max())})
-    columns = [*_SCOPE, "rank", "defense", "certified", "worst_attack", "found"]
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    table = pd.DataFrame(rows)
-    table["rank"] = (table.groupby(_SCOPE)["certified"].rank(method="min")
-                     .astype("Int64"))
-    return table.sort_values([*_SCOPE, "certified", "defense"],
-                             na_position="last")[columns].reset_index(drop=True)
-
-
 # ------------------------------------------------------------------ formatting
-def _fmt(value: Any) -> str:
-    if value is None or value is pd.NA:
-        return "—"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if math.isnan(v):
-            return "—"
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        return f"{v + 0.0:.4g}"
-    return str(value)
-
-
-def _md_table(frame: pd.DataFrame) -> str:
-    """A pipe table; numeric columns right-aligned, NaN as —, ``|`` escaped."""
-    def cell(v: Any) -> str:
-        return _fmt(v).replace("|", "\\|")
-
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(
-        frame[c]) for c in frame.columns]
-    head = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |"
-            for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+def _table(frame: pd.DataFrame) -> str:
+    """The report's pipe table: 4 significant digits, numbers right-aligned."""
+    return frame_table(frame, cell=significant, align_numbers=True)
 
 
 def _names(values: Sequence[str]) -> str:
@@ -569,11 +176,11 @@ def write_report(results_dir: str | Path, *, title: str | None = None,
     figures = _Figures(root / FIGURES)
     styles = plots.defense_styles(defense_order(results["defense"]))
     loss_label = f"worst-case honest utility loss (max over budgets and seeds of {loss})"
-    targets = _targets(summary)
+    targets = defense_targets(summary)
     ranking = rank_defenses(results, loss, targets)
     worst = worst_case(results, loss)
 
-    flags = sanity_flags(results, summary)
+    flags = sanity.with_recorded(results, summary)
     parts = [_header(results, title, loss, summary, notes, flags),
              _sanity_section(flags),
              _curves_section(results, loss, styles, figures),
@@ -587,47 +194,6 @@ def write_report(results_dir: str | Path, *, title: str | None = None,
     path = root / REPORT
     atomic_write(path, "\n\n".join(parts).rstrip() + "\n")
     return path
-
-
-def _targets(summary: Mapping[str, Any]) -> dict[str, list[str]] | None:
-    """Defense label → the recipes it targets, from ``summary.json`` (None when the
-    summary predates it: then every attack judges a defense)."""
-    defenses = (summary.get("grid_labels") or {}).get("defenses")
-    if not isinstance(defenses, Mapping):
-        return None
-    return {str(label): [str(t) for t in entry.get("targets", [])]
-            for label, entry in defenses.items() if isinstance(entry, Mapping)}
-
-
-def check_results(results_dir: str | Path, results: pd.DataFrame,
-                  summary: Mapping[str, Any]) -> list[str]:
-    """Cross-check ``results.csv`` against ``summary.json``; return warnings.
-
-    Raises
-    ------
-    InputError
-        ``results.csv`` ends mid-row, or holds another number of rows than the
-        summary counts (cut, or written by another run): the fix reruns the suite,
-        which rebuilds it from the store without recomputing.
-    """
-    path = Path(results_dir) / RESULTS
-    fix = ("rerun the same `pluralguard run` command with this --out: it rebuilds "
-           f"{RESULTS} from the stored runs without computing them again")
-    with open(path, "rb") as fh:
-        fh.seek(-1, 2)
-        if fh.read(1) != b"\n":
-            raise InputError(RESULTS, f"{path} ends mid-row (cut off)", fix)
-    files = (summary.get("files") or {}).get(RESULTS) or {}
-    expected = files.get("rows", (summary.get("counts") or {}).get("rows"))
-    if expected is not None and expected != len(results):
-        raise InputError(RESULTS, f"{path} has {len(results):,} rows but {SUMMARY} counts "
-                         f"{expected:,} (one of them was cut, edited or replaced)", fix)
-    stated = files.get("sha256")
-    if stated and hashlib.sha256(path.read_bytes()).hexdigest() != stated:
-        return [f"`{RESULTS}` differs from the file the run wrote (its checksum in "
-                f"`{SUMMARY}` does not match): it was edited after the run; this report "
-                "shows it as it is now."]
-    return []
 
 
 def _header(results: pd.DataFrame, title: str | None, loss: str,
@@ -667,7 +233,7 @@ def _header(results: pd.DataFrame, title: str | None, loss: str,
         f"* datasets: {_names(sorted(results['dataset'].unique()))}",
         f"* mechanisms: {_names(sorted(results['mechanism'].unique()))}",
         f"* defenses: {_names(defense_order(results['defense']))}",
-        f"* budgets: {', '.join(plots.budget_label(b) for b in budgets) or '—'}"
+        f"* budgets: {', '.join(budget_text(b) for b in budgets) or '—'}"
         + (" (one per attack, so no security curves)" if single else ""),
         f"* seeds: {', '.join(map(str, seeds)) or '—'}",
     ]
@@ -713,7 +279,7 @@ def _coverage_lines(results: pd.DataFrame, summary: Mapping[str, Any]) -> list[s
                            for c in coverage],
         "did not apply": [c.not_applicable for c in coverage],
         "failed": [c.failed for c in coverage]})
-    lines = [_md_table(table)]
+    lines = [_table(table)]
     never = [c.attack for c in coverage if c.ran == 0]
     partial = [c.attack for c in coverage if c.ran and c.attack not in undefended]
     if never:
@@ -745,7 +311,7 @@ def _coverage_lines(results: pd.DataFrame, summary: Mapping[str, Any]) -> list[s
         lines += ["", f"**Failed runs** ({len(failed)}; tracebacks in `{SUMMARY}`; a rerun "
                       "computes them again):", ""]
         lines += [f"* {f.get('dataset')}/{f.get('mechanism')}/{f.get('attack')}@"
-                  f"{_fmt(f.get('budget'))}/{f.get('defense')}/seed {f.get('seed')}: "
+                  f"{significant(f.get('budget'))}/{f.get('defense')}/seed {f.get('seed')}: "
                   f"{f.get('error')}" for f in failed[:MAX_LISTED]]
         if len(failed) > MAX_LISTED:
             lines.append(f"* … and {len(failed) - MAX_LISTED} more (see `{SUMMARY}`).")
@@ -759,9 +325,9 @@ def _sanity_section(flags: list[Flag]) -> str:
         lines.append(f"**{len(raised)} raised:** " + ", ".join(f.title for f in raised) + ".")
     else:
         lines.append("**None raised.**")
-    lines += ["", "| check | status | finding |", "|---|---|---|"]
-    lines += [f"| {f.title} | {'**RAISED**' if f.raised else 'clear'} | "
-              f"{f.finding.replace('|', chr(92) + '|')} |" for f in flags]
+    lines += ["", *pipe_table(["check", "status", "finding"],
+                              [(f.title, "**RAISED**" if f.raised else "clear", f.finding)
+                               for f in flags])]
     for flag in raised:
         lines += ["", f"### {flag.title.capitalize()}", ""]
         if flag.meaning:
@@ -770,7 +336,7 @@ def _sanity_section(flags: list[Flag]) -> str:
             lines.append(flag.finding)
             continue
         shown = flag.rows.head(MAX_LISTED)
-        lines += ["Runs:", "", _md_table(shown)]
+        lines += ["Runs:", "", _table(shown)]
         if len(flag.rows) > MAX_LISTED:
             lines += ["", f"… and {len(flag.rows) - MAX_LISTED} more (see `{RESULTS}`)."]
     return "\n".join(lines)
@@ -841,7 +407,7 @@ def _heatmap_section(worst: pd.DataFrame, loss_metric: str, loss_label: str,
         lines += ["", f"### {dataset}", "", f"![attack × defense heatmap]({src})"]
         for mechanism, table in tables.items():
             lines += ["", f"**{mechanism}**", "",
-                      _md_table(table.rename_axis(None, axis=1).reset_index())]
+                      _table(table.rename_axis(None, axis=1).reset_index())]
     return "\n".join(lines)
 
 
@@ -889,7 +455,7 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
                        if nh else
                        "Every defense that acts here and was judged helps against at least "
                        "one attack it targets." if judged.any() else "")
-            lines += ["", f"**{mechanism}**", "", _md_table(table)]
+            lines += ["", f"**{mechanism}**", "", _table(table)]
             lines += ["", verdict] if verdict else []
             if noop:
                 lines += ["", "No effect on this mechanism (every run equals the undefended "
@@ -912,29 +478,6 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
     return "\n".join(lines)
 
 
-def no_effect(results: pd.DataFrame, dataset: str, mechanism: str) -> list[str]:
-    """Defenses whose every run on a dataset × mechanism equals the undefended run at
-    the same attack, budget and seed (every loss, capture and the clean cost), sorted:
-    they do not act on that mechanism (e.g. a bound floor under quantile bounds)."""
-    part = results[(results["dataset"] == dataset) & (results["mechanism"] == mechanism)]
-    columns = [c for c in (*LOSSES, "capture", "attacker_gain", "defense_cost",
-                           "defense_partition_change") if c in part]
-    keys = ["attack", "budget", "seed"]
-    base = part[part["defense"] == NONE].set_index(keys)[columns]
-    if base.empty:
-        return []
-    out = []
-    for defense, rows in part[part["defense"] != NONE].groupby("defense", sort=True):
-        rows = rows.set_index(keys)[columns]
-        if not rows.index.isin(base.index).all():
-            continue
-        same = np.isclose(rows.to_numpy(float), base.loc[rows.index].to_numpy(float),
-                          rtol=0.0, atol=TOL, equal_nan=True)
-        if same.all():
-            out.append(str(defense))
-    return out
-
-
 def _mechanism_section(results: pd.DataFrame, worst: pd.DataFrame,
                        kinds: Mapping[str, str], loss_label: str, figures: _Figures) -> str:
     baseline = results[(results["attack"] == NONE) & (results["defense"] == NONE)]
@@ -950,7 +493,7 @@ def _mechanism_section(results: pd.DataFrame, worst: pd.DataFrame,
         for a, c in product(agree, cons):
             util, table = _comparison(baseline, worst, dataset, a, c)
             pairs.append((a, c, util, _undefended(worst, dataset, [a, c])))
-            lines += ["", f"**{a}** vs **{c}**", "", _md_table(table)]
+            lines += ["", f"**{a}** vs **{c}**", "", _table(table)]
         fig = plots.mechanism_comparison(pairs, f"Agreement solver vs single consensus — "
                                                 f"{dataset}", "worst-case loss, undefended")
         src = figures.save(fig, "mechanisms_", dataset)
@@ -996,7 +539,7 @@ def _comparison(baseline: pd.DataFrame, worst: pd.DataFrame, dataset: str, a: st
                 best.append("—")
             else:
                 top = pm.sort_values(["worst_case_loss", "defense"]).iloc[0]
-                best.append(f"{_fmt(top['worst_case_loss'])} ({top['defense']})")
+                best.append(f"{significant(top['worst_case_loss'])} ({top['defense']})")
         rows += [[f"worst-case loss: {attack}, undefended", *und],
                  [f"worst-case loss: {attack}, best defense", *best]]
     return util, pd.DataFrame(rows, columns=["measure", *mechs])
@@ -1015,7 +558,7 @@ def _summary_section(results: pd.DataFrame) -> str:
         g = g.assign(_order=g["defense"].map({d: i for i, d in
                                              enumerate(defense_order(g["defense"]))}))
         g = g.sort_values(["attack", "_order"]).drop(columns=[*_SCOPE, "_order"])
-        lines += ["", f"### {dataset} · {mechanism}", "", _md_table(g)]
+        lines += ["", f"### {dataset} · {mechanism}", "", _table(g)]
     return "\n".join(lines)
 
 
@@ -1035,7 +578,7 @@ def _certificate_section(results: pd.DataFrame, loss: str) -> str:
               "set only* where a defense carries no certificate (`pluralguard.eval.certify`)."
               , "", "**Coverage** (attacked runs with a finite certificate, and the median "
               "gap per metric):", "",
-              _md_table(cover.rename(columns=lambda c: c.replace(
+              _table(cover.rename(columns=lambda c: c.replace(
                   "median_gap_", "median gap: ").replace("_", " ")))]
     verdict = certificate_table.verdicts(results)
     counts = certificate_table.verdict_counts(verdict)
@@ -1046,32 +589,32 @@ def _certificate_section(results: pd.DataFrame, loss: str) -> str:
               "goal's own where it is certified (`attacker_gain` for selfish, `capture` for "
               "capture), else `utility_loss_p90`, which no attack maximises. Per attack, "
               "how many defenses give each verdict:", "",
-              _md_table(counts.rename(columns={"tight_under": "tight under"})), "",
-              "Undefended:", "", _md_table(undefended)]
+              _table(counts.rename(columns={"tight_under": "tight under"})), "",
+              "Undefended:", "", _table(undefended)]
     worst = certified_worst_case(results, loss)
     ranking = rank_defenses_certified(results, loss)
     for (dataset, mechanism), g in worst.groupby(_SCOPE, sort=True):
-        cells = g.assign(cell=[f"{_fmt(f)} / {_fmt(c) if c == c else 'undecided'}"
+        cells = g.assign(cell=[f"{significant(f)} / {significant(c) if c == c else 'undecided'}"
                                for f, c in zip(g["found"], g["certified"], strict=True)])
         table = cells.pivot(index="attack", columns="defense", values="cell")
         table = table.reindex(columns=[d for d in defense_order(table.columns)])
         rank = ranking[(ranking["dataset"] == dataset) & (ranking["mechanism"] == mechanism)]
         lines += ["", f"### {dataset} · {mechanism}", "",
                   f"Worst case of `{loss}`, found / certified (max over budgets and seeds):",
-                  "", _md_table(table.fillna("—").reset_index()), "",
+                  "", _table(table.fillna("—").reset_index()), "",
                   "Defenses ranked by their certified worst case over attacks (undecided "
                   "last):", "",
-                  _md_table(rank.drop(columns=_SCOPE).rename(columns={
+                  _table(rank.drop(columns=_SCOPE).rename(columns={
                       "certified": "certified worst case", "worst_attack": "worst attack",
                       "found": "found worst case"}))]
-    small = results[_numeric_column(results, "gap_exhaustive").notna()]
+    small = results[numeric(results, "gap_exhaustive").notna()]
     if len(small):
         lines += ["", "### Small populations: the worst case bracketed", "",
                   "Where the exhaustive reference ran, the true worst case of the goal's own "
                   "metric lies between the exhaustive optimum (an attack found, exact up to "
                   "the search's lattice) and the certificate; width 0 means it is known "
                   "exactly. The other metrics are bounded only.", "",
-                  _md_table(small[[*IDENTITY, "goal"]].assign(
+                  _table(small[[*IDENTITY, "goal"]].assign(
                       metric=[certificate_table.GOAL_METRIC[g] for g in small["goal"]],
                       exhaustive=small["exhaustive_optimum"].astype(float),
                       certified=[float(r[f"certified_{certificate_table.GOAL_METRIC[g]}"])
@@ -1079,9 +622,3 @@ def _certificate_section(results: pd.DataFrame, loss: str) -> str:
                                                       strict=True)],
                       width=small["gap_exhaustive"].astype(float)))]
     return "\n".join(lines)
-
-
-def _numeric_column(frame: pd.DataFrame, column: str) -> pd.Series:
-    if column not in frame:
-        return pd.Series(np.nan, index=frame.index)
-    return pd.to_numeric(frame[column], errors="coerce")

@@ -68,11 +68,6 @@ BLAS to one thread, so rows are bit-identical on any executor.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import importlib
-import io
-import json
 import math
 import os
 import re
@@ -82,15 +77,12 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
-from functools import cache
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pluralguard.attacks import ATTACKS
@@ -99,16 +91,16 @@ from pluralguard.core.mechanism import mechanism_kinds
 from pluralguard.core.params import Boolean, Instance, Integer, Options, OrNone, validate_params
 from pluralguard.defenses import DEFENSES
 
-from . import plugins, sanity
+from . import plugins
 from .estimate import Plan, duration, plan_suite
-from .provenance import user_code
-from .scenario import IDENTITY, RunCache, run_scenario
-from .store import RunStore, atomic_write, directory_lock
-from .suite import GridPoint, Suite, canonical_json
+from .jsonio import plain, write_json
+from .provenance import run_key
+from .run_files import write_files
+from .scenario import RunCache, run_scenario
+from .store import RunStore, directory_lock
+from .suite import GridPoint, Suite
 
 EXECUTORS = ("local", "dask")
-_PACKAGES = ("core", "attacks", "defenses", "eval")
-_TIMING_PHASES = ("clean", "plan", "attacked", "undefended", "total")
 #: Seconds between the snapshots of ``results.csv`` and ``summary.json`` a run writes
 #: after its first batch (so an interrupted run can be reported).
 SNAPSHOT_SECONDS = 30.0
@@ -146,26 +138,6 @@ class RunResult:
         return self.summary["failed"]
 
 
-# --------------------------------------------------------------------- keys
-@cache
-def code_digest() -> str:
-    """SHA-256 (16 hex digits) of the package version and every source file of pluralguard."""
-    h = hashlib.sha256(version("pluralguard").encode())
-    for name in _PACKAGES:
-        root = Path(importlib.import_module(f"pluralguard.{name}").__file__).parent
-        for path in sorted(root.rglob("*.py")):
-            h.update(f"{name}/{path.relative_to(root).as_posix()}".encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def run_key(point: GridPoint) -> str:
-    """Content address of one run: pluralguard's code, the user code the run uses and
-    what it computes (module doc)."""
-    text = f"{code_digest()}\x00{user_code(point)}\x00{point.content}"
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 # ------------------------------------------------------------------ workers
 @dataclass(frozen=True)
 class _Task:
@@ -184,17 +156,6 @@ def _session_cache(session: str) -> RunCache:
     if _SESSION is None or _SESSION[0] != session:
         _SESSION = (session, RunCache())
     return _SESSION[1]
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars as Python ones."""
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
 
 
 def _failure(err: BaseException) -> dict[str, Any]:
@@ -239,7 +200,7 @@ def run_point(point: GridPoint, cache: RunCache) -> dict[str, Any]:
         return _failure(err)
     timing = {**res.timing, "total": time.perf_counter() - start,
               "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    return {"row": {k: _plain(v) for k, v in res.row.items()}, "timing": timing}
+    return {"row": {k: plain(v) for k, v in res.row.items()}, "timing": timing}
 
 
 def _run_task(task: _Task) -> tuple[bool, list[tuple[str, dict[str, Any]]]]:
@@ -332,206 +293,11 @@ def _sanity_tasks(grid: list[GridPoint], keys: list[str], session: str,
             for group in points.values()]
 
 
-# ------------------------------------------------------------------- files
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return "" if value is None else str(value)
-
-
-def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    """Write a CSV atomically; return the SHA-256 of its text."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
-    text = buffer.getvalue()
-    atomic_write(path, text)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def json_ready(value: Any) -> Any:
-    """Strict-JSON form: NaN → None, ±inf → ``"inf"``/``"-inf"``, numpy scalars → Python."""
-    value = _plain(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else repr(value)
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
-def write_json(path: Path, obj: Any, *, strict: bool = True) -> None:
-    """Write JSON atomically (temporary file, then ``os.replace``).
-
-    Strict JSON by default (:func:`json_ready`); ``strict=False`` keeps infinite floats as
-    ``Infinity``, which Python's :mod:`json` reads back as numbers.
-    """
-    text = (json.dumps(json_ready(obj), indent=2, allow_nan=False) if strict
-            else json.dumps(obj, indent=2))
-    atomic_write(Path(path), text + "\n")
-
-
-# ------------------------------------------------------------------ summary
-def _sanity(results: pd.DataFrame, reruns: dict[str, dict[str, Any]],
-            stored: dict[str, dict[str, Any]], grid_by_key: dict[str, GridPoint]
-            ) -> dict[str, Any]:
-    """``summary.json``'s sanity flags: every check of :mod:`.sanity` on the table, and
-    nondeterminism also from the sample of runs recomputed with an empty cache."""
-    out = {flag.name: flag.to_summary() for flag in sanity.check(results)}
-    diffs = []
-    for key, rerun in reruns.items():
-        before = stored.get(key, {})
-        if "row" in rerun and "row" in before:  # labels aside (they may have been renamed)
-            cols = [c for c in rerun["row"] if c not in IDENTITY and canonical_json(
-                rerun["row"][c]) != canonical_json(before["row"].get(c))]
-        else:
-            cols = [] if ("skipped" in rerun) == ("skipped" in before) else ["skipped"]
-        if cols:
-            diffs.append({**grid_by_key[key].identity, "columns": cols})
-    table = out["nondeterminism"]
-    out["nondeterminism"] = {
-        **table, "raised": table["raised"] or bool(diffs),
-        "description": sanity.CHECKS["nondeterminism"].description,
-        "count": table["count"] + len(diffs), "details": (diffs + table["details"])[:10],
-        "checked": sum("row" in r for r in reruns.values())}
-    return out
-
-
-def _aggregates(results: pd.DataFrame) -> dict[str, Any]:
-    if results.empty:
-        return {"by_mechanism": {}, "by_defense": {}, "worst": []}
-    attacked = results[results["attack"] != "none"]
-    clean = results[results["attack"] == "none"]
-
-    def stats(frame: pd.DataFrame, clean_frame: pd.DataFrame) -> dict[str, Any]:
-        return {
-            "rows": int(len(frame) + len(clean_frame)),
-            "utility_loss_mean": float(frame["utility_loss_mean"].mean()),
-            "utility_loss_max": float(frame["utility_loss_max"].max()),
-            "attacker_gain_max": float(frame["attacker_gain"].max()),
-            "capture_max": float(frame["capture"].max()),
-            "attack_success_rate": float(frame["attack_success"].mean()),
-            "defense_cost_mean": float(clean_frame["defense_cost"].mean()),
-            "not_converged": int((frame["converged"] == 0).sum()
-                                 + (clean_frame["converged"] == 0).sum()),
-        }
-
-    by = {}
-    for column in ("mechanism", "defense"):
-        by[f"by_{column}"] = {
-            str(name): stats(attacked[attacked[column] == name], clean[clean[column] == name])
-            for name in results[column].unique()}
-    worst = []
-    for (attack, mechanism), group in attacked.groupby(["attack", "mechanism"], sort=False):
-        loss = group["utility_loss_mean"].astype(float)
-        top = group.loc[loss.idxmax()] if loss.notna().any() else group.iloc[0]
-        worst.append({"attack": attack, "mechanism": mechanism,
-                      "utility_loss_mean": float(loss.max()),
-                      "utility_loss_max": float(group["utility_loss_max"].max()),
-                      "at": {c: top[c] for c in IDENTITY}})
-    return {**by, "worst": worst}
-
-
-def summary_table(results: pd.DataFrame) -> str:
-    """Worst honest utility loss per attack × mechanism, and every defense's clean cost."""
-    if results.empty:
-        return "no results"
-    attacked = results[results["attack"] != "none"]
-    clean = results[results["defense"] != "none"]
-    clean = clean[clean["attack"] == "none"]
-    parts = []
-    if not attacked.empty:
-        worst = attacked.pivot_table(index="attack", columns="mechanism",
-                                     values="utility_loss_mean", aggfunc="max", sort=False)
-        parts.append("worst honest utility loss (max over datasets, defenses, budgets and "
-                     f"seeds of utility_loss_mean)\n{worst.to_string(float_format=_g)}")
-    if not clean.empty:
-        cost = clean.pivot_table(index="defense", columns="mechanism", values="defense_cost",
-                                 aggfunc="mean", sort=False)
-        parts.append("defense cost with no attack (mean over datasets and seeds of "
-                     f"defense_cost)\n{cost.to_string(float_format=_g)}")
-    return "\n\n".join(parts)
-
-
-def _g(value: float) -> str:
-    return f"{value:.3g}"
-
-
 def _write_report(out: Path) -> Path:
     from .report import write_report  # matplotlib: imported only when a report is written
 
     return write_report(out)
 
-
-# ------------------------------------------------------------------- output
-def _grid_labels(suite: Suite) -> dict[str, Any]:
-    """What each attack and defense label stands for, for the report: an attack's recipe
-    and budgets, a defense's steps and the recipes they target (``Defense.targets``)."""
-    attacks = {a.label: {"recipe": a.name, "budgets": json_ready(list(a.budgets))}
-               for a in suite.attacks}
-    defenses = {}
-    for d in suite.defenses:
-        steps = [name for name, _ in d.steps]
-        targets = sorted({t for name in steps if name in DEFENSES
-                          for t in DEFENSES[name].targets})
-        defenses[d.label] = {"steps": steps, "targets": targets}
-    return {"attacks": attacks, "defenses": defenses}
-
-
-def _write_files(out: Path, suite: Suite, grid: list[GridPoint], keys: list[str],
-                 done: dict[str, dict[str, Any]], run: dict[str, Any],
-                 reruns: dict[str, dict[str, Any]] | None) -> tuple[pd.DataFrame,
-                                                                   dict[str, Any]]:
-    """Write ``results.csv``, ``timings.csv`` and ``summary.json`` from the finished runs
-    of the grid; ``reruns`` None means the run is not over (a partial snapshot)."""
-    rows, timings, skipped, failed = [], [], [], []
-    finished = 0
-    for key, point in zip(keys, grid, strict=True):
-        record = done.get(key)
-        if record is None:
-            continue
-        finished += 1
-        if "skipped" in record:
-            skipped.append({**point.identity, "reason": record["skipped"]})
-            continue
-        if "failed" in record:
-            error = record["failed"]
-            failed.append({**point.identity, "error": f"{error['type']}: {error['message']}",
-                           "traceback": error.get("traceback", "")})
-            continue
-        rows.append({**record["row"], **point.identity})
-        timings.append({**point.identity, **record["timing"], "key": key})
-    columns = list(dict.fromkeys(c for row in rows for c in row)) or list(IDENTITY)
-    digest = _write_csv(out / "results.csv", columns, rows)
-    phases = [p for p in _TIMING_PHASES if any(p in t for t in timings)]
-    _write_csv(out / "timings.csv", [*IDENTITY, *phases, "worker", "key"], timings)
-
-    results = pd.DataFrame(rows, columns=columns)
-    complete = reruns is not None and finished == len(grid)
-    summary = {
-        "suite": {"name": suite.name, "source": suite.source, "digest": suite.digest,
-                  "version": version("pluralguard"), "code": code_digest()},
-        "complete": complete,
-        "counts": {"grid": len(grid), "finished": finished, "rows": len(rows),
-                   "not_applicable": len(skipped), "failed": len(failed),
-                   "computed": run["computed"], "reused": run["reused"],
-                   "datasets": len(suite.datasets), "mechanisms": len(suite.mechanisms),
-                   "defenses": len(suite.defenses), "attacks": len(suite.attacks),
-                   "seeds": len(suite.seeds)},
-        "files": {"results.csv": {"rows": len(rows), "sha256": digest}},
-        "wall_time_s": time.perf_counter() - run["start"],
-        "executor": run["executor"],
-        "store_warnings": run["warnings"],
-        "sanity": _sanity(results, reruns or {}, done, dict(zip(keys, grid, strict=True))),
-        **_aggregates(results),
-        "grid_labels": _grid_labels(suite),
-        "not_applicable": skipped,
-        "failed": failed,
-    }
-    write_json(out / "summary.json", summary)
-    return results, summary
 
 
 # ---------------------------------------------------------------------- run
@@ -695,12 +461,12 @@ def run_suite(suite: Suite, out: str | Path, *, executor: str = "local",
                     run["computed"] += len(records)
                     bar.update(len(records))
                     if time.monotonic() - snapshot > SNAPSHOT_SECONDS:
-                        _write_files(out, suite, grid, keys, done, run, None)
+                        write_files(out, suite, grid, keys, done, run, None)
                         snapshot = time.monotonic()
         except BaseException:
             with suppress(Exception):  # keep the finished runs reportable, then stop
-                _write_files(out, suite, grid, keys, done, run, None)
+                write_files(out, suite, grid, keys, done, run, None)
             raise
-        results, summary = _write_files(out, suite, grid, keys, done, run, reruns)
+        results, summary = write_files(out, suite, grid, keys, done, run, reruns)
         report_path = _write_report(out) if report else None
     return RunResult(out, results, summary, report_path)

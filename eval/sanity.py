@@ -3,7 +3,7 @@
 A robustness evaluation fails worst by reporting false robustness — an attack weaker
 than the real worst case (Carlini et al., *On evaluating adversarial robustness*, 2019;
 Croce & Hein's AutoAttack flags). Each check here reads ``results.csv`` rows (as
-:func:`pluralguard.eval.report.load_results` or the runner builds them) and says
+:func:`pluralguard.eval.results.load_results` or the runner builds them) and says
 whether it is raised, what it found, which rows, and what that means for the reader.
 The runner stores them in ``summary.json``; the report opens with them. Both read
 them from this module, so they never disagree.
@@ -33,6 +33,10 @@ zero_gain              no attack raised the attackers' true utility anywhere
 randomized             randomized defenses were evaluated over several draws of their
                        randomness (informational, as AutoAttack's flag)
 =====================  ===========================================================
+
+The checks are one piece (above ~500 lines) on purpose: this module is the single
+definition both the runner's ``summary.json`` and the report read, so a check, its
+title, its meaning and how a recorded flag merges into it never live apart.
 """
 
 from __future__ import annotations
@@ -46,12 +50,10 @@ import numpy as np
 import pandas as pd
 
 from . import certificate_table as certs
+from .columns import IDENTITY, NONE, numeric, recipe_of
+from .jsonio import plain
 from .metrics import METRICS
 
-#: Columns of a results row that identify the run.
-IDENTITY = ("dataset", "mechanism", "attack", "budget", "defense", "seed")
-#: The name of "no attack" in results.csv.
-NONE = "none"
 #: Registry name of the adaptive search.
 ADAPTIVE = "best_response"
 #: Absolute tolerance of every comparison.
@@ -193,13 +195,7 @@ class Flag:
         records = self.rows.head(limit).to_dict("records") if not self.rows.empty else []
         return {"raised": self.raised, "description": check.description if check else "",
                 "count": len(self.rows), "finding": self.finding,
-                "details": [{k: _plain(v) for k, v in r.items()} for r in records]}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+                "details": [{k: plain(v) for k, v in r.items()} for r in records]}
 
 
 def _flag(name: str, raised: bool, finding: str, rows: pd.DataFrame | None = None) -> Flag:
@@ -208,40 +204,24 @@ def _flag(name: str, raised: bool, finding: str, rows: pd.DataFrame | None = Non
 
 
 # ------------------------------------------------------------------ preparation
-def _numeric(results: pd.DataFrame, column: str) -> pd.Series:
-    if column not in results:
-        return pd.Series(np.nan, index=results.index, dtype=float)
-    return pd.to_numeric(results[column], errors="coerce").astype(float)
-
-
-def _recipe(results: pd.DataFrame) -> pd.Series:
-    """The registry name of each row's attack (the ``recipe`` column, else the label up
-    to its first parenthesis)."""
-    if "recipe" in results:
-        recipe = results["recipe"].astype(object)
-        return recipe.where(recipe.notna() & (recipe != ""),
-                            results["attack"].astype(str).str.split("(").str[0])
-    return results["attack"].astype(str).str.split("(").str[0]
-
-
 def goal_measure(results: pd.DataFrame) -> pd.Series:
     """Each row's ``goal_measure`` (where it is missing — tables written before that
     column existed — the goal's column times its sign)."""
     from pluralguard.attacks.goals import GOAL_SPECS
 
-    out = _numeric(results, "goal_measure")
+    out = numeric(results, "goal_measure")
     goals = results["goal"].astype(str) if "goal" in results else pd.Series("", results.index)
     for goal, spec in GOAL_SPECS.items():
         hit = (goals == goal) & out.isna()
         if hit.any():
-            out[hit] = spec.sign * _numeric(results, spec.column)[hit]
+            out[hit] = spec.sign * numeric(results, spec.column)[hit]
     return out
 
 
 def _attacked(results: pd.DataFrame) -> pd.DataFrame:
     frame = results[results["attack"].astype(str) != NONE].copy()
     frame["_measure"] = goal_measure(frame)
-    frame["_recipe"] = _recipe(frame)
+    frame["_recipe"] = recipe_of(frame)
     frame["_noise"] = sampling_margin(frame)
     return frame
 
@@ -251,14 +231,14 @@ def sampling_margin(results: pd.DataFrame) -> pd.Series:
     deterministic run; for a run averaged over K draws of a randomized defense,
     :data:`NOISE_SIGMAS` standard errors (sd over draws / √K). The attack planned on
     other draws than the evaluation's, so a comparison within this margin is noise."""
-    draws = _numeric(results, "draws").fillna(1.0)
-    sd = _numeric(results, "goal_measure_draw_sd").fillna(0.0)
+    draws = numeric(results, "draws").fillna(1.0)
+    sd = numeric(results, "goal_measure_draw_sd").fillna(0.0)
     return NOISE_SIGMAS * sd / np.sqrt(draws.clip(lower=1.0))
 
 
 # ---------------------------------------------------------------------- checks
 def non_convergence(results: pd.DataFrame) -> Flag:
-    converged = _numeric(results, "converged")
+    converged = numeric(results, "converged")
     known = converged.notna()
     if not known.any():
         return _flag("non_convergence", False,
@@ -316,7 +296,7 @@ def below_truth(results: pd.DataFrame) -> Flag:
 
 def non_monotone(results: pd.DataFrame) -> Flag:
     attacked = _attacked(results)
-    attacked = attacked[attacked["_measure"].notna() & _numeric(attacked, "budget").notna()]
+    attacked = attacked[attacked["_measure"].notna() & numeric(attacked, "budget").notna()]
     keys = ["dataset", "mechanism", "attack", "defense", "seed"]
     found, curves = [], 0
     for _, curve in attacked.groupby(keys, sort=True, dropna=False):
@@ -409,7 +389,7 @@ def black_box_beaten(results: pd.DataFrame) -> Flag:
 
 def exhaustive_gap(results: pd.DataFrame) -> Flag:
     attacked = _attacked(results)
-    optimum = _numeric(attacked, "exhaustive_optimum")
+    optimum = numeric(attacked, "exhaustive_optimum")
     known = optimum.notna() & attacked["_measure"].notna()
     if not known.any():
         return _flag("exhaustive_gap", False,
@@ -438,8 +418,8 @@ def zero_gain(results: pd.DataFrame) -> Flag:
     attacked = results[results["attack"].astype(str) != NONE]
     if attacked.empty:
         return _flag("zero_gain", False, "Not checked: no attacked runs.")
-    gained = _numeric(attacked, "attacker_gain") > 0
-    effects = pd.concat([_numeric(attacked, c) for c in EFFECTS], axis=1)
+    gained = numeric(attacked, "attacker_gain") > 0
+    effects = pd.concat([numeric(attacked, c) for c in EFFECTS], axis=1)
     effect = (effects.abs().fillna(0.0) > TOL).any(axis=1)
     idle = sorted(set(attacked["attack"]) - set(attacked.loc[effect, "attack"]))
     note = (" Attacks with no effect at all in any run: "
@@ -456,7 +436,7 @@ def zero_gain(results: pd.DataFrame) -> Flag:
 
 
 def randomized(results: pd.DataFrame) -> Flag:
-    draws = _numeric(results, "draws")
+    draws = numeric(results, "draws")
     many = results[draws > 1]
     if many.empty:
         return _flag("randomized", False, "No run drew randomness: every defense and "
@@ -475,18 +455,18 @@ def certificate_exceeded(results: pd.DataFrame) -> Flag:
                      "certificates (written before they existed).")
     frame = certs.attacked_rows(results)
     decided = frame[frame["_certified"]]
-    converged = _numeric(decided, "converged") != 0
+    converged = numeric(decided, "converged") != 0
     checked = decided[converged]
     found = []
     for metric in certs.CERTIFIED:
-        value, bound = _numeric(checked, metric), _numeric(checked, f"certified_{metric}")
+        value, bound = numeric(checked, metric), numeric(checked, f"certified_{metric}")
         over = checked[value > bound + CERTIFICATE_TOL]
         found += [{**{k: r[k] for k in IDENTITY}, "metric": metric, "found": r[metric],
                    "certified": r[f"certified_{metric}"]} for _, r in over.iterrows()]
-    optimum = _numeric(checked, "exhaustive_optimum")
-    single = _numeric(checked, "draws").fillna(1) <= 1
+    optimum = numeric(checked, "exhaustive_optimum")
+    single = numeric(checked, "draws").fillna(1) <= 1
     for goal, metric in certs.GOAL_METRIC.items():
-        bound = _numeric(checked, f"certified_{metric}")
+        bound = numeric(checked, f"certified_{metric}")
         over = checked[(checked["goal"].astype(str) == goal) & single
                        & (optimum > bound + CERTIFICATE_TOL)]
         found += [{**{k: r[k] for k in IDENTITY}, "metric": f"exhaustive_optimum ({metric})",
@@ -541,6 +521,32 @@ def check(results: pd.DataFrame) -> list[Flag]:
     return [fn(results) for fn in TABLE_CHECKS]
 
 
+def with_recorded(results: pd.DataFrame, summary: Mapping[str, Any] | None = None
+                  ) -> list[Flag]:
+    """Every check on a results table, merged with what the runner recorded in
+    ``summary.json``.
+
+    Every check is computed from ``results`` itself; a flag the runner recorded in
+    ``summary["sanity"][name]`` (it also recomputes runs to test nondeterminism) is
+    merged in (:func:`merge_recorded`): raised when either says so. Flags the runner
+    recorded that this module does not know follow, by name.
+
+    Returns
+    -------
+    list of Flag
+        In the order of :data:`TABLE_CHECKS`, then the runner's other flags.
+    """
+    runner = (summary or {}).get("sanity") or {}
+    if not isinstance(runner, Mapping):
+        runner = {}
+    flags = [merge_recorded(flag, runner.get(flag.name)) for flag in check(results)]
+    flags += [merge_recorded(Flag(str(name), str(name).replace("_", " "), False,
+                                  "Computed by the runner only."), entry)
+              for name, entry in sorted(runner.items(), key=lambda kv: str(kv[0]))
+              if name not in CHECKS]
+    return flags
+
+
 def merge_recorded(flag: Flag, entry: Any) -> Flag:
     """Merge a flag recorded in ``summary.json`` (by the runner, which also recomputes
     runs) into the one computed from the table: raised when either says so.
@@ -567,7 +573,7 @@ def merge_recorded(flag: Flag, entry: Any) -> Flag:
     listed = isinstance(details, list) and details and all(isinstance(d, Mapping)
                                                            for d in details)
     if listed and rows.empty:
-        rows = pd.DataFrame([{str(k): _cell(v) for k, v in d.items()} for d in details])
+        rows = pd.DataFrame([{str(k): _json_cell(v) for k, v in d.items()} for d in details])
         note += f" It lists {len(rows)} runs, below."
     elif details not in (None, "", [], {}) and not listed:
         import json
@@ -578,7 +584,7 @@ def merge_recorded(flag: Flag, entry: Any) -> Flag:
     return Flag(flag.name, flag.title, flag.raised or raised, flag.finding + note, rows)
 
 
-def _cell(value: Any) -> Any:
+def _json_cell(value: Any) -> Any:
     """A JSON value as a table cell (lists joined, mappings as JSON)."""
     if isinstance(value, list):
         return ", ".join(map(str, value))

@@ -37,6 +37,7 @@ from pluralguard.core.draws import Draws
 from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import UTILITIES
 from pluralguard.core.mechanism import Mechanism, Outcome
+from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.params import (
     Boolean,
@@ -53,8 +54,6 @@ from . import metrics as M
 from .certify import certificate_columns
 from .sources import load_source
 
-#: Keys of a results row that identify the scenario (the rest are measurements).
-IDENTITY = ("dataset", "mechanism", "attack", "budget", "defense", "seed")
 #: Independent draws of a randomized defense the scenario is evaluated over.
 DRAWS = 8
 #: Draws of it the attacker plans against (others than the evaluation's).
@@ -72,7 +71,8 @@ class RunCache:
         self._store: OrderedDict[str, Outcome] = OrderedDict()
         self.hits = 0
 
-    def run(self, mechanism: Mechanism, declared: Population, hook: Any = None) -> Outcome:
+    def run(self, mechanism: Mechanism, declared: Population,
+            hook: MessageHook | None = None) -> Outcome:
         if hook is not None:
             return mechanism(declared, hook=hook)
         key = self._key(mechanism, declared)
@@ -113,7 +113,8 @@ class CachedMechanism(Mechanism):
 
     cache: RunCache = field(default_factory=RunCache, compare=False)
 
-    def __call__(self, population: Population, *, hook: Any = None) -> Outcome:
+    def __call__(self, population: Population, *, hook: MessageHook | None = None
+                 ) -> Outcome:
         plain = Mechanism(self.kind, self.params, self.transforms)
         known = self.cache.get(plain, population) if hook is None else None
         return known if known is not None else plain(population, hook=hook)
@@ -196,7 +197,8 @@ def _attack(attack: Attack | str | Mapping[str, Any] | None) -> Attack | None:
     return make_attack(name, **params)
 
 
-def _label(obj: Any, fallback: str) -> str:
+def _name_or(obj: Any, fallback: str) -> str:
+    """The registry name of a recipe or defense, ``fallback`` for None."""
     return getattr(obj, "name", None) or fallback
 
 
@@ -410,12 +412,12 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     row: dict[str, Any] = {
         "dataset": (labels or {}).get("dataset", truth.name),
         "mechanism": (labels or {}).get("mechanism", mech.key),
-        "attack": (labels or {}).get("attack", _label(recipe, "none")),
+        "attack": (labels or {}).get("attack", _name_or(recipe, "none")),
         "budget": float(budget),
         "defense": (labels or {}).get("defense", chain.name),
         "seed": int(seed),
         "goal": plan.goal.kind if plan else "none",
-        "recipe": _label(recipe, "none") if recipe is None else recipe.name,
+        "recipe": _name_or(recipe, "none") if recipe is None else recipe.name,
         "knowledge": recipe.threat.knowledge if recipe else "",
         "n_agents": n,
         "n_attackers": int(attackers.size),

@@ -33,10 +33,10 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 try:
     import fcntl
@@ -87,7 +87,13 @@ class RunStore:
     path : Path
     warnings : list of str
         What the last :meth:`load` or :meth:`clear` recovered from, one sentence each.
+    after_append : callable or None
+        Class-wide fault-injection point: called with the store after every durable
+        :meth:`append` (None, the default, in every real run). The tests stop a process
+        there, at a known point, to check that a killed run resumes.
     """
+
+    after_append: ClassVar[Callable[[RunStore], None] | None] = None
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -177,6 +183,8 @@ class RunStore:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        if RunStore.after_append is not None:
+            RunStore.after_append(self)
 
     def clear(self) -> None:
         """Forget every stored run."""

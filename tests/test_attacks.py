@@ -410,3 +410,13 @@ def test_bridge_closest_pair_is_blockwise_exact(monkeypatch):
     monkeypatch.setattr(bridge, "_PAIR_BLOCK", 100)  # 3 rows per block, 10 blocks
     ratio, i, j = bridge.chain_ratio(pop, gx, gw, A, B)
     assert ratio == pytest.approx(r[a, b], rel=1e-12) and (i, j) == (A[a], B[b])
+
+
+def test_recipes_declare_the_mechanism_settings_they_need():
+    """Only the agreement mechanism has the settings; a setting given stays the user's."""
+    assert ATTACKS["protocol"].mechanism_settings("agreements", {}) == {"method": "dual"}
+    assert ATTACKS["stubborn"].mechanism_settings("agreements", {"method": "dual"}) == {
+        "bounds": "declared"}
+    assert ATTACKS["stubborn"].mechanism_settings("agreements", {"bounds": "fixed:1,1"}) == {}
+    assert ATTACKS["protocol"].mechanism_settings("consensus", {}) == {}
+    assert ATTACKS["sybil"].mechanism_settings("agreements", {}) == {}

@@ -21,15 +21,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_run import run
 
 from pluralguard.core import datasets
 from pluralguard.core.errors import InputError
 from pluralguard.eval import estimate, runner
 from pluralguard.eval.cli import main
+from pluralguard.eval.cli_values import parse_value
 from pluralguard.eval.report import write_report
 from pluralguard.eval.scenario import run_scenario
 from pluralguard.eval.store import LOCK, RunStore, directory_lock
-from pluralguard.eval.suite import load_suite, parse_value
+from pluralguard.eval.suite import load_suite
 
 TINY = """\
 name = "tiny"
@@ -43,11 +45,6 @@ kind = "consensus"
 """
 ATTACK = ["attack", "--dataset", "evs2017", "--mechanism", "consensus"]
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def one_line_exit_2(capsys, *argv: str) -> str:

@@ -12,13 +12,10 @@ import pytest
 
 from pluralguard.eval import certificate_table as certs
 from pluralguard.eval import sanity
-from pluralguard.eval.casestudy import certification_lines
-from pluralguard.eval.report import (
-    certified_worst_case,
-    load_results,
-    rank_defenses_certified,
-    write_report,
-)
+from pluralguard.eval.aggregates import certified_worst_case, rank_defenses_certified
+from pluralguard.eval.casestudy_robustness import certification_lines
+from pluralguard.eval.report import write_report
+from pluralguard.eval.results import load_results
 from pluralguard.eval.runner import run_suite
 from pluralguard.eval.suite import parse_suite
 
@@ -103,10 +100,12 @@ def test_verdicts_say_tight_gap_or_undecided():
     assert counts.loc["overshoot", "tight_under"] == "none"
     assert (counts.loc["overshoot", "tight"], counts.loc["overshoot", "gap"]) == (1, 1)
     text = "\n".join(certification_lines(pd.DataFrame(rows)))
-    assert ("Certified tight (the attack found attains the proved worst case): `overshoot` "
-            "on attacker_gain, undefended" in text)
-    assert "Leave a gap" in text and "`bridge` utility_loss_p90 0.4" in text
-    assert "Undecided: `protocol`, protocol deviation" in text
+    tight = text[text.index("Certified tight"):text.index("Leave a gap")]
+    gaps = text[text.index("Leave a gap"):text.index("Undecided")]
+    undecided = text[text.index("Undecided"):]
+    assert "`overshoot` on attacker_gain, undefended" in tight and "`bridge`" not in tight
+    assert "`bridge` utility_loss_p90 0.4" in gaps
+    assert "`protocol`, protocol deviation" in undecided
 
 
 def test_defenses_are_ranked_by_their_certified_worst_case():

@@ -7,14 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from cli_run import run
 
 from pluralguard.eval.cli import main
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_solve_json_object(capsys):

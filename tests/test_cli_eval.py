@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_run import run
 
 from pluralguard.attacks import list_attacks
 from pluralguard.core import datasets
@@ -18,11 +19,6 @@ ROW = ["dataset", "mechanism", "attack", "budget", "defense", "seed", "honest_ut
        "join_success", "exclusion_rate", "partition_change", "n_groups_clean",
        "n_groups_attacked", "defense_cost", "attack_success", "queries", "converged"]
 
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("what, items", [

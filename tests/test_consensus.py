@@ -81,8 +81,16 @@ def lera_interval(res: ConsensusResult, target: str) -> tuple[np.ndarray, np.nda
 
 
 def objective(x: np.ndarray, B: np.ndarray, w: np.ndarray, p: float) -> np.ndarray:
-    """Per-coordinate Σ_i w_i |x − B[i]|^p (B of shape (n, d), x of shape (d,))."""
-    return w @ np.abs(x - B) ** p
+    """Per-coordinate Σ_i w_i (|x − B[i]| / s)^p with s the coordinate's spread of B.
+
+    B has shape (n, d), x shape (d,). Dividing by the spread s = max B − min B (1 where
+    it is 0) changes every coordinate's objective by the positive factor s^−p, so minima
+    are the same, and keeps large p out of the subnormal range where comparisons of
+    |x − B|^p lose their relative precision.
+    """
+    spread = B.max(axis=0) - B.min(axis=0)
+    scale = np.where(spread > 0, spread, 1.0)
+    return w @ (np.abs(x - B) / scale) ** p
 
 
 def derivative_sign(x: np.ndarray, B: np.ndarray, w: np.ndarray, p: float) -> np.ndarray:

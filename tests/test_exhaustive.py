@@ -22,6 +22,7 @@ from pluralguard.attacks import (
 )
 from pluralguard.attacks.geometry import project_budget
 from pluralguard.attacks.space import DeclarationSpace
+from pluralguard.core import Population
 from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import normalised_distance
 from pluralguard.eval.cli import main
@@ -216,3 +217,20 @@ def test_scenarios_on_small_populations_carry_the_exhaustive_optimum() -> None:
     assert row["goal_measure"] >= 0.95 * row["exhaustive_optimum"]
     large = run_scenario(line(0, n=14), FIXED, "overshoot", budget=0.1).row
     assert "exhaustive_optimum" not in large
+
+
+def test_a_zero_move_declares_the_truth_exactly() -> None:
+    pop = line(3, n=6, m=3)
+    ctx = AttackContext(pop, FIXED, ThreatModel(attackers=(1, 4)), seed=0)
+    declared = DeclarationSpace(ctx, budget=0.0).declare(np.zeros(2 * (3 + 2)))
+    assert declared.fingerprint() == pop.fingerprint()
+
+
+def test_bridge_between_a_group_of_attackers_and_another_declares_the_truth() -> None:
+    X = np.array([-0.70358293, -0.42406509, 0.1100577, 0.09244772, -0.56223906,
+                  0.85742016]).reshape(6, 1, 1)
+    pop = Population(X, np.ones((6, 1)))
+    res = run_scenario(pop, {"kind": "agreements", "bounds": "quantile:0.3"},
+                       {"name": "bridge", "sybils": 3}, budget=0.02, exhaustive=False)
+    assert res.plan.info["reason"] == "a group to merge has no honest member"
+    assert res.plan.declared is pop and res.row["goal_measure"] == 0.0

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_run import run
 
 from pluralguard.eval import gate
-from pluralguard.eval.cli import main
 from pluralguard.eval.criteria import Tolerance
 from pluralguard.eval.runner import RunResult
 from pluralguard.eval.suite import load_suite
@@ -91,11 +91,6 @@ class Project:
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def cli(project: Project, capsys, command: str, *extra: str,

@@ -27,8 +27,9 @@ from pluralguard.core.params import (
     params_of,
 )
 from pluralguard.defenses import DEFENSES, make_defense
+from pluralguard.eval.aggregates import rank_defenses, worst_case
 from pluralguard.eval.casestudy import casestudy
-from pluralguard.eval.report import rank_defenses, worst_case, write_report
+from pluralguard.eval.report import write_report
 from pluralguard.eval.runner import plan, run_suite
 from pluralguard.eval.scenario import run_scenario
 from pluralguard.eval.suite import load_suite

@@ -14,8 +14,7 @@ import pytest
 from pluralguard.core.errors import InputError
 from pluralguard.core.mechanism import mechanism_kinds
 from pluralguard.eval import plugins
-from pluralguard.eval.provenance import code_version, user_code
-from pluralguard.eval.runner import run_key
+from pluralguard.eval.provenance import code_version, run_key, user_code
 from pluralguard.eval.suite import load_suite
 
 _COUNTER = itertools.count()

@@ -12,18 +12,11 @@ import pandas as pd
 import pytest
 
 from pluralguard.core.errors import InputError
+from pluralguard.eval.aggregates import curve_table, mechanism_kind, rank_defenses, worst_case
 from pluralguard.eval.metrics import METRICS
-from pluralguard.eval.report import (
-    FIGURES,
-    curve_table,
-    load_mechanism_kinds,
-    load_results,
-    mechanism_kind,
-    rank_defenses,
-    sanity_flags,
-    worst_case,
-    write_report,
-)
+from pluralguard.eval.report import FIGURES, write_report
+from pluralguard.eval.results import load_mechanism_kinds, load_results
+from pluralguard.eval.sanity import CHECKS, with_recorded
 
 AGREE = "agreements(bounds='quantile:0.5')"
 CONS = "consensus(p=2)"
@@ -83,7 +76,7 @@ def _write(tmp: Path, frame: pd.DataFrame, summary: dict | None = None) -> Path:
 
 
 def _flags(frame: pd.DataFrame, summary: dict | None = None) -> dict:
-    return {f.name: f for f in sanity_flags(frame, summary)}
+    return {f.name: f for f in with_recorded(frame, summary)}
 
 
 # ------------------------------------------------------------------ the report
@@ -271,9 +264,7 @@ def test_zero_gain_everywhere_is_flagged() -> None:
                                                     np.nan)
     flag = _flags(frame)["zero_gain"]
     assert flag.raised
-    assert flag.finding.startswith("No attacked run raised the attackers' true utility: "
-                                   f"`attacker_gain` is ≤ 0 or NaN in all "
-                                   f"{int(attacked.sum())}")
+    assert "`attacker_gain`" in flag.finding and f"{int(attacked.sum())}" in flag.finding
     assert len(flag.rows) == attacked.sum()
     # one attack idle, the other working: not raised, but the idle attack is named
     frame = synthetic()
@@ -310,8 +301,8 @@ def test_nondeterminism_from_repeats_and_from_summary() -> None:
                            "columns": ["utility_loss_p90", "capture"]}]}
     flag = _flags(frame, {"sanity": {"nondeterminism": runner}})["nondeterminism"]
     assert flag.raised
-    assert ("reports it RAISED after recomputing 4 runs: a rerun differs. It lists 1 runs, "
-            "below.") in flag.finding
+    assert "a rerun differs" in flag.finding  # the runner's own words, passed on
+    assert "4 runs" in flag.finding  # how many it recomputed
     assert flag.rows["columns"].tolist() == ["utility_loss_p90, capture"]
 
 
@@ -325,7 +316,8 @@ def test_raised_flags_open_the_report(tmp_path: Path) -> None:
     assert "**2 raised:** non-convergence, nondeterminism." in flags
     assert "| non-convergence | **RAISED** | 1 of 42 runs did not converge" in flags
     assert '["run 3"]' in flags
-    assert "### Non-convergence\n\n*What it means:* the solver stopped" in flags
+    assert ("### Non-convergence\n\n*What it means:* "
+            f"{CHECKS['non_convergence'].meaning}.") in flags
 
 
 # ------------------------------------------------------------------ ranking
@@ -384,12 +376,6 @@ def test_ranking_section_names_defenses_that_never_help(report_dir: Path) -> Non
     # clip halves every loss: ranked first, clean cost 0.01 beside it, helps 2/2
     assert "| 1 | clip | 0.033 | stubborn | 0.01 | 2/2 |" in section
     assert "| 2 | none | 0.066 | stubborn | 0 | — |" in section
-
-
-def test_identity_columns_match_the_scenario_rows() -> None:
-    from pluralguard.eval import report, scenario
-
-    assert report.IDENTITY == scenario.IDENTITY
 
 
 def test_worst_case_uses_the_chosen_metric_and_skips_baselines() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from pluralguard.eval import sanity
-from pluralguard.eval.runner import run_key, run_suite
+from pluralguard.eval.provenance import run_key
+from pluralguard.eval.runner import run_suite
 from pluralguard.eval.store import RunStore
 from pluralguard.eval.suite import load_suite
 
@@ -60,47 +61,69 @@ def cli(*argv: str, **kwargs) -> subprocess.Popen:
                             **kwargs)
 
 
-def test_results_files_and_determinism(small, tmp_path):
-    suite = load_suite(small)
-    res = run_suite(suite, tmp_path / "a", jobs=1, progress=False, report=False)
-    out = tmp_path / "a"
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory):
+    """The small suite run once into a directory, for the tests that only read it."""
+    root = tmp_path_factory.mktemp("ran")
+    (root / "small.toml").write_text(SMALL)
+    suite = load_suite(root / "small.toml")
+    res = run_suite(suite, root / "out", jobs=1, progress=False, report=False)
+    return suite, res, root / "out"
+
+
+def test_a_run_writes_its_files(ran):
+    _, _, out = ran
     assert {p.name for p in out.iterdir()} >= {"results.csv", "timings.csv", "summary.json",
                                                "suite.resolved.json", "runs.jsonl"}
+    table = pd.read_csv(out / "results.csv")
+    timings = pd.read_csv(out / "timings.csv")
+    assert len(timings) == len(table) and (timings["total"] >= 0).all()
+
+
+def test_results_have_the_columns_and_one_row_per_run_in_grid_order(ran):
+    suite, res, out = ran
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns[:6]) == REQUIRED[:6]
     assert set(REQUIRED) <= set(table.columns)
     assert not {"clean", "plan", "attacked", "total", "worker"} & set(table.columns)
     grid = [p.identity for p in suite.grid()]
-    assert len(grid) == 2 * 2 * 3 * 2
     skipped = [{k: s[k] for k in grid[0]} for s in res.summary["not_applicable"]]
-    assert [r for r in table[list(grid[0])].to_dict("records")] == [
-        g for g in grid if g not in skipped]  # grid order, one row per run
-    assert res.summary["counts"] == {
-        "grid": len(grid), "finished": len(grid), "rows": len(table),
-        "not_applicable": len(skipped), "failed": 0,
-        "computed": len(grid), "reused": 0, "datasets": 1, "mechanisms": 2, "defenses": 2,
-        "attacks": 2, "seeds": 2}
-    timings = pd.read_csv(out / "timings.csv")
-    assert len(timings) == len(table) and (timings["total"] >= 0).all()
+    assert table[list(grid[0])].to_dict("records") == [g for g in grid if g not in skipped]
+
+
+def test_the_summary_counts_the_grid_and_clears_every_flag(ran):
+    suite, res, out = ran
     summary = json.loads((out / "summary.json").read_text())
+    grid = len(suite.grid())
+    skipped = len(res.summary["not_applicable"])
+    assert summary["counts"] == {
+        "grid": grid, "finished": grid, "rows": grid - skipped,
+        "not_applicable": skipped, "failed": 0, "computed": grid, "reused": 0,
+        "datasets": 1, "mechanisms": 2, "defenses": 2, "attacks": 2, "seeds": 2}
     assert summary["suite"]["digest"] == suite.digest
     assert set(summary["sanity"]) == set(sanity.CHECKS)
-    assert all(flag["raised"] is False for flag in summary["sanity"].values())
+    assert not any(flag["raised"] for flag in summary["sanity"].values())
     nondeterminism = summary["sanity"]["nondeterminism"]
-    assert (nondeterminism["raised"], nondeterminism["count"], nondeterminism["details"],
-            nondeterminism["checked"]) == (False, 0, [], 2)
+    assert (nondeterminism["count"], nondeterminism["details"], nondeterminism["checked"]) \
+        == (0, [], 2)
     assert set(summary["by_mechanism"]) == {"agreements", "consensus-p2"}
     assert set(summary["by_defense"]) == {"none", "bound_floor"}
 
-    # rerun into the same directory: nothing computed, same bytes
-    first = (out / "results.csv").read_bytes()
-    again = run_suite(suite, out, jobs=1, progress=False, report=False)
-    assert again.summary["counts"]["computed"] == 0
-    assert again.summary["counts"]["reused"] == len(grid)
-    assert (out / "results.csv").read_bytes() == first
-    # a fresh directory: bit-identical table
+
+def test_a_rerun_reuses_every_run_and_writes_the_same_bytes(ran, tmp_path):
+    suite, _, out = ran
+    again_dir = tmp_path / "again"
+    shutil.copytree(out, again_dir)
+    again = run_suite(suite, again_dir, jobs=1, progress=False, report=False)
+    assert (again.summary["counts"]["computed"], again.summary["counts"]["reused"]) == \
+        (0, len(suite.grid()))
+    assert (again_dir / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+
+
+def test_a_fresh_directory_gives_a_bit_identical_table(ran, tmp_path):
+    suite, _, out = ran
     run_suite(suite, tmp_path / "b", jobs=1, progress=False, report=False)
-    assert (tmp_path / "b" / "results.csv").read_bytes() == first
+    assert (tmp_path / "b" / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
 
 
 def test_floats_are_written_exactly(small, tmp_path):
@@ -140,37 +163,46 @@ def test_run_keys_are_content_addresses(small):
     assert keys == [run_key(p) for p in load_suite(small).grid()]
 
 
+#: ``pluralguard ...`` with the store's fault-injection point set: the process kills
+#: itself (SIGKILL: no cleanup, as a crash or an out-of-memory kill) right after its
+#: second durable append.
+KILLED_AFTER_TWO_APPENDS = """
+import os, signal, sys
+from pluralguard.eval.cli import main
+from pluralguard.eval.store import RunStore
+appends = []
+def crash(store):
+    appends.append(store)
+    if len(appends) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+RunStore.after_append = crash
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_resume_after_kill(tmp_path):
-    """SIGKILL a run midway, rerun: the same table as an uninterrupted run, no duplicates."""
+    """SIGKILL a run after its second batch, rerun: the same table as an uninterrupted
+    run, no duplicates, only the missing runs computed."""
     path = tmp_path / "resume.toml"
     path.write_text(SMALL.replace("seeds = [0, 1]", "seeds = [0, 1, 2, 3]")
                     .replace("[0.1, 0.3]", "[0.05, 0.1, 0.2, 0.3]"))
-    suite = load_suite(path)
-    total = len(suite.grid())
-    run_suite(suite, tmp_path / "whole", jobs=1, progress=False, report=False)
+    total = len(load_suite(path).grid())
+    run_suite(load_suite(path), tmp_path / "whole", jobs=1, progress=False, report=False)
 
     out = tmp_path / "killed"
     argv = ("run", str(path), "--out", str(out), "--jobs", "1", "--batch", "2", "--quiet",
             "--no-report")
-    proc = cli(*argv, start_new_session=True)
-    store = out / "runs.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if store.exists() and store.read_text().count("\n") >= 4:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    stored = store.read_text().count("\n")
-    assert 4 <= stored < total
-    if (out / "summary.json").exists():  # a snapshot of a run still going
-        assert json.loads((out / "summary.json").read_text())["complete"] is False
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_TWO_APPENDS, *argv],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (out / "runs.jsonl").read_text().count("\n") == 4  # two batches of two
+    assert json.loads((out / "summary.json").read_text())["complete"] is False
 
     rerun = cli(*argv)
-    stdout, stderr = rerun.communicate(timeout=300)
+    _, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
-    assert f"{total - stored} computed, {stored} reused" in stdout
+    counts = json.loads((out / "summary.json").read_text())["counts"]
+    assert (counts["computed"], counts["reused"]) == (total - 4, 4)
     assert (out / "results.csv").read_bytes() == (tmp_path / "whole" / "results.csv").read_bytes()
     table = pd.read_csv(out / "results.csv")
     identity = ["dataset", "mechanism", "attack", "budget", "defense", "seed"]
@@ -235,21 +267,27 @@ def test_sanity_flags():
     assert summary["details"][0]["attack"] == "a"
 
 
-def test_budget_curves_and_knowledge_modes_are_checked():
+def test_a_curve_that_falls_with_the_budget_is_flagged():
     curve = [_row("sybil", gain=g, budget=b) for b, g in ((0.05, 0.1), (0.1, 0.3), (0.2, 0.2))]
     flags = {f.name: f for f in sanity.check(pd.DataFrame(curve))}
     assert flags["non_monotone"].raised
     assert flags["non_monotone"].rows[["budget", "smaller budget"]].values.tolist() == \
         [[0.2, 0.1]]
+
+
+def test_a_black_box_search_beating_a_white_box_one_is_flagged():
     modes = [_row("best_response", gain=0.2, knowledge="black"),
              _row("best_response(w)", gain=0.1, knowledge="white", recipe="best_response")]
     flag = {f.name: f for f in sanity.check(pd.DataFrame(modes))}["black_box_beaten"]
     assert flag.raised and flag.rows[["black", "white"]].values.tolist() == [[0.2, 0.1]]
+
+
+def test_a_search_below_95_percent_of_the_exhaustive_optimum_is_flagged():
     gap = [_row("best_response", gain=0.9, exhaustive_optimum=1.0),
            _row("overshoot", gain=0.5, exhaustive_optimum=1.0)]
     flag = {f.name: f for f in sanity.check(pd.DataFrame(gap))}["exhaustive_gap"]
     assert flag.raised and flag.rows["attack"].tolist() == ["best_response"]
-    assert "1 runs of fixed recipes stay below it" in flag.finding
+    assert "1 runs of fixed recipes" in flag.finding  # overshoot, at 0.5 of 1.0
     gap[0]["attacker_gain"] = 0.96  # within 95 % of the optimum
     flag = {f.name: f for f in sanity.check(pd.DataFrame(gap))}["exhaustive_gap"]
     assert not flag.raised

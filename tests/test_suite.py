@@ -13,15 +13,11 @@ from pluralguard.attacks import ATTACKS
 from pluralguard.core import datasets
 from pluralguard.core.errors import InputError
 from pluralguard.defenses import DEFENSES
+from pluralguard.eval.cli_values import parse_named, parse_value
 from pluralguard.eval.criteria import DEFAULT_TOLERANCES, Tolerance
+from pluralguard.eval.jsonio import write_json
 from pluralguard.eval.metrics import METRICS
-from pluralguard.eval.runner import write_json
-from pluralguard.eval.suite import (
-    load_suite,
-    parse_named,
-    parse_suite,
-    parse_value,
-)
+from pluralguard.eval.suite import load_suite, parse_suite
 
 MECHANISMS = [{"name": "p1", "kind": "consensus", "p": 1},
               {"name": "p2", "kind": "consensus", "p": 2}]
@@ -37,7 +33,6 @@ def test_grid_counts_and_order():
                        {"name": "sybil", "label": "sybil-s3", "sybils": 3, "budgets": [0.3]}])
     grid = s.grid()
     # 1 dataset × 2 mechanisms × (none + bound_floor) × (none + 2 + 1 budgets) × 3 seeds
-    assert len(grid) == 1 * 2 * 2 * 4 * 3
     expected = [("evs2017", m, d, a, b, seed)
                 for m in ("p1", "p2") for d in ("none", "bound_floor")
                 for a, b in (("none", 0.0), ("sybil", 0.1), ("sybil", 0.2), ("sybil-s3", 0.3))
@@ -67,8 +62,7 @@ def test_all_reads_the_registries(monkeypatch):
     monkeypatch.setitem(DEFENSES, "extra_floor", Extra)
     s = suite(attacks=["all"], defenses=["all"])
     assert [a.label for a in s.attacks] == ["none", *ATTACKS]
-    assert [d.label for d in s.defenses] == ["none", *DEFENSES]
-    assert "extra_floor" in [d.label for d in s.defenses]
+    assert [d.label for d in s.defenses] == ["none", *DEFENSES]  # extra_floor included
 
 
 def test_budget_precedence_and_params_table():
@@ -243,7 +237,7 @@ def test_parse_named():
 
 
 def test_cli_help_example_is_a_valid_suite():
-    from pluralguard.eval.cli import _SUITE_HELP
+    from pluralguard.eval.cli_parser import _SUITE_HELP
 
     text = _SUITE_HELP.split("\n\n", 1)[1].split("\n\nFull reference")[0]
     data = tomllib.loads("\n".join(line[2:] for line in text.splitlines()))
