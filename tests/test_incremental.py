@@ -11,6 +11,7 @@ from pluralguard.core import Population, datasets, kernels, solve_agreements
 from pluralguard.core.bounds import PairwiseQuantile, pairwise_distance_quantile
 from pluralguard.core.incremental import MAX_CHANGED
 from pluralguard.core.mechanism import Mechanism
+from pluralguard.defenses import DEFENSES, make_defense
 from populations import bounded
 
 POLICIES = ["declared", "quantile:0.3", "quantile:0.5", "fixed:1.0,0.3"]
@@ -179,3 +180,23 @@ def test_session_of_a_consensus_mechanism_calls_it():
     ask = mech.session(base)
     assert np.array_equal(ask(query).X, mech(query).X)
     assert ask(base) is ask(base)
+
+
+@pytest.mark.parametrize("name", sorted(DEFENSES))
+@pytest.mark.parametrize("bounds", ["declared", "quantile:0.5"])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_every_defended_session_answers_like_a_fresh_call(name, bounds, compiled,
+                                                          monkeypatch):
+    """Each defense's session (its transforms, bound rule or edge filter kept across
+    queries) answers a moved population and Sybils exactly as the defended mechanism
+    called afresh — including after answers to other queries — with and without the
+    compiled kernels."""
+    monkeypatch.setattr(kernels, "COMPILED", compiled and kernels.COMPILED)
+    base = bounded(n=45, seed=3)
+    mech = make_defense(name)(Mechanism("agreements", {"bounds": bounds}))
+    ask = mech.session(base)
+    rng = np.random.default_rng(11)
+    for agents, sybils, copy in ((1, 0, False), (2, 2, True), (0, 3, False), (3, 1, False)):
+        query = moved(base, rng, agents, sybils, copy)
+        assert_same(ask(query), mech(query))
+    assert_same(ask(base), mech(base))
