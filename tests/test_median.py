@@ -46,7 +46,7 @@ def test_no_feasible_point_beats_the_certified_median(seed, p, k, m, tight):
     bounds = [(-1, 1)] * dX + [(0, 1)] * m
     if found.status == INFEASIBLE:  # min t such that every ball holds within t: t > 0
         start = np.concatenate([X.reshape(p, dX).mean(axis=0), W.mean(axis=0), [3.0]])
-        least = minimize(lambda z: z[-1], start, method="SLSQP", bounds=bounds + [(None, None)],
+        least = minimize(lambda z: z[-1], start, method="SLSQP", bounds=[*bounds, (None, None)],
                          constraints=[{"type": "ineq", "fun": lambda z: slack(z[:-1]) + z[-1]},
                                       {"type": "eq", "fun": lambda z: z[dX:-1].sum() - 1.0}],
                          options={"maxiter": 500, "ftol": 1e-12})
