@@ -190,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every grid point of a suite, resuming from DIR, and "
                        "write DIR/results.csv, timings.csv,\nsummary.json, "
                        "suite.resolved.json and report.md. Without SUITE.toml: the embedded "
-                       "suite\n(all registered attacks and defenses on evs2017 and pve_like, "
-                       "the agreement solver and\nthe p = 2 consensus, two seeds).\n\n"
+                       "suite\n(all registered attacks, three budgets each, against all registered "
+                       "defenses on evs2017\nand pve_like; the agreement solver, the p = 2 "
+                       "consensus, and for the attacks that\nneed them declared bounds and "
+                       "the message-passing protocol; one seed).\n\n"
                        + _SUITE_HELP,
                        epilog="examples:\n  pluralguard run --out results/demo\n  "
                        "pluralguard run ci/suite.toml --out results/ci --jobs 2\n  "

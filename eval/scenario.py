@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,11 +64,19 @@ SPREAD = ("utility_loss_mean", "utility_loss_p90", "attacker_gain", "capture",
 
 
 class RunCache:
-    """Content-addressed cache of mechanism runs (hook-free runs only), LRU-bounded."""
+    """Content-addressed cache of mechanism runs (hook-free runs only), LRU-bounded,
+    and of the attack-query sessions opened on a population (:meth:`session`)."""
+
+    #: Sessions kept: the runs of one dataset × mechanism × defense (every attack and
+    #: budget of a suite) query the same clean population, a randomized defense's
+    #: through its planning draws. One session on ``pve_like`` holds ~30 MB, so few are
+    #: kept (a worker growing by 300 MB is restarted by joblib).
+    SESSIONS_KEPT = 1 + PLAN_DRAWS
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
         self._store: OrderedDict[str, Outcome] = OrderedDict()
+        self._sessions: OrderedDict[str, Callable[[Population], Outcome]] = OrderedDict()
         self.hits = 0
 
     def run(self, mechanism: Mechanism, declared: Population,
@@ -85,6 +93,23 @@ class RunCache:
         if len(self._store) > self.size:
             self._store.popitem(last=False)
         return out
+
+    def session(self, mechanism: Mechanism, base: Population
+                ) -> Callable[[Population], Outcome]:
+        """``mechanism.session(base)``, kept for the next attack on the same population.
+
+        A session answers every query exactly like a fresh call of the mechanism,
+        whatever it answered before (:meth:`Mechanism.session`), so sharing it between
+        attacks changes no result; it saves rebuilding the session's state (links,
+        bound and defense state, certificates) once per attack and budget.
+        """
+        key = self._key(mechanism, base)
+        if key not in self._sessions:
+            self._sessions[key] = mechanism.session(base)
+            if len(self._sessions) > self.SESSIONS_KEPT:
+                self._sessions.popitem(last=False)
+        self._sessions.move_to_end(key)
+        return self._sessions[key]
 
     def get(self, mechanism: Mechanism, declared: Population) -> Outcome | None:
         """The cached outcome of a hook-free run, or None (never runs anything)."""
@@ -119,6 +144,10 @@ class CachedMechanism(Mechanism):
         known = self.cache.get(plain, population) if hook is None else None
         return known if known is not None else plain(population, hook=hook)
 
+    def session(self, base: Population) -> Callable[[Population], Outcome]:
+        """The cache's session of the mechanism on ``base`` (:meth:`RunCache.session`)."""
+        return self.cache.session(Mechanism(self.kind, self.params, self.transforms), base)
+
 
 @dataclass(frozen=True)
 class ScenarioResult:
@@ -144,6 +173,14 @@ class ScenarioResult:
     plan: AttackPlan | None
     agents: pd.DataFrame | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _cached(mechanism: Mechanism, cache: RunCache) -> Mechanism:
+    """``mechanism`` answering from ``cache`` (:class:`CachedMechanism`); a subclass of
+    Mechanism (a user's own) is handed over as it is."""
+    if type(mechanism) is not Mechanism:
+        return mechanism
+    return CachedMechanism(mechanism.kind, mechanism.params, mechanism.transforms, cache)
 
 
 def make_mechanism(spec: Mechanism | str | Mapping[str, Any]) -> Mechanism:
@@ -391,11 +428,10 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     t0 = time.perf_counter()
     if randomized:  # the attacker knows the distribution, not the draws of the evaluation
         facing: Mechanism = Draws.of([
-            chain.redraw(_draw_seed(seed, "planning", p))(mech) for p in range(PLAN_DRAWS)])
+            _cached(chain.redraw(_draw_seed(seed, "planning", p))(mech), cache)
+            for p in range(PLAN_DRAWS)])
     else:
-        facing = (CachedMechanism(defended[0].kind, defended[0].params,
-                                  defended[0].transforms, cache)
-                  if type(defended[0]) is Mechanism else defended[0])
+        facing = _cached(defended[0], cache)
     plan = recipe.plan(truth, facing, budget, seed) if recipe else None
     timing["plan"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -324,3 +324,27 @@ def test_randomized_rows_are_judged_within_their_sampling_noise():
     assert "1 runs against randomized defenses sit below 0" in flags["below_truth"].finding
     far = dict(noisy, capture=-0.2)  # 0.2 > 2 · 0.05 / √8
     assert {f.name: f for f in sanity.check(pd.DataFrame([far]))}["below_truth"].raised
+
+
+def test_sessions_shared_between_runs_change_no_result():
+    """A worker's cache hands the same attack-query session to every run on one
+    population and mechanism; the rows are those of runs with a cache of their own."""
+    from pluralguard.attacks import make_attack
+    from pluralguard.eval.scenario import RunCache, run_scenario
+    from populations import bounded
+
+    pop = bounded(n=40, seed=5)
+    mech = {"kind": "agreements", "bounds": "quantile:0.5"}
+    runs = [(name, budget) for name in ("overshoot", "sybil", "best_response")
+            for budget in (0.05, 0.2)]
+    shared = RunCache()
+
+    def row(name: str, budget: float, cache: RunCache) -> dict:
+        attack = make_attack(name, queries=40) if name == "best_response" else name
+        return run_scenario(pop, mech, attack, defense="kcore", budget=budget, seed=0,
+                            cache=cache).row
+
+    together = [row(name, budget, shared) for name, budget in runs]
+    assert len(shared._sessions) == 1
+    apart = [row(name, budget, RunCache()) for name, budget in runs]
+    pd.testing.assert_frame_equal(pd.DataFrame(together), pd.DataFrame(apart))

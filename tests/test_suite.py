@@ -142,11 +142,16 @@ def test_default_suite_loads():
     s = load_suite()
     assert s.name == "default" and s.source == "<default>"
     assert [d.label for d in s.datasets] == ["evs2017", "pve_like"]
-    assert [m.mechanism.kind for m in s.mechanisms] == ["agreements", "consensus"]
+    assert [m.label for m in s.mechanisms] == [
+        "agreements", "consensus-p2", "agreements-declared", "agreements-protocol"]
+    assert [m.mechanism.params.get("method") for m in s.mechanisms] == [
+        "exact", None, "exact", "dual"]
     assert [a.label for a in s.attacks] == ["none", *ATTACKS]
     assert [d.label for d in s.defenses] == ["none", *DEFENSES]
-    assert s.seeds == (0, 1)
-    assert all(len(a.budgets) == 1 for a in s.attacks)
+    assert s.seeds == (0,)
+    # security curves: every attack at three budgets, with its own default parameters
+    assert all(len(a.budgets) == 3 for a in s.attacks[1:])
+    assert all(a.params == {} for a in s.attacks)
 
 
 @pytest.mark.parametrize("text, needle", [
