@@ -77,6 +77,7 @@ import tempfile
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -234,7 +235,14 @@ def _local(tasks: list[_Task], jobs: int) -> Iterator[tuple[bool, list]]:
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-    yield from parallel(delayed(_run_task)(t) for t in tasks)
+    with warnings.catch_warnings():
+        # joblib replaces a worker whose memory grew by 300 MB since its first task (the
+        # caches of a large population do) and says so; the worker finishes its batch
+        # first and a fresh one takes the next, so no result is lost and the message
+        # would only alarm
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs",
+                                category=UserWarning)
+        yield from parallel(delayed(_run_task)(t) for t in tasks)
 
 
 def _dask_client(stack: ExitStack, jobs: int, scheduler: str | None) -> Any:

@@ -68,10 +68,10 @@ class RunCache:
     and of the attack-query sessions opened on a population (:meth:`session`)."""
 
     #: Sessions kept: the runs of one dataset × mechanism × defense (every attack and
-    #: budget of a suite) query the same clean population, a randomized defense's
-    #: through its planning draws. One session on ``pve_like`` holds ~30 MB, so few are
-    #: kept (a worker growing by 300 MB is restarted by joblib).
-    SESSIONS_KEPT = 1 + PLAN_DRAWS
+    #: budget of a suite) query the same clean population. One session on
+    #: ``pve_like`` holds ~30 MB, so few are kept (joblib restarts a worker that grew
+    #: by 300 MB, and a randomized defense's planning draws are not kept).
+    SESSIONS_KEPT = 2
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
@@ -428,8 +428,7 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     t0 = time.perf_counter()
     if randomized:  # the attacker knows the distribution, not the draws of the evaluation
         facing: Mechanism = Draws.of([
-            _cached(chain.redraw(_draw_seed(seed, "planning", p))(mech), cache)
-            for p in range(PLAN_DRAWS)])
+            chain.redraw(_draw_seed(seed, "planning", p))(mech) for p in range(PLAN_DRAWS)])
     else:
         facing = _cached(defended[0], cache)
     plan = recipe.plan(truth, facing, budget, seed) if recipe else None
