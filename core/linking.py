@@ -64,13 +64,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from . import kernels
-from .convex import solve_group
 from .errors import InputError
+from .feasibility import common_point
 from .geometry import ACCEPT_TOL, project_box, project_simplex
 from .kernels import jit, pick
 from .model import Population
 from .network import Edges, homophily_edges
-from .projection import FEASIBLE, INFEASIBLE, project_intersection
+from .projection import FEASIBLE, Projection, project_intersection
 
 LINK_RULES = ("merge", "static")
 
@@ -651,44 +651,46 @@ class Merger:
         """
         idx = np.sort(idx) if self.order is None else \
             idx[np.argsort(self.order[idx], kind="stable")]
-        w = self.weights[idx] / self.weights[idx].sum()
-        found: list[np.ndarray] = []
-        settled = True
-        for part, project in ((0, project_box), (1, project_simplex)):
-            anchors = self.points[part][idx]
-            c = w @ anchors
-            radii = self.radii[part][idx]
-            p = project_intersection(c, anchors, radii, project, tol=SOLVE_TOL)
-            if p.status == INFEASIBLE:
-                # the balls with a multiplier, and the one giving the best bound on
-                # any point of the intersection, ½ min_i (‖c − a_i‖ + r_i)² (module
-                # :mod:`~pluralguard.core.projection`), carry the certificate
-                reach = np.sqrt(((anchors - c) ** 2).sum(axis=1)) + radii
-                used = p.multipliers > 0
-                used[int(np.argmin(reach))] = True
-                self.conflicts.append(Conflict(part, "dual", idx[used], p.multipliers[used],
-                                               c))
-                return None
-            settled &= p.status == FEASIBLE
-            point = p.x
-            if p.multipliers.any():  # on the boundary of some balls: move inside
-                inner = project_intersection(c, anchors,
-                                             self.gamma[part][idx] + self.tol / 4, project,
-                                             tol=SOLVE_TOL, warm=p.multipliers)
-                if inner.status == FEASIBLE:
-                    point = inner.x
-            found.append(point)
-        if not settled:
+        k, m = self.k, self.m
+        point = common_point(self.points[0][idx].reshape(-1, k, m), self.points[1][idx],
+                             self.weights[idx], self.radii[0][idx], self.radii[1][idx],
+                             dual_tol=SOLVE_TOL, inflations=(SOLVE_TOL / 2,),
+                             conic_tol=SOLVE_TOL)
+        part = point.empty_block
+        if part is not None:
+            # the balls with a multiplier, and the one giving the best bound on any point
+            # of the intersection, ½ min_i (‖c − a_i‖ + r_i)² (module
+            # :mod:`~pluralguard.core.projection`), carry the certificate
+            p, c = point.projections[part], point.centres[part]
+            anchors, radii = self.points[part][idx], self.radii[part][idx]
+            reach = np.sqrt(((anchors - c) ** 2).sum(axis=1)) + radii
+            used = p.multipliers > 0
+            used[int(np.argmin(reach))] = True
+            self.conflicts.append(Conflict(part, "dual", idx[used], p.multipliers[used], c))
+            return None
+        if point.conic:
             self.exact_checks += 1
-            k, m = self.k, self.m
-            sol = solve_group(self.points[0][idx].reshape(-1, k, m), self.points[1][idx],
-                              self.weights[idx], self.radii[0][idx], self.radii[1][idx],
-                              inflate=SOLVE_TOL / 2, tol=SOLVE_TOL)
-            if not sol.feasible:
+            if not point.found:
                 return None
-            found = [sol.X.ravel(), sol.W]
+            found = [point.X.ravel(), point.W]
+        else:
+            found = [self._inside(part, idx, point.projections[part], point.centres[part])
+                     for part in (0, 1)]
         return (found[0], found[1], _slack_numpy(self.points[0], self.radii[0], idx, found[0]),
                 _slack_numpy(self.points[1], self.radii[1], idx, found[1]))
+
+    def _inside(self, part: int, idx: np.ndarray, p: Projection, c: np.ndarray
+                ) -> np.ndarray:
+        """The projection ``p`` of ``c`` moved τ/4 inside every ball when it lies on the
+        boundary of some: projected again onto the balls shrunk to γ + τ/4, from the same
+        multipliers (a step or two); kept where that cannot settle."""
+        if not p.multipliers.any():
+            return p.x
+        project = (project_box, project_simplex)[part]
+        inner = project_intersection(c, self.points[part][idx],
+                                     self.gamma[part][idx] + self.tol / 4, project,
+                                     tol=SOLVE_TOL, warm=p.multipliers)
+        return inner.x if inner.status == FEASIBLE else p.x
 
     def decide(self, a: int, b: int) -> Found | None:
         """Whether groups a and b (roots) can merge: the union's point, or None."""

@@ -43,8 +43,9 @@ from scipy.spatial import cKDTree
 
 from . import kernels
 from .bounds import BoundPolicy, BoundRule, resolve_bounds
-from .convex import POLISH_SLACK, solve_group
+from .convex import POLISH_SLACK
 from .errors import InputError
+from .feasibility import common_point
 from .geometry import (
     ACCEPT_TOL,
     check_utility,
@@ -65,7 +66,6 @@ from .linking import (
     check_link_rule,
     settle,
 )
-from .median import OPTIMAL, median_agreement
 from .message_passing import (
     METHODS,
     MessageHook,
@@ -80,7 +80,7 @@ from .message_passing import (
 )
 from .model import Population
 from .network import NEAREST_KDTREE_MAX_DIM, Edges, distinct_declarations
-from .projection import FEASIBLE, INFEASIBLE, project_intersection
+from .projection import FEASIBLE, project_intersection
 from .result import AgreementResult
 
 #: Above this many agent–agreement pairs, memberships come from a k-d tree (few coordinates).
@@ -246,36 +246,20 @@ def _exact_group(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
                  ) -> tuple[np.ndarray, np.ndarray, bool]:
     """One group's agreement (members ``idx``, in index order) and whether it exists.
 
-    Quadratic utility: the dual projection of the group's weighted mean
-    (:func:`~pluralguard.core.projection.project_intersection`). Linear utility: the
-    certified geometric median (:func:`~pluralguard.core.median.median_agreement`). The
-    conic solver decides what they leave undecided. A group with no common point keeps
-    its members' weighted mean (flagged).
+    The group's common point nearest its members (:func:`~pluralguard.core.feasibility.
+    common_point`): the dual projection of the weighted mean (quadratic utility) or the
+    certified geometric median (linear), else the conic solver, else both retried within
+    the tolerance (a single-point intersection). A dual certificate of emptiness is not
+    final here: the inflated conic solve may still find the single point. A group with
+    no common point keeps its members' weighted mean (flagged).
     """
-    k, m = X.shape[1:]
     if idx.size == 1:
         return X[idx[0]], W[idx[0]], True
-    if utility == "quadratic":
-        w = wts[idx] / wts[idx].sum()
-        Xf = X[idx].reshape(idx.size, -1)
-        px = project_intersection(w @ Xf, Xf, gx[idx], project_box, tol=POLISH_SLACK)
-        pw = project_intersection(w @ W[idx], W[idx], gw[idx], project_simplex,
-                                  tol=POLISH_SLACK)
-        if px.status == pw.status == FEASIBLE:
-            return px.x.reshape(k, m), pw.x, True
-    else:
-        med = median_agreement(X[idx], W[idx], wts[idx], gx[idx], gw[idx])
-        if med.status == INFEASIBLE:  # a single-point intersection: within the tolerance
-            med = median_agreement(X[idx], W[idx], wts[idx], gx[idx] + ACCEPT_TOL / 2,
-                                   gw[idx] + ACCEPT_TOL / 2)
-        if med.status == OPTIMAL:
-            return med.X, med.W, True
-    sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility)
-    if not sol.feasible:  # a single-point intersection: retry within the tolerance
-        sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility,
-                          inflate=ACCEPT_TOL / 2)
-    if sol.feasible:
-        return sol.X, sol.W, True
+    point = common_point(X[idx], W[idx], wts[idx], gx[idx], gw[idx], dual_tol=POLISH_SLACK,
+                         utility=utility, inflations=(0.0, ACCEPT_TOL / 2),
+                         conic_after_certificate=True)
+    if point.found:
+        return point.X, point.W, True
     return (np.tensordot(wts[idx], X[idx], axes=1) / wts[idx].sum(),
             wts[idx] @ W[idx] / wts[idx].sum(), False)
 
