@@ -46,6 +46,34 @@ def diameter_x(k: int, m: int) -> float:
     return 2.0 * math.sqrt(k * m)
 
 
+def scaled_diameters(k: int, m: int) -> tuple[float, float]:
+    """(√2 D_X, √2 D_W): in the *scaled coordinates* y = (vec(X)/(√2 D_X), W/(√2 D_W))
+    the normalised distance δ is the Euclidean distance, both blocks isotropic."""
+    return math.sqrt(2.0) * diameter_x(k, m), math.sqrt(2.0) * D_W
+
+
+def scale_factors(k: int, m: int) -> tuple[float, float]:
+    """(c_X, c_W) = (1/(√2 D_X), 1/(√2 D_W)), the factors of :func:`scaled_diameters`'
+    coordinates (y = (c_X vec(X), c_W W))."""
+    sx, sw = scaled_diameters(k, m)
+    return 1.0 / sx, 1.0 / sw
+
+
+def scaled_points(Xf: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Rows ``[vec(X_i)/(√2 D_X), W_i/(√2 D_W)]`` of flattened judgements ``Xf`` (n, km)
+    and value weights ``W`` (n, m): their Euclidean distance is δ
+    (:func:`scaled_diameters`)."""
+    m = W.shape[1]
+    sx, sw = scaled_diameters(Xf.shape[1] // m, m)
+    return np.concatenate([Xf / sx, W / sw], axis=1)
+
+
+def distance_from_squares(dx2: np.ndarray, dw2: np.ndarray, k: int, m: int) -> np.ndarray:
+    """δ = √(½(dx2/D_X² + dw2/D_W²)) from the squared block distances
+    ``dx2`` = ‖ΔX‖²_F and ``dw2`` = ‖ΔW‖²₂."""
+    return np.sqrt(0.5 * (dx2 / diameter_x(k, m) ** 2 + dw2 / D_W**2))
+
+
 def sq_dist_x(XA: np.ndarray, XB: np.ndarray) -> np.ndarray:
     """‖XA − XB‖²_F over the last two axes."""
     d = np.asarray(XA) - np.asarray(XB)

@@ -66,7 +66,12 @@ from . import kernels
 from .bounds import MAX_EXACT_PAIRS, BoundPolicy, bound_session
 from .convex import deepest_point
 from .errors import InputError
-from .geometry import ACCEPT_TOL, D_W, diameter_x, project_box, project_simplex
+from .geometry import (
+    ACCEPT_TOL,
+    distance_from_squares,
+    project_box,
+    project_simplex,
+)
 from .kernels import jit, pick
 from .linking import (
     PROOF_MARGIN,
@@ -617,8 +622,7 @@ class _Query:
         dx2, dw2 = _row_sq_distances(X, i, j), _row_sq_distances(W, i, j)
         keep = (dx2 <= (np.minimum(gx[i], gx[j]) + ACCEPT_TOL) ** 2) & \
                (dw2 <= (np.minimum(gw[i], gw[j]) + ACCEPT_TOL) ** 2)
-        k, m = self.base.k, self.base.m
-        dist = np.sqrt(0.5 * (dx2[keep] / diameter_x(k, m) ** 2 + dw2[keep] / D_W**2))
+        dist = distance_from_squares(dx2[keep], dw2[keep], self.base.k, self.base.m)
         return i[keep], j[keep], dist
 
     def _positions(self, bi: np.ndarray, bj: np.ndarray, bd: np.ndarray, ni: np.ndarray,

@@ -67,13 +67,12 @@ from scipy.sparse.linalg import eigsh
 from . import kernels
 from . import passing_kernel as pk
 from .geometry import (
-    D_W,
-    diameter_x,
     normalised_sq_distance,
     project_ball_box,
     project_ball_simplex,
     project_box,
     project_simplex,
+    scale_factors,
 )
 
 METHODS = ("exact", "dual", "dgd", "nids")
@@ -224,8 +223,7 @@ class _Problem:
                  utility: str) -> None:
         n, k, m = X.shape
         self.n, self.k, self.m = n, k, m
-        self.sx = 1.0 / (np.sqrt(2.0) * diameter_x(k, m))
-        self.sw = 1.0 / (np.sqrt(2.0) * D_W)
+        self.sx, self.sw = scale_factors(k, m)
         self.cx = X.reshape(n, -1) * self.sx
         self.cw = W * self.sw
         self.rx = None if gx is None else gx * self.sx
@@ -576,7 +574,7 @@ def _first_order(method: str, X: np.ndarray, W: np.ndarray, gx: np.ndarray | Non
     G = int(labels.max()) + 1 if n else 0
     w = weights / (np.bincount(labels, weights) / np.bincount(labels))[labels]
     h = (0.5 / w)[:, None]
-    sx, sw = 1.0 / (np.sqrt(2.0) * diameter_x(k, m)), 1.0 / (np.sqrt(2.0) * D_W)
+    sx, sw = scale_factors(k, m)
     blocks = [_Block(X.reshape(n, -1), gx, True, sx), _Block(W, gw, False, sw)]
     kind, param = parse_mixing(mixing)
     if kind in ("median", "trimmed"):

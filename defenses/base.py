@@ -50,7 +50,7 @@ import numpy as np
 
 from pluralguard.core.bounds import BoundPolicy
 from pluralguard.core.errors import NotApplicable
-from pluralguard.core.geometry import D_W, diameter_x
+from pluralguard.core.geometry import scaled_points
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
@@ -319,9 +319,7 @@ def keep_edges(edges: Edges, keep: np.ndarray) -> Edges:
 
 def normalised_points(population: Population) -> np.ndarray:
     """Rows ``[vec(X_i)/(√2 D_X), W_i/(√2 D_W)]``: their Euclidean distance is δ."""
-    n, k, m = population.X.shape
-    return np.concatenate([population.X.reshape(n, -1) / (np.sqrt(2.0) * diameter_x(k, m)),
-                           population.W / (np.sqrt(2.0) * D_W)], axis=1)
+    return scaled_points(population.X.reshape(population.n, -1), population.W)
 
 
 def parts(population: Population) -> tuple[np.ndarray, np.ndarray]:
