@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -82,6 +82,14 @@ from .linking import (
     Partition,
     canonical_labels,
 )
+from .mechanism import (
+    Mechanism,
+    Outcome,
+    Transform,
+    apply_transforms,
+    registered_kind,
+    transform_function,
+)
 from .model import Population, relative_weights
 from .network import Edges, _row_sq_distances
 from .orderstats import changed_rows
@@ -95,9 +103,6 @@ from .solver import (
     solve_agreements,
 )
 
-if TYPE_CHECKING:
-    from .mechanism import Mechanism, Outcome
-
 #: Most changed or appended rows answered incrementally (beyond it, a full solve).
 MAX_CHANGED = 64
 #: Parameters whose default the incremental path needs.
@@ -105,7 +110,7 @@ _DEFAULTS = {"link_rule": "merge", "social_graph": None, "max_links": None,
              "deduplicate": True, "warm_start": True, "record_history": False}
 #: Methods answered incrementally: the fast path, and the honest message passing that
 #: starts at its fixed point.
-METHODS = ("exact", "dual", "nids")
+INCREMENTAL_METHODS = ("exact", "dual", "nids")
 
 
 def open_session(mechanism: Mechanism, base: Population) -> Callable[[Population], Outcome]:
@@ -121,13 +126,14 @@ def open_session(mechanism: Mechanism, base: Population) -> Callable[[Population
     return Session(mechanism, base)
 
 
-def transform_session(transform: Any, base: Population) -> Callable[[Population], Population]:
+def transform_session(transform: Transform, base: Population
+                      ) -> Callable[[Population], Population]:
     """A declaration transform for populations near ``base``: its own ``session(base)``
     when it has one (same answers, incrementally), else the transform itself."""
     opener = getattr(transform, "session", None)
     if callable(opener):
         return opener(base)
-    return getattr(transform, "transform", transform)
+    return transform_function(transform)
 
 
 class Session:
@@ -138,8 +144,6 @@ class Session:
     """
 
     def __init__(self, mechanism: Mechanism, base: Population) -> None:
-        from .mechanism import registered_kind
-
         self.mechanism = mechanism
         self.function = registered_kind(mechanism.kind).function
         self.base_input = base
@@ -149,28 +153,20 @@ class Session:
         self._memo: tuple[str, Outcome | None] | None = None
         self.incremental = mechanism.kind == "agreements" and all(
             mechanism.params.get(k, v) is v or mechanism.params.get(k, v) == v
-            for k, v in _DEFAULTS.items()) and mechanism.params.get("method", "exact") in METHODS
+            for k, v in _DEFAULTS.items()) \
+            and mechanism.params.get("method", "exact") in INCREMENTAL_METHODS
 
     def declare(self, population: Population) -> Population:
         """The declarations the mechanism solves, as :meth:`Mechanism.declare` (each
         transform through its session)."""
-        from .mechanism import _stable
-
         if self._stages is None:
             self._stages = []
             current = self.base_input
             for transform in self.mechanism.transforms:
                 self._stages.append(transform_session(transform, current))
-                current = getattr(transform, "transform", transform)(current)
+                current = transform_function(transform)(current)
             self._declared_base = current
-        for stage, transform in zip(self._stages, self.mechanism.transforms, strict=True):
-            out = stage(population)
-            if out.n != population.n:
-                raise InputError("transform", f"{_stable(transform)} changed the number of "
-                                 "agents", "transforms must keep every agent (use bound 0 "
-                                 "or a tiny weight to silence one)")
-            population = out
-        return population
+        return apply_transforms(population, self.mechanism.transforms, self._stages)
 
     def __call__(self, population: Population) -> Outcome:
         declared = self.declare(population)

@@ -75,8 +75,6 @@ from .geometry import (
     scale_factors,
 )
 
-METHODS = ("exact", "dual", "dgd", "nids")
-
 
 @dataclass(frozen=True)
 class IterationState:

@@ -57,13 +57,6 @@ class Edges:
     def __len__(self) -> int:
         return int(self.i.size)
 
-    def to_networkx(self) -> nx.Graph:
-        """The network as a :class:`networkx.Graph` on agent indices 0..n-1."""
-        g = nx.Graph()
-        g.add_nodes_from(range(self.n))
-        g.add_edges_from(zip(self.i.tolist(), self.j.tolist(), strict=True))
-        return g
-
 
 def _row_sq_distances(points: np.ndarray, i: np.ndarray, j: np.ndarray,
                       chunk: int = 16384) -> np.ndarray:

@@ -14,8 +14,8 @@ Pipeline:
    groups that each have a common acceptable point.
 4. **Optimisation within groups** by one of three methods with the same fixed point:
 
-   * ``exact`` (default, the fast path) — a centralised conic solve per group
-     (:func:`~pluralguard.core.convex.solve_group`);
+   * ``exact`` (default, the fast path) — a centralised solve per group
+     (:func:`~pluralguard.core.feasibility.common_point`);
    * ``dual`` — projected dual gradient by message passing;
    * ``nids`` — an exact decentralised proximal-gradient method;
    * ``dgd`` — projected decentralised gradient by message passing
@@ -67,7 +67,6 @@ from .linking import (
     settle,
 )
 from .message_passing import (
-    METHODS,
     MessageHook,
     PassingOutcome,
     WarmStart,
@@ -83,6 +82,8 @@ from .network import NEAREST_KDTREE_MAX_DIM, Edges, distinct_declarations
 from .projection import FEASIBLE, project_intersection
 from .result import AgreementResult
 
+#: The optimisation methods within groups (module doc, step 4); ``exact`` is the default.
+METHODS = ("exact", "dual", "dgd", "nids")
 #: Above this many agent–agreement pairs, memberships come from a k-d tree (few coordinates).
 TREE_PAIRS = 1 << 22
 #: Default iteration caps for the message-passing methods.

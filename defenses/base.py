@@ -48,7 +48,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from pluralguard.core.bounds import BoundPolicy
+from pluralguard.core.bounds import BoundPolicy, BoundRule
 from pluralguard.core.errors import NotApplicable
 from pluralguard.core.geometry import scaled_points
 from pluralguard.core.mechanism import Mechanism
@@ -169,9 +169,6 @@ class Defense(Validated):
         """The defense's parameters."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def with_params(self, **changes: Any) -> Defense:
-        return replace(self, **changes)
-
     @property
     def randomized(self) -> bool:
         """Whether the defense draws randomness (it then has a ``seed`` field)."""
@@ -264,8 +261,9 @@ def plain_policy(mechanism: Mechanism) -> BoundPolicy | None:
     return rule if isinstance(rule, BoundPolicy) else None
 
 
-def base_rule(rule: Any) -> Any:
-    """The innermost rule of a chain of bound-rule wrappers (each has ``inner``)."""
+def base_rule(rule: BoundPolicy | BoundRule) -> BoundPolicy | BoundRule:
+    """The innermost rule of a chain of bound-rule wrappers (each has ``inner``,
+    :class:`~pluralguard.core.bounds.WrappingBoundRule`)."""
     while hasattr(rule, "inner"):
         rule = rule.inner
     return rule
@@ -283,7 +281,9 @@ def wraps_bounds(mechanism: Mechanism) -> bool:
     return "links" in mechanism.capabilities
 
 
-def rebase(rule: Any, change: Callable[[Any], Any]) -> Any:
+def rebase(rule: BoundPolicy | BoundRule,
+           change: Callable[[BoundPolicy | BoundRule], BoundPolicy | BoundRule]
+           ) -> BoundPolicy | BoundRule:
     """Apply ``change`` to the innermost rule of a wrapper chain, keeping the wrappers."""
     if hasattr(rule, "inner"):
         return replace(rule, inner=rebase(rule.inner, change))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -20,6 +20,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from pluralguard.core.bounds import (
     BoundPolicy,
+    BoundRule,
     BoundSession,
     PairwiseQuantile,
     bound_session,
@@ -238,7 +239,7 @@ class LocalCap:
     """Bound rule: the inner rule's bounds, each capped at ``factor`` × the agent's
     local scale (:func:`local_scale`), separately for X and W."""
 
-    inner: Any
+    inner: BoundPolicy | BoundRule
     k: int
     factor: float
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from scipy.spatial.distance import cdist
 
 from pluralguard.core.bounds import (
     BoundPolicy,
+    BoundRule,
     BoundSession,
     PairwiseQuantile,
     bound_session,
@@ -253,7 +254,7 @@ class Jittered:
     """Bound rule: the inner rule's bounds, agent i's multiplied by 1 + a(2Uᵢ − 1) with
     Uᵢ ~ U(0, 1) drawn from ``seed`` in agent order."""
 
-    inner: Any
+    inner: BoundPolicy | BoundRule
     amplitude: float
     seed: int
 
