@@ -281,6 +281,17 @@ def wraps_bounds(mechanism: Mechanism) -> bool:
     return "links" in mechanism.capabilities
 
 
+def with_bound_rule(mechanism: Mechanism,
+                    wrap: Callable[[BoundPolicy | BoundRule], BoundPolicy | BoundRule]
+                    ) -> Mechanism:
+    """``mechanism`` with its bound rule in force replaced by ``wrap(rule)`` (a defense's
+    wrapper around it, or a rebased chain); itself when it takes no bound rule (no
+    capability ``links``, e.g. the consensus)."""
+    if not wraps_bounds(mechanism):
+        return mechanism
+    return mechanism.with_params(bounds=wrap(bound_rule(mechanism)))
+
+
 def rebase(rule: BoundPolicy | BoundRule,
            change: Callable[[BoundPolicy | BoundRule], BoundPolicy | BoundRule]
            ) -> BoundPolicy | BoundRule:

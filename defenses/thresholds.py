@@ -39,6 +39,7 @@ from .base import (
     parts,
     plain_policy,
     rebase,
+    with_bound_rule,
     wraps_bounds,
 )
 
@@ -332,10 +333,8 @@ class RandomizedThreshold(Defense):
         "amplitude": Real(0, 1, closed="left", sample=0.2), "seed": Integer(0)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if not wraps_bounds(mechanism):
-            return mechanism
-        return mechanism.with_params(bounds=Jittered(bound_rule(mechanism),
-                                                     float(self.amplitude), int(self.seed)))
+        return with_bound_rule(mechanism, lambda rule: Jittered(rule, float(self.amplitude),
+                                                                int(self.seed)))
 
     def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
         """Bounds in force ≤ (1 + a) Γ: the jitter is the outermost rule and its factor
