@@ -44,6 +44,7 @@ from scipy.spatial import cKDTree
 from . import kernels
 from .bounds import BoundPolicy, BoundRule, resolve_bounds
 from .convex import POLISH_SLACK
+from .dgd import run_dgd
 from .errors import InputError
 from .feasibility import common_point
 from .geometry import (
@@ -72,7 +73,6 @@ from .message_passing import (
     WarmStart,
     consensus_residual,
     parse_mixing,
-    run_dgd,
     run_dual,
     run_nids,
     warm_start,
