@@ -51,6 +51,11 @@ R. X. Lera-Leri, F. Bistaffa, M. Serramia, M. Lopez-Sanchez, J. A. Rodríguez-Ag
 Towards pluralistic value alignment: aggregating value systems through ℓp-regression.
 AAMAS 2022; and Aggregating value systems for decision support, Knowledge-Based
 Systems, 2024 (code: github.com/RogerXLera/ValueSystemsAggregation, ``solve.py``).
+
+It is one piece above ~500 lines because the three entry points (:func:`lp_consensus`,
+:func:`limit_p`, :func:`transition_p`) are one computation — the per-coordinate ℓp
+minimisers above, swept over p — and share its tie-breaks, its argument checks and its
+result type; the sweeps are a few dozen lines on top of the solver.
 """
 
 from __future__ import annotations

@@ -51,6 +51,12 @@ base, more than :data:`MAX_CHANGED` changed rows, agents sharing a point whose b
 come apart, or changed bounds on populations with more than
 :data:`~pluralguard.core.bounds.MAX_EXACT_PAIRS` pairs of points. A session is not
 thread-safe.
+
+It is one piece above ~500 lines because every step above reads and extends the same
+base solve (:class:`_Base`) and must reproduce
+:func:`~pluralguard.core.solver.solve_agreements` bit for bit: the query
+(:class:`_Query`) re-decides links, groups and agreements against that shared state,
+and splitting it would only move the base's private arrays across a module boundary.
 """
 
 from __future__ import annotations

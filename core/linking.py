@@ -52,6 +52,12 @@ numba is installed (:mod:`~pluralguard.core.link_kernel`).
 ``static`` — the initial homophily components, never cut. Kept to reproduce the
 prototype's finding that those components need not have a common acceptable point;
 such groups are reported as not having reached consensus.
+
+It stays one piece (a little over 500 lines) because the rule's module doc, its
+decision procedure (:class:`Merger`: walk, proofs, canonical check, certificates of
+refusal) and its result types are one contract: the incremental session replays the
+same decisions and reads the same certificates. Its compiled kernels are
+:mod:`~pluralguard.core.link_kernel`.
 """
 
 from __future__ import annotations

@@ -51,6 +51,12 @@ hook) always faces the protocol from its real start.
 The iterations of ``dual`` and ``nids`` run as compiled kernels when numba is
 installed (:mod:`~pluralguard.core.passing_kernel`); the numpy loop below is the
 same recursion.
+
+It is one piece above ~500 lines because ``dual`` and ``nids`` are one recursion with
+two step rules: they share the scaled blocks (:class:`_Block`), the mixing matrix and
+its clipped variant, the per-group monitor, the hook, the warm start and the compiled
+loop, and a change to any of them must reach both methods at once. ``dgd``, which
+shares none of that machinery, is :mod:`~pluralguard.core.dgd`.
 """
 
 from __future__ import annotations

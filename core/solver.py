@@ -19,7 +19,7 @@ Pipeline:
    * ``dual`` — projected dual gradient by message passing;
    * ``nids`` — an exact decentralised proximal-gradient method;
    * ``dgd`` — projected decentralised gradient by message passing
-     (:mod:`~pluralguard.core.message_passing`).
+     (:mod:`~pluralguard.core.message_passing`, :mod:`~pluralguard.core.dgd`).
 
    Honest ``dual``/``nids`` solves (no hook) start at the fast path's fixed point
    and confirm it by message passing (``warm_start``).
@@ -29,6 +29,13 @@ Pipeline:
 
 Attack queries near a known population re-run these steps incrementally, with the
 same answers (:mod:`~pluralguard.core.incremental`).
+
+It is one piece above ~500 lines because it is the pipeline itself: each function is
+one step above (acceptance, communication graph, per-group solve, reduction, read-out)
+and :func:`solve_agreements` strings them together; the steps' engines live in their
+own modules (:mod:`~pluralguard.core.linking`,
+:mod:`~pluralguard.core.feasibility`, :mod:`~pluralguard.core.message_passing`,
+:mod:`~pluralguard.core.dgd`), and the incremental session reuses these steps by name.
 """
 
 from __future__ import annotations
