@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pluralguard.core.convex import POLISH_SLACK, solve_group
+from pluralguard.core.convex import POLISH_SLACK
+from pluralguard.core.feasibility import common_point
 from pluralguard.core.geometry import (
     D_W,
     accepts,
@@ -23,7 +24,6 @@ from pluralguard.core.geometry import (
     project_simplex,
 )
 from pluralguard.core.model import Population
-from pluralguard.core.projection import FEASIBLE, INFEASIBLE, project_intersection
 
 from .context import AttackContext
 
@@ -97,11 +97,10 @@ def region_point(declared: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
     force); optionally intersected with the product of per-block balls of
     :func:`block_radii` ``(radius)`` around ``anchor`` (inside the δ-ball of that
     radius). Per block it is the projection of the target onto an intersection of balls
-    in the box or the simplex, solved exactly by its dual
-    (:func:`~pluralguard.core.projection.project_intersection`); when that cannot
-    decide, by the exact group solver (:func:`~pluralguard.core.convex.solve_group`)
-    with a virtual unbounded agent at the target with weight 1 and the members with
-    weight 10⁻⁹.
+    in the box or the simplex, solved exactly by its dual; when that cannot decide, by
+    the exact group solver with a virtual unbounded agent at the target with weight 1
+    and the members with weight 10⁻⁹ (:func:`~pluralguard.core.feasibility.common_point`;
+    a dual certificate of emptiness is final).
     """
     tX, tW = target
     k, m = declared.k, declared.m
@@ -119,18 +118,9 @@ def region_point(declared: Population, gamma_x: np.ndarray, gamma_w: np.ndarray,
         wts.append([_ANCHOR_WEIGHT])
     Xs, Ws = np.concatenate(Xs), np.concatenate(Ws)
     gx, gw = np.concatenate(gx).astype(float), np.concatenate(gw).astype(float)
-    px = project_intersection(tX.ravel(), Xs, gx, project_box, tol=POLISH_SLACK)
-    if px.status == INFEASIBLE:
-        return None
-    pw = project_intersection(tW, Ws, gw, project_simplex, tol=POLISH_SLACK)
-    if pw.status == INFEASIBLE:
-        return None
-    if px.status == pw.status == FEASIBLE:
-        return px.x.reshape(k, m), pw.x
-    sol = solve_group(Xs.reshape(-1, k, m), Ws, np.concatenate(wts), gx, gw)
-    if not sol.feasible:
-        return None
-    return sol.X, sol.W
+    point = common_point(Xs.reshape(-1, k, m), Ws, np.concatenate(wts), gx, gw,
+                         dual_tol=POLISH_SLACK, target=(tX, tW))
+    return (point.X, point.W) if point.found else None
 
 
 def accepting_bounds(declared: Population, members: np.ndarray, X: np.ndarray,

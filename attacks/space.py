@@ -29,7 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pluralguard.core.geometry import D_W, diameter_x, project_box, project_simplex
+from pluralguard.core.geometry import (
+    D_W,
+    diameter_x,
+    project_box,
+    project_simplex,
+    scaled_diameters,
+)
 from pluralguard.core.model import Population
 
 from .base import bound_policy_kind, clip_bounds
@@ -98,8 +104,7 @@ class DeclarationSpace:
         self.k, self.m = truth.k, truth.m
         self.km = truth.k * truth.m
         self.n_value = self.km + self.m - 1
-        self.scale_X = math.sqrt(2.0) * diameter_x(truth.k, truth.m)
-        self.scale_W = math.sqrt(2.0) * D_W
+        self.scale_X, self.scale_W = scaled_diameters(truth.k, truth.m)
         self.U = simplex_basis(self.m)
         self.budget = budget
         self.sybils = ctx.threat.sybils if sybils is None else sybils

@@ -44,9 +44,9 @@ _FLOAT = rf"{DECIMAL.pattern}|[-+]?inf"
 class BoundRule(Protocol):
     """A custom threshold setter: anything with ``resolve`` (and a readable ``str``).
 
-    A rule may also offer ``session(base, random_state)``, returning a function that
-    answers ``resolve(population, random_state)`` bit for bit for populations near
-    ``base``, faster (:func:`bound_session`).
+    Optional members, each read only where present and each declared by a protocol
+    below: ``session`` (:class:`SessionBoundRule`), ``inner`` (:class:`WrappingBoundRule`)
+    and ``kind`` (:class:`KindedBoundRule`).
     """
 
     def resolve(self, population: Population, random_state: int = 0
@@ -55,6 +55,29 @@ class BoundRule(Protocol):
 
 #: ``resolve(population) -> (gamma_x, gamma_w)`` for populations near a base.
 BoundSession = Callable[[Population], tuple[np.ndarray, np.ndarray]]
+
+
+class SessionBoundRule(BoundRule, Protocol):
+    """A rule with ``session(base, random_state)``: a function answering
+    ``resolve(population, random_state)`` bit for bit for populations near ``base``,
+    faster (:func:`bound_session`)."""
+
+    def session(self, base: Population, random_state: int = 0) -> BoundSession: ...
+
+
+class WrappingBoundRule(BoundRule, Protocol):
+    """A rule that acts on another rule's bounds (as defenses add): ``inner`` is that rule,
+    looked through to find the policy in force (``bound_rule_kind``) and replaced to
+    rebase the chain (a frozen dataclass, so ``dataclasses.replace`` can)."""
+
+    inner: BoundPolicy | BoundRule
+
+
+class KindedBoundRule(BoundRule, Protocol):
+    """A custom rule that says which policy it behaves like: ``kind`` is ``declared``,
+    ``quantile`` or ``fixed`` (what attacks and defenses may assume of it)."""
+
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -344,7 +367,7 @@ def bound_session(bounds: str | BoundPolicy | BoundRule, base: Population,
     """
     rule = BoundPolicy.parse(bounds)
     if isinstance(rule, BoundPolicy):
-        inner: Any = _PolicySession(rule, base, random_state)
+        inner: BoundSession = _PolicySession(rule, base, random_state)
     elif hasattr(rule, "session"):
         inner = rule.session(base, random_state)
     else:

@@ -51,6 +51,11 @@ R. X. Lera-Leri, F. Bistaffa, M. Serramia, M. Lopez-Sanchez, J. A. Rodríguez-Ag
 Towards pluralistic value alignment: aggregating value systems through ℓp-regression.
 AAMAS 2022; and Aggregating value systems for decision support, Knowledge-Based
 Systems, 2024 (code: github.com/RogerXLera/ValueSystemsAggregation, ``solve.py``).
+
+It is one piece above ~500 lines because the three entry points (:func:`lp_consensus`,
+:func:`limit_p`, :func:`transition_p`) are one computation — the per-coordinate ℓp
+minimisers above, swept over p — and share its tie-breaks, its argument checks and its
+result type; the sweeps are a few dozen lines on top of the solver.
 """
 
 from __future__ import annotations
@@ -568,6 +573,20 @@ def lp_consensus(population: Population, p: float | str = 2, weights: Any = None
                 f"{'on' if on_simplex else 'off'} the simplex")
 
 
+def _sweep(population: Population, target: str, weights: Any, epsilon: float, step: float,
+           p_max: float, inclusive: bool) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """The checked arguments of a sweep over p (:func:`limit_p`, :func:`transition_p`):
+    the target's coordinates, the relative weights, epsilon and the grid of p."""
+    population = _check_population(population)
+    B = _target(population, target)
+    w = relative_weights(_check_weights(population, weights))
+    eps = _check_positive("epsilon", epsilon, "give a small positive tolerance, e.g. 1e-4")
+    stp = _check_positive("step", step, "give a positive grid step, e.g. 0.1")
+    end = "the largest p to try, e.g. 100" if inclusive else "the grid's (excluded) end, e.g. 10"
+    pmx = _check_positive("p_max", p_max, f"give {end}")
+    return B, w, eps, _grid(stp, pmx, inclusive=inclusive)
+
+
 def limit_p(population: Population, target: str = "W", epsilon: float = 1e-4,
             step: float = 0.1, p_max: float = 100.0, weights: Any = None) -> float:
     """Limit p (Lera-Leri et al. 2024): where the ℓp consensus has reached the ℓ∞ one.
@@ -597,13 +616,8 @@ def limit_p(population: Population, target: str = "W", epsilon: float = 1e-4,
         On an unknown target, non-positive epsilon or step, a p_max leaving no grid
         point, or malformed weights.
     """
-    population = _check_population(population)
-    B = _target(population, target)
-    w = relative_weights(_check_weights(population, weights))
-    eps = _check_positive("epsilon", epsilon, "give a small positive tolerance, e.g. 1e-4")
-    stp = _check_positive("step", step, "give a positive grid step, e.g. 0.1")
-    pmx = _check_positive("p_max", p_max, "give the largest p to try, e.g. 100")
-    grid = _grid(stp, pmx, inclusive=True)
+    B, w, eps, grid = _sweep(population, target, weights, epsilon, step, p_max,
+                             inclusive=True)
     x_inf = _minimiser(B, w, math.inf)
     den = float(np.sum(np.abs(_minimiser(B, w, 1.0) - x_inf)))
     if den == 0.0:
@@ -639,13 +653,8 @@ def transition_p(population: Population, target: str = "W", epsilon: float = 1e-
     InputError
         As :func:`limit_p`.
     """
-    population = _check_population(population)
-    B = _target(population, target)
-    w = relative_weights(_check_weights(population, weights))
-    eps = _check_positive("epsilon", epsilon, "give a small positive tolerance, e.g. 1e-4")
-    stp = _check_positive("step", step, "give a positive grid step, e.g. 0.1")
-    pmx = _check_positive("p_max", p_max, "give the grid's (excluded) end, e.g. 10")
-    grid = _grid(stp, pmx, inclusive=False)
+    B, w, eps, grid = _sweep(population, target, weights, epsilon, step, p_max,
+                             inclusive=False)
     x_1 = _minimiser(B, w, 1.0)
     x_inf = _minimiser(B, w, math.inf)
     best_p, best = float(grid[0]), math.inf

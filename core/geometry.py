@@ -18,6 +18,7 @@ arrays of them; X arrays have shape (..., k, m) and W arrays (..., m).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -44,6 +45,34 @@ def check_utility(utility: str) -> str:
 def diameter_x(k: int, m: int) -> float:
     """D_X = 2√(km), the Frobenius diameter of [−1, 1]^{k×m}."""
     return 2.0 * math.sqrt(k * m)
+
+
+def scaled_diameters(k: int, m: int) -> tuple[float, float]:
+    """(√2 D_X, √2 D_W): in the *scaled coordinates* y = (vec(X)/(√2 D_X), W/(√2 D_W))
+    the normalised distance δ is the Euclidean distance, both blocks isotropic."""
+    return math.sqrt(2.0) * diameter_x(k, m), math.sqrt(2.0) * D_W
+
+
+def scale_factors(k: int, m: int) -> tuple[float, float]:
+    """(c_X, c_W) = (1/(√2 D_X), 1/(√2 D_W)), the factors of :func:`scaled_diameters`'
+    coordinates (y = (c_X vec(X), c_W W))."""
+    sx, sw = scaled_diameters(k, m)
+    return 1.0 / sx, 1.0 / sw
+
+
+def scaled_points(Xf: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Rows ``[vec(X_i)/(√2 D_X), W_i/(√2 D_W)]`` of flattened judgements ``Xf`` (n, km)
+    and value weights ``W`` (n, m): their Euclidean distance is δ
+    (:func:`scaled_diameters`)."""
+    m = W.shape[1]
+    sx, sw = scaled_diameters(Xf.shape[1] // m, m)
+    return np.concatenate([Xf / sx, W / sw], axis=1)
+
+
+def distance_from_squares(dx2: np.ndarray, dw2: np.ndarray, k: int, m: int) -> np.ndarray:
+    """δ = √(½(dx2/D_X² + dw2/D_W²)) from the squared block distances
+    ``dx2`` = ‖ΔX‖²_F and ``dw2`` = ‖ΔW‖²₂."""
+    return np.sqrt(0.5 * (dx2 / diameter_x(k, m) ** 2 + dw2 / D_W**2))
 
 
 def sq_dist_x(XA: np.ndarray, XB: np.ndarray) -> np.ndarray:
@@ -107,6 +136,28 @@ def project_simplex(Y: np.ndarray) -> np.ndarray:
     return np.maximum(Y2 - theta[:, None], 0.0).reshape(shape)
 
 
+def _outside_ball(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray,
+                  project: Callable[[np.ndarray], np.ndarray]
+                  ) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                             np.ndarray]:
+    """The set's projection of the rows of Y, and the rows it leaves outside their ball.
+
+    Returns Y's shape, X = Π_S(rows of Y), the indices of the rows with
+    ‖X − c‖ > γ, and for those rows c, v = y − c and γ² (the start of
+    :func:`project_ball_box` and :func:`project_ball_simplex`).
+    """
+    Y = np.asarray(Y, dtype=float)
+    C = np.asarray(C, dtype=float)
+    shape = Y.shape
+    d = shape[-1]
+    Yf = Y.reshape(-1, d)
+    Cf = np.broadcast_to(C, shape).reshape(-1, d)
+    g = np.broadcast_to(np.asarray(gamma, dtype=float), shape[:-1]).reshape(-1)
+    X = project(Yf)
+    out = np.flatnonzero(sq_dist_w(X, Cf) > g * g)
+    return shape, X, out, Cf[out], Yf[out] - Cf[out], g[out] ** 2
+
+
 def project_ball_box(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """Projection of rows of Y onto {x ∈ [−1, 1]^d : ‖x − c‖ ≤ γ} (c in the box).
 
@@ -119,18 +170,9 @@ def project_ball_box(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray) -> np.ndar
     is piecewise quadratic in s. Sorting the breakpoints gives the segment where it
     crosses γ² and the root s = √((γ² − B)/A) in closed form — exact, no iteration.
     """
-    Y = np.asarray(Y, dtype=float)
-    C = np.asarray(C, dtype=float)
-    shape = Y.shape
-    d = shape[-1]
-    Yf = Y.reshape(-1, d)
-    Cf = np.broadcast_to(C, shape).reshape(-1, d)
-    g = np.broadcast_to(np.asarray(gamma, dtype=float), shape[:-1]).reshape(-1)
-    X = project_box(Yf)
-    out = np.flatnonzero(sq_dist_w(X, Cf) > g * g)
+    shape, X, out, c, v, g2 = _outside_ball(Y, C, gamma, project_box)
     if out.size == 0:
         return X.reshape(shape)
-    c, v, g2 = Cf[out], Yf[out] - Cf[out], g[out] ** 2
     bound = np.where(v > 0, 1.0, -1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         s_hit = np.where(v != 0, (bound - c) / v, np.inf)
@@ -171,18 +213,9 @@ def project_ball_simplex(Y: np.ndarray, C: np.ndarray, gamma: np.ndarray,
     bracket [feasible, infeasible] and bisection. The feasible end of the bracket is
     returned if the cap is hit.
     """
-    Y = np.asarray(Y, dtype=float)
-    C = np.asarray(C, dtype=float)
-    shape = Y.shape
-    d = shape[-1]
-    Yf = Y.reshape(-1, d)
-    Cf = np.broadcast_to(C, shape).reshape(-1, d)
-    g = np.broadcast_to(np.asarray(gamma, dtype=float), shape[:-1]).reshape(-1)
-    X = project_simplex(Yf)
-    out = np.flatnonzero(sq_dist_w(X, Cf) > g * g)
+    shape, X, out, c, v, g2 = _outside_ball(Y, C, gamma, project_simplex)
     if out.size == 0:
         return X.reshape(shape)
-    c, v, g2 = Cf[out], Yf[out] - Cf[out], g[out] ** 2
     lo, hi = np.zeros(out.size), np.ones(out.size)
     support = X[out] > 0
     best = np.zeros(out.size)

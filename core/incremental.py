@@ -51,13 +51,19 @@ base, more than :data:`MAX_CHANGED` changed rows, agents sharing a point whose b
 come apart, or changed bounds on populations with more than
 :data:`~pluralguard.core.bounds.MAX_EXACT_PAIRS` pairs of points. A session is not
 thread-safe.
+
+It is one piece above ~500 lines because every step above reads and extends the same
+base solve (:class:`_Base`) and must reproduce
+:func:`~pluralguard.core.solver.solve_agreements` bit for bit: the query
+(:class:`_Query`) re-decides links, groups and agreements against that shared state,
+and splitting it would only move the base's private arrays across a module boundary.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -66,7 +72,12 @@ from . import kernels
 from .bounds import MAX_EXACT_PAIRS, BoundPolicy, bound_session
 from .convex import deepest_point
 from .errors import InputError
-from .geometry import ACCEPT_TOL, D_W, diameter_x, project_box, project_simplex
+from .geometry import (
+    ACCEPT_TOL,
+    distance_from_squares,
+    project_box,
+    project_simplex,
+)
 from .kernels import jit, pick
 from .linking import (
     PROOF_MARGIN,
@@ -76,6 +87,14 @@ from .linking import (
     Merger,
     Partition,
     canonical_labels,
+)
+from .mechanism import (
+    Mechanism,
+    Outcome,
+    Transform,
+    apply_transforms,
+    registered_kind,
+    transform_function,
 )
 from .model import Population, relative_weights
 from .network import Edges, _row_sq_distances
@@ -90,9 +109,6 @@ from .solver import (
     solve_agreements,
 )
 
-if TYPE_CHECKING:
-    from .mechanism import Mechanism, Outcome
-
 #: Most changed or appended rows answered incrementally (beyond it, a full solve).
 MAX_CHANGED = 64
 #: Parameters whose default the incremental path needs.
@@ -100,7 +116,7 @@ _DEFAULTS = {"link_rule": "merge", "social_graph": None, "max_links": None,
              "deduplicate": True, "warm_start": True, "record_history": False}
 #: Methods answered incrementally: the fast path, and the honest message passing that
 #: starts at its fixed point.
-METHODS = ("exact", "dual", "nids")
+INCREMENTAL_METHODS = ("exact", "dual", "nids")
 
 
 def open_session(mechanism: Mechanism, base: Population) -> Callable[[Population], Outcome]:
@@ -116,13 +132,14 @@ def open_session(mechanism: Mechanism, base: Population) -> Callable[[Population
     return Session(mechanism, base)
 
 
-def transform_session(transform: Any, base: Population) -> Callable[[Population], Population]:
+def transform_session(transform: Transform, base: Population
+                      ) -> Callable[[Population], Population]:
     """A declaration transform for populations near ``base``: its own ``session(base)``
     when it has one (same answers, incrementally), else the transform itself."""
     opener = getattr(transform, "session", None)
     if callable(opener):
         return opener(base)
-    return getattr(transform, "transform", transform)
+    return transform_function(transform)
 
 
 class Session:
@@ -133,8 +150,6 @@ class Session:
     """
 
     def __init__(self, mechanism: Mechanism, base: Population) -> None:
-        from .mechanism import registered_kind
-
         self.mechanism = mechanism
         self.function = registered_kind(mechanism.kind).function
         self.base_input = base
@@ -144,28 +159,20 @@ class Session:
         self._memo: tuple[str, Outcome | None] | None = None
         self.incremental = mechanism.kind == "agreements" and all(
             mechanism.params.get(k, v) is v or mechanism.params.get(k, v) == v
-            for k, v in _DEFAULTS.items()) and mechanism.params.get("method", "exact") in METHODS
+            for k, v in _DEFAULTS.items()) \
+            and mechanism.params.get("method", "exact") in INCREMENTAL_METHODS
 
     def declare(self, population: Population) -> Population:
         """The declarations the mechanism solves, as :meth:`Mechanism.declare` (each
         transform through its session)."""
-        from .mechanism import _stable
-
         if self._stages is None:
             self._stages = []
             current = self.base_input
             for transform in self.mechanism.transforms:
                 self._stages.append(transform_session(transform, current))
-                current = getattr(transform, "transform", transform)(current)
+                current = transform_function(transform)(current)
             self._declared_base = current
-        for stage, transform in zip(self._stages, self.mechanism.transforms, strict=True):
-            out = stage(population)
-            if out.n != population.n:
-                raise InputError("transform", f"{_stable(transform)} changed the number of "
-                                 "agents", "transforms must keep every agent (use bound 0 "
-                                 "or a tiny weight to silence one)")
-            population = out
-        return population
+        return apply_transforms(population, self.mechanism.transforms, self._stages)
 
     def __call__(self, population: Population) -> Outcome:
         declared = self.declare(population)
@@ -617,8 +624,7 @@ class _Query:
         dx2, dw2 = _row_sq_distances(X, i, j), _row_sq_distances(W, i, j)
         keep = (dx2 <= (np.minimum(gx[i], gx[j]) + ACCEPT_TOL) ** 2) & \
                (dw2 <= (np.minimum(gw[i], gw[j]) + ACCEPT_TOL) ** 2)
-        k, m = self.base.k, self.base.m
-        dist = np.sqrt(0.5 * (dx2[keep] / diameter_x(k, m) ** 2 + dw2[keep] / D_W**2))
+        dist = distance_from_squares(dx2[keep], dw2[keep], self.base.k, self.base.m)
         return i[keep], j[keep], dist
 
     def _positions(self, bi: np.ndarray, bj: np.ndarray, bd: np.ndarray, ni: np.ndarray,

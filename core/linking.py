@@ -38,7 +38,8 @@ cheap ones only count when they prove the answer with a margin of
    members in index order, onto the intersection
    (:mod:`~pluralguard.core.projection`), which finds a common point or certifies that
    there is none, and in the rare case it can tell neither an exact conic solve
-   (:func:`~pluralguard.core.convex.solve_group`).
+   (:func:`~pluralguard.core.convex.solve_group`) — the cascade of
+   :func:`~pluralguard.core.feasibility.common_point`.
 
 A proof with that margin and the canonical check agree whenever the union's
 feasibility margin exceeds the canonical check's accuracy (far below
@@ -46,11 +47,17 @@ feasibility margin exceeds the canonical check's accuracy (far below
 every decision depends on the union alone.
 
 The walk over the edges, union–find and the proofs 1–3 run as compiled kernels when
-numba is installed (:mod:`~pluralguard.core.kernels`).
+numba is installed (:mod:`~pluralguard.core.link_kernel`).
 
 ``static`` — the initial homophily components, never cut. Kept to reproduce the
 prototype's finding that those components need not have a common acceptable point;
 such groups are reported as not having reached consensus.
+
+It stays one piece (a little over 500 lines) because the rule's module doc, its
+decision procedure (:class:`Merger`: walk, proofs, canonical check, certificates of
+refusal) and its result types are one contract: the incremental session replays the
+same decisions and reads the same certificates. Its compiled kernels are
+:mod:`~pluralguard.core.link_kernel`.
 """
 
 from __future__ import annotations
@@ -63,14 +70,14 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from . import kernels
-from .convex import solve_group
+from . import kernels, link_kernel
 from .errors import InputError
+from .feasibility import common_point
 from .geometry import ACCEPT_TOL, project_box, project_simplex
-from .kernels import jit, pick
+from .kernels import pick
 from .model import Population
 from .network import Edges, homophily_edges
-from .projection import FEASIBLE, INFEASIBLE, project_intersection
+from .projection import FEASIBLE, Projection, project_intersection
 
 LINK_RULES = ("merge", "static")
 
@@ -190,328 +197,6 @@ def static_partition(edges: Edges) -> Partition:
 # point of the partner group at rejection time; ``fcount`` entries per group).
 
 
-@jit
-def _find(parent: np.ndarray, i: int) -> int:
-    root = i
-    while parent[root] != root:
-        root = parent[root]
-    while parent[i] != root:  # path compression
-        up = parent[i]
-        parent[i] = root
-        i = up
-    return root
-
-
-@jit
-def _failed(parent: np.ndarray, fhead: np.ndarray, fnext: np.ndarray, fpart: np.ndarray,
-            fcount: np.ndarray, a: int, b: int) -> bool:
-    """Whether groups a and b (roots) were found infeasible together before."""
-    if fcount[a] > fcount[b]:
-        a, b = b, a
-    e = fhead[a]
-    while e >= 0:
-        if _find(parent, fpart[e]) == b:
-            return True
-        e = fnext[e]
-    return False
-
-
-@jit
-def _union(parent: np.ndarray, size: np.ndarray, nxt: np.ndarray, tail: np.ndarray,
-           fhead: np.ndarray, ftail: np.ndarray, fnext: np.ndarray, fcount: np.ndarray,
-           a: int, b: int) -> int:
-    """Merge groups a and b (roots); the larger keeps its root (a on ties)."""
-    if size[a] < size[b]:
-        a, b = b, a
-    parent[b] = a
-    size[a] += size[b]
-    nxt[tail[a]] = b
-    tail[a] = tail[b]
-    if fhead[b] >= 0:
-        if fhead[a] < 0:
-            fhead[a] = fhead[b]
-        else:
-            fnext[ftail[a]] = fhead[b]
-        ftail[a] = ftail[b]
-        fcount[a] += fcount[b]
-    return a
-
-
-@jit
-def _members(nxt: np.ndarray, root: int, count: int) -> np.ndarray:
-    out = np.empty(count, dtype=np.int64)
-    i = root
-    for t in range(count):
-        out[t] = i
-        i = nxt[i]
-    return out
-
-
-@jit
-def _roots(parent: np.ndarray) -> np.ndarray:
-    out = np.empty(parent.size, dtype=np.int64)
-    for i in range(parent.size):
-        out[i] = _find(parent, i)
-    return out
-
-
-@jit
-def _lens(wa: np.ndarray, wb: np.ndarray, sa: float, sb: float,
-          point: np.ndarray) -> float:
-    """The largest ball inside B(wa, sa) ∩ B(wb, sb): its centre to ``point``, its radius
-    returned (−∞ if the balls miss each other)."""
-    if sa == np.inf:
-        point[:] = wb
-        return sb
-    if sb == np.inf:
-        point[:] = wa
-        return sa
-    acc = 0.0
-    for t in range(wa.size):
-        acc += (wa[t] - wb[t]) ** 2
-    d = np.sqrt(acc)
-    if sb <= sa - d:  # B(wb, sb) inside B(wa, sa)
-        point[:] = wb
-        return sb
-    if sa <= sb - d:
-        point[:] = wa
-        return sa
-    rho = 0.5 * (sa + sb - d)
-    if rho < 0 or d == 0.0:
-        return -np.inf
-    step = (sa - rho) / d
-    for t in range(wa.size):
-        point[t] = wa[t] + step * (wb[t] - wa[t])
-    return rho
-
-
-@jit
-def _slack_at(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, root: int, count: int,
-              x: np.ndarray) -> float:
-    """min over the members of a group of r_i − ‖x − c_i‖ (∞ without finite radii)."""
-    best = np.inf
-    i = root
-    for _ in range(count):
-        if radii[i] != np.inf:
-            acc = 0.0
-            for d in range(x.size):
-                u = x[d] - points[i, d]
-                acc += u * u
-            gap = radii[i] - np.sqrt(acc)
-            if gap < best:
-                best = gap
-        i = nxt[i]
-    return best
-
-
-@jit
-def _part_proof(points: np.ndarray, radii: np.ndarray, nxt: np.ndarray, size: np.ndarray,
-                witness: np.ndarray, slack: np.ndarray, a: int, b: int, margin: float,
-                point: np.ndarray) -> float:
-    """Cheap tests 1–2 (module doc) for one part of groups a (the larger) and b: a
-    common point of their balls (to ``point``) and a lower bound on its slack, or −∞.
-
-    Every group carries a known point and a lower bound on its slack, the smallest
-    r_i − ‖x − c_i‖ over its members: the ball of that radius around the point lies
-    inside all their balls. (0) If the two groups' balls overlap enough, the largest
-    ball in their lens proves the union (constant time); (1) the larger group's point
-    may lie inside every ball of the smaller group; (2) a point of the segment between
-    the two known points may lie inside every ball of the union.
-    """
-    wa, wb = witness[a], witness[b]
-    if slack[a] >= margin and slack[b] >= margin:
-        rho = _lens(wa, wb, slack[a], slack[b], point)
-        if rho >= margin:
-            return rho
-    if slack[a] >= margin:
-        inner = _slack_at(points, radii, nxt, b, size[b], wa)
-        if inner >= margin:
-            point[:] = wa
-            return min(inner, slack[a])
-    dims = wa.size
-    aa = 0.0
-    for d in range(dims):
-        aa += (wb[d] - wa[d]) ** 2
-    lo, hi = 0.0, 1.0
-    for root in (a, b):
-        i = root
-        for _ in range(size[root]):
-            if radii[i] != np.inf:
-                r = radii[i] - margin
-                if r < 0:
-                    return -np.inf
-                bb, cc = 0.0, 0.0  # no temporaries: this loop visits every member
-                for d in range(dims):
-                    off = wa[d] - points[i, d]
-                    bb += off * (wb[d] - wa[d])
-                    cc += off * off
-                cc -= r * r
-                if aa <= 1e-300:
-                    if cc > 0:
-                        return -np.inf
-                else:
-                    disc = bb * bb - aa * cc
-                    if disc < 0:
-                        return -np.inf
-                    root_ = np.sqrt(disc)
-                    lo = max(lo, (-bb - root_) / aa)
-                    hi = min(hi, (-bb + root_) / aa)
-                    if lo > hi:
-                        return -np.inf
-            i = nxt[i]
-    t = 0.5 * (lo + hi)
-    for d in range(dims):
-        point[d] = wa[d] + t * (wb[d] - wa[d])
-    found = min(_slack_at(points, radii, nxt, a, size[a], point),
-                _slack_at(points, radii, nxt, b, size[b], point))
-    return found if found >= margin else -np.inf
-
-
-@jit
-def _walk(ei: np.ndarray, ej: np.ndarray, pos: int, parent: np.ndarray, size: np.ndarray,
-          nxt: np.ndarray, tail: np.ndarray, fhead: np.ndarray, ftail: np.ndarray,
-          fnext: np.ndarray, fpart: np.ndarray, fcount: np.ndarray, label: np.ndarray,
-          witness_x: np.ndarray, witness_w: np.ndarray, slack: np.ndarray,
-          cert_x: np.ndarray, cert_w: np.ndarray, cert_slack: np.ndarray, tree: np.ndarray,
-          counts: np.ndarray, points_x: np.ndarray, points_w: np.ndarray,
-          radii_x: np.ndarray, radii_w: np.ndarray, margin: float) -> int:
-    """Visit edges from ``pos``; return the first one that needs a decision in Python.
-
-    Edges inside a group, and edges between groups already found infeasible
-    together, are skipped. Edges between two groups that carry the same
-    non-negative ``label`` L are merged on the spot: every member of such a union
-    accepts the point (``cert_x[L]``, ``cert_w[L]``) with slack ``cert_slack[:, L]``
-    (see :mod:`~pluralguard.core.incremental`), which becomes the group's known point.
-    Between two unlabelled groups (label −1) the cheap feasibility proofs run here
-    (:func:`_part_proof`), and a proven union is merged. ``counts[0]`` counts the
-    accepted links, recorded in ``tree``.
-    """
-    point_x, point_w = np.empty(points_x.shape[1]), np.empty(points_w.shape[1])
-    while pos < ei.size:
-        a = _find(parent, ei[pos])
-        b = _find(parent, ej[pos])
-        if a != b and not _failed(parent, fhead, fnext, fpart, fcount, a, b):
-            if label[a] >= 0 and label[a] == label[b]:
-                mark = label[a]
-                root = _union(parent, size, nxt, tail, fhead, ftail, fnext, fcount, a, b)
-                witness_x[root] = cert_x[mark]
-                witness_w[root] = cert_w[mark]
-                slack[0, root] = cert_slack[0, mark]
-                slack[1, root] = cert_slack[1, mark]
-            elif label[a] == -1 and label[b] == -1:
-                big, small = (a, b) if size[a] >= size[b] else (b, a)
-                sx = _part_proof(points_x, radii_x, nxt, size, witness_x, slack[0], big,
-                                 small, margin, point_x)
-                if sx < margin:
-                    return pos
-                sw = _part_proof(points_w, radii_w, nxt, size, witness_w, slack[1], big,
-                                 small, margin, point_w)
-                if sw < margin:
-                    return pos
-                root = _union(parent, size, nxt, tail, fhead, ftail, fnext, fcount, a, b)
-                witness_x[root] = point_x
-                witness_w[root] = point_w
-                slack[0, root] = sx
-                slack[1, root] = sw
-            else:
-                return pos
-            tree[counts[0], 0] = ei[pos]
-            tree[counts[0], 1] = ej[pos]
-            counts[0] += 1
-        pos += 1
-    return pos
-
-
-@jit
-def _disjoint_loop(points: np.ndarray, radii: np.ndarray, ma: np.ndarray, mb: np.ndarray,
-                   margin: float) -> tuple[int, int]:
-    """The pair i ∈ A, j ∈ B whose balls are farthest apart, if ‖c_i − c_j‖ > r_i + r_j +
-    margin, else (−1, −1) (the widest gap makes the most robust certificate)."""
-    best, bi, bj = margin, -1, -1
-    for s in range(ma.size):
-        i = ma[s]
-        if radii[i] == np.inf:
-            continue
-        for t in range(mb.size):
-            j = mb[t]
-            if radii[j] == np.inf:
-                continue
-            acc = 0.0
-            for d in range(points.shape[1]):
-                u = points[i, d] - points[j, d]
-                acc += u * u
-            gap = np.sqrt(acc) - radii[i] - radii[j]
-            if gap > best:
-                best, bi, bj = gap, i, j
-    return bi, bj
-
-
-# ------------------------------------------------------------------ Python paths
-def _slack_numpy(points: np.ndarray, radii: np.ndarray, idx: np.ndarray,
-                 x: np.ndarray) -> float:
-    """min over ``idx`` of r_i − ‖x − c_i‖ (∞ without finite radii)."""
-    r = radii[idx]
-    finite = np.isfinite(r)
-    if not finite.any():
-        return np.inf
-    d = points[idx[finite]] - x
-    return float((r[finite] - np.sqrt(np.einsum("ij,ij->i", d, d))).min())
-
-
-def _part_proof_numpy(points: np.ndarray, radii: np.ndarray, ma: np.ndarray,
-                      mb: np.ndarray, wa: np.ndarray, wb: np.ndarray, sa: float, sb: float,
-                      margin: float) -> tuple[np.ndarray | None, float]:
-    """:func:`_part_proof` vectorised: (point, slack) or (None, −∞)."""
-    if sa >= margin and sb >= margin:
-        point = np.empty_like(wa)
-        rho = pick(_lens)(wa, wb, sa, sb, point)
-        if rho >= margin:
-            return point, rho
-    if sa >= margin:
-        inner = _slack_numpy(points, radii, mb, wa)
-        if inner >= margin:
-            return wa.copy(), min(inner, sa)
-    idx = np.concatenate([ma, mb])
-    r = radii[idx]
-    finite = np.isfinite(r)
-    r = r[finite] - margin
-    if (r < 0).any():
-        return None, -np.inf
-    delta = wb - wa
-    a = float(delta @ delta)
-    off = wa[None, :] - points[idx[finite]]
-    b = off @ delta
-    c = np.einsum("ij,ij->i", off, off) - r * r
-    if a <= 1e-300:
-        if (c > 0).any():
-            return None, -np.inf
-        lo, hi = 0.0, 1.0
-    else:
-        disc = b * b - a * c
-        if (disc < 0).any():
-            return None, -np.inf
-        root = np.sqrt(disc)
-        lo = max(0.0, float(((-b - root) / a).max(initial=-np.inf)))
-        hi = min(1.0, float(((-b + root) / a).min(initial=np.inf)))
-    if lo > hi:
-        return None, -np.inf
-    point = wa + (0.5 * (lo + hi)) * delta
-    found = _slack_numpy(points, radii, idx, point)
-    return (point, found) if found >= margin else (None, -np.inf)
-
-
-def _disjoint_numpy(points: np.ndarray, radii: np.ndarray, ma: np.ndarray, mb: np.ndarray,
-                    margin: float) -> tuple[int, int]:
-    dist = np.sqrt(((points[ma][:, None, :] - points[mb][None, :, :]) ** 2).sum(-1))
-    with np.errstate(invalid="ignore"):
-        gap = np.nan_to_num(dist - radii[ma][:, None] - radii[mb][None, :], nan=-np.inf,
-                            neginf=-np.inf)
-    s, t = np.unravel_index(int(np.argmax(gap)), gap.shape)
-    if not gap[s, t] > margin:
-        return -1, -1
-    return int(ma[s]), int(mb[t])
-
-
 # ------------------------------------------------------------------ the merge rule
 #: A merge decision: the union's known point per part and lower bounds on its slack.
 Found = tuple[np.ndarray, np.ndarray, float, float]
@@ -576,18 +261,19 @@ class Merger:
 
     # ---------------------------------------------------------------- state
     def find(self, i: int) -> int:
-        return int(pick(_find)(self.parent, i))
+        return int(pick(link_kernel.find)(self.parent, i))
 
     def members(self, root: int) -> np.ndarray:
-        return pick(_members)(self.nxt, root, int(self.size[root]))
+        return pick(link_kernel.members)(self.nxt, root, int(self.size[root]))
 
     def roots(self) -> np.ndarray:
-        return pick(_roots)(self.parent)
+        return pick(link_kernel.roots)(self.parent)
 
     def merge(self, a: int, b: int, i: int, j: int, found: Found) -> int:
         """Merge groups a and b along edge (i, j) with the union's known point."""
-        root = int(pick(_union)(self.parent, self.size, self.nxt, self.tail, self.fhead,
-                                self.ftail, self.fnext, self.fcount, a, b))
+        root = int(pick(link_kernel.union)(self.parent, self.size, self.nxt, self.tail,
+                                           self.fhead, self.ftail, self.fnext, self.fcount, a,
+                                           b))
         self.witness[0][root], self.witness[1][root] = found[0], found[1]
         self.slack[:, root] = found[2], found[3]
         self.tree[self.counts[0]] = (i, j)
@@ -622,15 +308,16 @@ class Merger:
             parts = []
             for part in (0, 1):
                 w = self.witness[part]
-                parts.append(_part_proof_numpy(self.points[part], self.radii[part], ma, mb,
-                                               w[a], w[b], float(self.slack[part, a]),
-                                               float(self.slack[part, b]), eta))
+                parts.append(link_kernel.part_proof_numpy(
+                    self.points[part], self.radii[part], ma, mb, w[a], w[b],
+                    float(self.slack[part, a]), float(self.slack[part, b]), eta))
                 if parts[-1][0] is None:
                     break
             else:
                 return parts[0][0], parts[1][0], parts[0][1], parts[1][1]
         if ma.size * mb.size <= PAIRWISE_TEST_MAX:
-            disjoint = _disjoint_loop if kernels.COMPILED else _disjoint_numpy
+            disjoint = (link_kernel.disjoint_loop if kernels.COMPILED
+                        else link_kernel.disjoint_numpy)
             for part in (0, 1):
                 i, j = disjoint(self.points[part], self.radii[part], ma, mb, eta)
                 if i >= 0:
@@ -651,44 +338,47 @@ class Merger:
         """
         idx = np.sort(idx) if self.order is None else \
             idx[np.argsort(self.order[idx], kind="stable")]
-        w = self.weights[idx] / self.weights[idx].sum()
-        found: list[np.ndarray] = []
-        settled = True
-        for part, project in ((0, project_box), (1, project_simplex)):
-            anchors = self.points[part][idx]
-            c = w @ anchors
-            radii = self.radii[part][idx]
-            p = project_intersection(c, anchors, radii, project, tol=SOLVE_TOL)
-            if p.status == INFEASIBLE:
-                # the balls with a multiplier, and the one giving the best bound on
-                # any point of the intersection, ½ min_i (‖c − a_i‖ + r_i)² (module
-                # :mod:`~pluralguard.core.projection`), carry the certificate
-                reach = np.sqrt(((anchors - c) ** 2).sum(axis=1)) + radii
-                used = p.multipliers > 0
-                used[int(np.argmin(reach))] = True
-                self.conflicts.append(Conflict(part, "dual", idx[used], p.multipliers[used],
-                                               c))
-                return None
-            settled &= p.status == FEASIBLE
-            point = p.x
-            if p.multipliers.any():  # on the boundary of some balls: move inside
-                inner = project_intersection(c, anchors,
-                                             self.gamma[part][idx] + self.tol / 4, project,
-                                             tol=SOLVE_TOL, warm=p.multipliers)
-                if inner.status == FEASIBLE:
-                    point = inner.x
-            found.append(point)
-        if not settled:
+        k, m = self.k, self.m
+        point = common_point(self.points[0][idx].reshape(-1, k, m), self.points[1][idx],
+                             self.weights[idx], self.radii[0][idx], self.radii[1][idx],
+                             dual_tol=SOLVE_TOL, inflations=(SOLVE_TOL / 2,),
+                             conic_tol=SOLVE_TOL)
+        part = point.empty_block
+        if part is not None:
+            # the balls with a multiplier, and the one giving the best bound on any point
+            # of the intersection, ½ min_i (‖c − a_i‖ + r_i)² (module
+            # :mod:`~pluralguard.core.projection`), carry the certificate
+            p, c = point.projections[part], point.centres[part]
+            anchors, radii = self.points[part][idx], self.radii[part][idx]
+            reach = np.sqrt(((anchors - c) ** 2).sum(axis=1)) + radii
+            used = p.multipliers > 0
+            used[int(np.argmin(reach))] = True
+            self.conflicts.append(Conflict(part, "dual", idx[used], p.multipliers[used], c))
+            return None
+        if point.conic:
             self.exact_checks += 1
-            k, m = self.k, self.m
-            sol = solve_group(self.points[0][idx].reshape(-1, k, m), self.points[1][idx],
-                              self.weights[idx], self.radii[0][idx], self.radii[1][idx],
-                              inflate=SOLVE_TOL / 2, tol=SOLVE_TOL)
-            if not sol.feasible:
+            if not point.found:
                 return None
-            found = [sol.X.ravel(), sol.W]
-        return (found[0], found[1], _slack_numpy(self.points[0], self.radii[0], idx, found[0]),
-                _slack_numpy(self.points[1], self.radii[1], idx, found[1]))
+            found = [point.X.ravel(), point.W]
+        else:
+            found = [self._inside(part, idx, point.projections[part], point.centres[part])
+                     for part in (0, 1)]
+        slack = [link_kernel.slack_numpy(self.points[part], self.radii[part], idx, found[part])
+                 for part in (0, 1)]
+        return found[0], found[1], slack[0], slack[1]
+
+    def _inside(self, part: int, idx: np.ndarray, p: Projection, c: np.ndarray
+                ) -> np.ndarray:
+        """The projection ``p`` of ``c`` moved τ/4 inside every ball when it lies on the
+        boundary of some: projected again onto the balls shrunk to γ + τ/4, from the same
+        multipliers (a step or two); kept where that cannot settle."""
+        if not p.multipliers.any():
+            return p.x
+        project = (project_box, project_simplex)[part]
+        inner = project_intersection(c, self.points[part][idx],
+                                     self.gamma[part][idx] + self.tol / 4, project,
+                                     tol=SOLVE_TOL, warm=p.multipliers)
+        return inner.x if inner.status == FEASIBLE else p.x
 
     def decide(self, a: int, b: int) -> Found | None:
         """Whether groups a and b (roots) can merge: the union's point, or None."""
@@ -725,19 +415,19 @@ class Merger:
         if kernels.COMPILED:
             pos = 0
             while True:  # the arrays are read anew: rejections may have grown some
-                pos = int(_walk(ei, ej, pos, self.parent, self.size, self.nxt, self.tail,
-                                self.fhead, self.ftail, self.fnext, self.fpart, self.fcount,
-                                self.label, self.witness[0], self.witness[1], self.slack,
-                                self.cert[0], self.cert[1], self.cert_slack, self.tree,
-                                self.counts, self.points[0], self.points[1], self.radii[0],
-                                self.radii[1], PROOF_MARGIN))
+                pos = int(link_kernel.walk(
+                    ei, ej, pos, self.parent, self.size, self.nxt, self.tail, self.fhead,
+                    self.ftail, self.fnext, self.fpart, self.fcount, self.label,
+                    self.witness[0], self.witness[1], self.slack, self.cert[0], self.cert[1],
+                    self.cert_slack, self.tree, self.counts, self.points[0], self.points[1],
+                    self.radii[0], self.radii[1], PROOF_MARGIN))
                 if pos >= ei.size:
                     return
                 yield pos
                 pos += 1
         # Python: an edge inside one group at the start of a chunk stays inside (groups
         # only grow), so only the others are visited one by one, in order
-        find, failed = pick(_find), pick(_failed)
+        find, failed = pick(link_kernel.find), pick(link_kernel.failed)
         for start in range(0, ei.size, CHUNK):
             roots = self.parent.copy()
             while not np.array_equal(up := roots[roots], roots):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy import sparse
@@ -36,6 +36,9 @@ from .consensus import lp_consensus
 from .errors import InputError
 from .model import Population
 from .solver import solve_agreements
+
+if TYPE_CHECKING:
+    from .bounds import BoundPolicy, BoundRule
 
 
 @runtime_checkable
@@ -77,9 +80,40 @@ class Outcome(Protocol):
     def agent_W(self) -> np.ndarray: ...
 
 
+class HasTransform(Protocol):
+    """An object-style declaration transform (e.g. a defense): ``transform(population)``."""
+
+    def transform(self, population: Population) -> Population: ...
+
+
 #: A declaration transform: a callable, or an object with a ``transform`` method,
 #: mapping a declared population to a declared population with the same agents.
-Transform = Any
+Transform = Callable[[Population], Population] | HasTransform
+
+
+def transform_function(transform: Transform) -> Callable[[Population], Population]:
+    """The function a :data:`Transform` applies (its ``transform`` method, or itself)."""
+    return getattr(transform, "transform", transform)
+
+
+def apply_transforms(population: Population, transforms: Iterable[Transform],
+                     functions: Iterable[Callable[[Population], Population]] | None = None
+                     ) -> Population:
+    """``population`` through each transform in turn, each checked to keep every agent.
+
+    ``functions`` (one per transform, e.g. their sessions) answer in their stead when
+    given; the transforms then only name the culprit of an error.
+    """
+    transforms = tuple(transforms)
+    applied = [transform_function(t) for t in transforms] if functions is None else functions
+    for transform, apply in zip(transforms, applied, strict=True):
+        out = apply(population)
+        if out.n != population.n:
+            raise InputError("transform", f"{_stable(transform)} changed the number of "
+                             "agents", "transforms must keep every agent (use bound 0 "
+                             "or a tiny weight to silence one)")
+        population = out
+    return population
 
 #: What a mechanism may declare it is or accepts (``register_mechanism(capabilities=...)``),
 #: name → meaning. Attacks and defenses read these to decide whether they apply.
@@ -106,10 +140,11 @@ CAPABILITIES: dict[str, str] = {
 CapabilitySpec = Iterable[str] | Callable[[Mapping[str, Any]], Iterable[str]]
 
 
-def bound_rule_kind(rule: Any) -> str:
+def bound_rule_kind(rule: str | BoundPolicy | BoundRule) -> str:
     """``declared``, ``quantile``, ``fixed`` or ``custom``: the kind of a bound rule,
-    looking through wrappers (rules with an ``inner`` rule, as defenses add) and honouring
-    a custom rule's own ``kind`` attribute."""
+    looking through wrappers (rules with an ``inner`` rule, as defenses add:
+    :class:`~pluralguard.core.bounds.WrappingBoundRule`) and honouring a custom rule's own
+    ``kind`` attribute (:class:`~pluralguard.core.bounds.KindedBoundRule`)."""
     from .bounds import BoundPolicy
 
     rule = BoundPolicy.parse(rule) if isinstance(rule, str) else rule
@@ -376,15 +411,7 @@ class Mechanism:
 
     def declare(self, population: Population) -> Population:
         """The declarations the mechanism actually solves (after the transforms)."""
-        for transform in self.transforms:
-            apply = getattr(transform, "transform", transform)
-            out = apply(population)
-            if out.n != population.n:
-                raise InputError("transform", f"{_stable(transform)} changed the number of "
-                                 "agents", "transforms must keep every agent (use bound 0 "
-                                 "or a tiny weight to silence one)")
-            population = out
-        return population
+        return apply_transforms(population, self.transforms)
 
     def with_params(self, **changes: Any) -> Mechanism:
         """Copy with some parameters changed."""

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
-from .geometry import D_W, diameter_x, project_box, project_simplex
+from .geometry import project_box, project_simplex, scale_factors
 from .kernels import jit
 from .projection import FEASIBLE, INFEASIBLE, project_intersection
 
@@ -293,8 +293,8 @@ class _Group:
         p, k, m = X.shape
         self.k, self.m, self.dX = k, m, k * m
         self.P = np.concatenate([X.reshape(p, self.dX), W], axis=1)
-        self.s = np.concatenate([np.full(self.dX, 1.0 / (np.sqrt(2.0) * diameter_x(k, m))),
-                                 np.full(m, 1.0 / (np.sqrt(2.0) * D_W))])
+        sx, sw = scale_factors(k, m)
+        self.s = np.concatenate([np.full(self.dX, sx), np.full(m, sw)])
         self.weights = weights
         self.w = weights / weights.sum()
         self.radii = (np.asarray(gamma_x, dtype=float), np.asarray(gamma_w, dtype=float))

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .errors import InputError
-from .geometry import ACCEPT_TOL, D_W, diameter_x
+from .geometry import ACCEPT_TOL, distance_from_squares, scaled_points
 from .model import Population
 
 #: Up to this many coordinates a k-d tree finds candidate pairs within a radius.
@@ -56,13 +56,6 @@ class Edges:
 
     def __len__(self) -> int:
         return int(self.i.size)
-
-    def to_networkx(self) -> nx.Graph:
-        """The network as a :class:`networkx.Graph` on agent indices 0..n-1."""
-        g = nx.Graph()
-        g.add_nodes_from(range(self.n))
-        g.add_edges_from(zip(self.i.tolist(), self.j.tolist(), strict=True))
-        return g
 
 
 def _row_sq_distances(points: np.ndarray, i: np.ndarray, j: np.ndarray,
@@ -198,10 +191,7 @@ def homophily_edges(population: Population, gamma_x: np.ndarray, gamma_w: np.nda
         if max_links < 1:
             raise InputError("max_links", f"{max_links} is not a positive number of links",
                              "pass e.g. max_links=32")
-        k, m = population.k, population.m
-        scaled = np.concatenate([Xf / (np.sqrt(2) * diameter_x(k, m)), W / (np.sqrt(2) * D_W)],
-                                axis=1)
-        i, j = _nearest_pairs(scaled, int(max_links))
+        i, j = _nearest_pairs(scaled_points(Xf, W), int(max_links))
     else:
         # candidates from the higher-dimensional block, refined on both blocks below
         i, j = _pairs_within(Xf, np.asarray(gamma_x) + tol)
@@ -209,8 +199,7 @@ def homophily_edges(population: Population, gamma_x: np.ndarray, gamma_w: np.nda
     keep = (dx2 <= (np.minimum(gamma_x[i], gamma_x[j]) + tol) ** 2) & \
            (dw2 <= (np.minimum(gamma_w[i], gamma_w[j]) + tol) ** 2)
     i, j = i[keep], j[keep]
-    dist = np.sqrt(0.5 * (dx2[keep] / diameter_x(population.k, population.m) ** 2
-                          + dw2[keep] / D_W**2))
+    dist = distance_from_squares(dx2[keep], dw2[keep], population.k, population.m)
     order = np.lexsort((j, i, dist))
     return Edges(i=i[order].astype(np.int64), j=j[order].astype(np.int64),
                  distance=dist[order], n=n)

@@ -20,8 +20,9 @@ from .kernels import jit
 
 
 @jit
-def _simplex(z: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
-    """Euclidean projection of z onto the probability simplex (sort-based)."""
+def simplex_into(z: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
+    """Euclidean projection of z onto the probability simplex (sort-based; Held, Wolfe
+    & Crowder 1974), written into ``out`` with ``work`` as scratch (no allocation)."""
     d = z.size
     for t in range(d):  # insertion sort, descending
         value = z[t]
@@ -96,7 +97,7 @@ def ball_simplex(y: np.ndarray, c: np.ndarray, r: float, out: np.ndarray,
     """Projection of y onto {w ∈ Δ : ‖w − c‖ ≤ r} (c on the simplex) by the active-set
     iteration of geometry.project_ball_simplex."""
     d = y.size
-    _simplex(y, out, work)
+    simplex_into(y, out, work)
     if r == np.inf or _dist2(out, c) <= r * r:
         return
     g2 = r * r
@@ -125,7 +126,7 @@ def ball_simplex(y: np.ndarray, c: np.ndarray, r: float, out: np.ndarray,
             s = 0.5 * (lo + hi)
         for t in range(d):
             trial[t] = c[t] + s * (y[t] - c[t])
-        _simplex(trial, out, work)
+        simplex_into(trial, out, work)
         f = _dist2(out, c) - g2
         feasible = f <= 0
         if feasible:
@@ -143,7 +144,7 @@ def ball_simplex(y: np.ndarray, c: np.ndarray, r: float, out: np.ndarray,
             break
     for t in range(d):
         trial[t] = c[t] + best * (y[t] - c[t])
-    _simplex(trial, out, work)
+    simplex_into(trial, out, work)
 
 
 @jit(fast=True)

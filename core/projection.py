@@ -35,6 +35,7 @@ import numpy as np
 from . import kernels
 from .geometry import project_simplex
 from .kernels import jit
+from .passing_kernel import simplex_into
 
 FEASIBLE, INFEASIBLE, UNKNOWN = "feasible", "infeasible", "unknown"
 
@@ -78,20 +79,9 @@ def _project_set(z: np.ndarray, simplex: bool) -> np.ndarray:
     """Π_S(z): clipping to [−1, 1] or the sort-based simplex projection (geometry)."""
     if not simplex:
         return np.minimum(np.maximum(z, -1.0), 1.0)
-    u = z.copy()
-    for t in range(1, u.size):  # insertion sort, descending (m is small)
-        value = u[t]
-        s = t
-        while s > 0 and u[s - 1] < value:
-            u[s] = u[s - 1]
-            s -= 1
-        u[s] = value
-    css, theta = 0.0, 0.0
-    for t in range(u.size):
-        css += u[t]
-        if u[t] * (t + 1) > css - 1.0:
-            theta = (css - 1.0) / (t + 1.0)
-    return np.maximum(z - theta, 0.0)
+    out = np.empty_like(z)
+    simplex_into(z, out, np.empty_like(z))
+    return out
 
 
 @jit

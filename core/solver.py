@@ -14,12 +14,12 @@ Pipeline:
    groups that each have a common acceptable point.
 4. **Optimisation within groups** by one of three methods with the same fixed point:
 
-   * ``exact`` (default, the fast path) — a centralised conic solve per group
-     (:func:`~pluralguard.core.convex.solve_group`);
+   * ``exact`` (default, the fast path) — a centralised solve per group
+     (:func:`~pluralguard.core.feasibility.common_point`);
    * ``dual`` — projected dual gradient by message passing;
    * ``nids`` — an exact decentralised proximal-gradient method;
    * ``dgd`` — projected decentralised gradient by message passing
-     (:mod:`~pluralguard.core.message_passing`).
+     (:mod:`~pluralguard.core.message_passing`, :mod:`~pluralguard.core.dgd`).
 
    Honest ``dual``/``nids`` solves (no hook) start at the fast path's fixed point
    and confirm it by message passing (``warm_start``).
@@ -29,6 +29,13 @@ Pipeline:
 
 Attack queries near a known population re-run these steps incrementally, with the
 same answers (:mod:`~pluralguard.core.incremental`).
+
+It is one piece above ~500 lines because it is the pipeline itself: each function is
+one step above (acceptance, communication graph, per-group solve, reduction, read-out)
+and :func:`solve_agreements` strings them together; the steps' engines live in their
+own modules (:mod:`~pluralguard.core.linking`,
+:mod:`~pluralguard.core.feasibility`, :mod:`~pluralguard.core.message_passing`,
+:mod:`~pluralguard.core.dgd`), and the incremental session reuses these steps by name.
 """
 
 from __future__ import annotations
@@ -43,8 +50,10 @@ from scipy.spatial import cKDTree
 
 from . import kernels
 from .bounds import BoundPolicy, BoundRule, resolve_bounds
-from .convex import POLISH_SLACK, solve_group
+from .convex import POLISH_SLACK
+from .dgd import run_dgd
 from .errors import InputError
+from .feasibility import common_point
 from .geometry import (
     ACCEPT_TOL,
     check_utility,
@@ -65,24 +74,23 @@ from .linking import (
     check_link_rule,
     settle,
 )
-from .median import OPTIMAL, median_agreement
 from .message_passing import (
-    METHODS,
     MessageHook,
     PassingOutcome,
     WarmStart,
     consensus_residual,
     parse_mixing,
-    run_dgd,
     run_dual,
     run_nids,
     warm_start,
 )
 from .model import Population
 from .network import NEAREST_KDTREE_MAX_DIM, Edges, distinct_declarations
-from .projection import FEASIBLE, INFEASIBLE, project_intersection
+from .projection import FEASIBLE, project_intersection
 from .result import AgreementResult
 
+#: The optimisation methods within groups (module doc, step 4); ``exact`` is the default.
+METHODS = ("exact", "dual", "dgd", "nids")
 #: Above this many agent–agreement pairs, memberships come from a k-d tree (few coordinates).
 TREE_PAIRS = 1 << 22
 #: Default iteration caps for the message-passing methods.
@@ -246,36 +254,20 @@ def _exact_group(X: np.ndarray, W: np.ndarray, gx: np.ndarray, gw: np.ndarray,
                  ) -> tuple[np.ndarray, np.ndarray, bool]:
     """One group's agreement (members ``idx``, in index order) and whether it exists.
 
-    Quadratic utility: the dual projection of the group's weighted mean
-    (:func:`~pluralguard.core.projection.project_intersection`). Linear utility: the
-    certified geometric median (:func:`~pluralguard.core.median.median_agreement`). The
-    conic solver decides what they leave undecided. A group with no common point keeps
-    its members' weighted mean (flagged).
+    The group's common point nearest its members (:func:`~pluralguard.core.feasibility.
+    common_point`): the dual projection of the weighted mean (quadratic utility) or the
+    certified geometric median (linear), else the conic solver, else both retried within
+    the tolerance (a single-point intersection). A dual certificate of emptiness is not
+    final here: the inflated conic solve may still find the single point. A group with
+    no common point keeps its members' weighted mean (flagged).
     """
-    k, m = X.shape[1:]
     if idx.size == 1:
         return X[idx[0]], W[idx[0]], True
-    if utility == "quadratic":
-        w = wts[idx] / wts[idx].sum()
-        Xf = X[idx].reshape(idx.size, -1)
-        px = project_intersection(w @ Xf, Xf, gx[idx], project_box, tol=POLISH_SLACK)
-        pw = project_intersection(w @ W[idx], W[idx], gw[idx], project_simplex,
-                                  tol=POLISH_SLACK)
-        if px.status == pw.status == FEASIBLE:
-            return px.x.reshape(k, m), pw.x, True
-    else:
-        med = median_agreement(X[idx], W[idx], wts[idx], gx[idx], gw[idx])
-        if med.status == INFEASIBLE:  # a single-point intersection: within the tolerance
-            med = median_agreement(X[idx], W[idx], wts[idx], gx[idx] + ACCEPT_TOL / 2,
-                                   gw[idx] + ACCEPT_TOL / 2)
-        if med.status == OPTIMAL:
-            return med.X, med.W, True
-    sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility)
-    if not sol.feasible:  # a single-point intersection: retry within the tolerance
-        sol = solve_group(X[idx], W[idx], wts[idx], gx[idx], gw[idx], utility=utility,
-                          inflate=ACCEPT_TOL / 2)
-    if sol.feasible:
-        return sol.X, sol.W, True
+    point = common_point(X[idx], W[idx], wts[idx], gx[idx], gw[idx], dual_tol=POLISH_SLACK,
+                         utility=utility, inflations=(0.0, ACCEPT_TOL / 2),
+                         conic_after_certificate=True)
+    if point.found:
+        return point.X, point.W, True
     return (np.tensordot(wts[idx], X[idx], axes=1) / wts[idx].sum(),
             wts[idx] @ W[idx] / wts[idx].sum(), False)
 

@@ -48,9 +48,9 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from pluralguard.core.bounds import BoundPolicy
+from pluralguard.core.bounds import BoundPolicy, BoundRule
 from pluralguard.core.errors import NotApplicable
-from pluralguard.core.geometry import D_W, diameter_x
+from pluralguard.core.geometry import scaled_points
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
@@ -169,9 +169,6 @@ class Defense(Validated):
         """The defense's parameters."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def with_params(self, **changes: Any) -> Defense:
-        return replace(self, **changes)
-
     @property
     def randomized(self) -> bool:
         """Whether the defense draws randomness (it then has a ``seed`` field)."""
@@ -264,8 +261,9 @@ def plain_policy(mechanism: Mechanism) -> BoundPolicy | None:
     return rule if isinstance(rule, BoundPolicy) else None
 
 
-def base_rule(rule: Any) -> Any:
-    """The innermost rule of a chain of bound-rule wrappers (each has ``inner``)."""
+def base_rule(rule: BoundPolicy | BoundRule) -> BoundPolicy | BoundRule:
+    """The innermost rule of a chain of bound-rule wrappers (each has ``inner``,
+    :class:`~pluralguard.core.bounds.WrappingBoundRule`)."""
     while hasattr(rule, "inner"):
         rule = rule.inner
     return rule
@@ -283,7 +281,20 @@ def wraps_bounds(mechanism: Mechanism) -> bool:
     return "links" in mechanism.capabilities
 
 
-def rebase(rule: Any, change: Callable[[Any], Any]) -> Any:
+def with_bound_rule(mechanism: Mechanism,
+                    wrap: Callable[[BoundPolicy | BoundRule], BoundPolicy | BoundRule]
+                    ) -> Mechanism:
+    """``mechanism`` with its bound rule in force replaced by ``wrap(rule)`` (a defense's
+    wrapper around it, or a rebased chain); itself when it takes no bound rule (no
+    capability ``links``, e.g. the consensus)."""
+    if not wraps_bounds(mechanism):
+        return mechanism
+    return mechanism.with_params(bounds=wrap(bound_rule(mechanism)))
+
+
+def rebase(rule: BoundPolicy | BoundRule,
+           change: Callable[[BoundPolicy | BoundRule], BoundPolicy | BoundRule]
+           ) -> BoundPolicy | BoundRule:
     """Apply ``change`` to the innermost rule of a wrapper chain, keeping the wrappers."""
     if hasattr(rule, "inner"):
         return replace(rule, inner=rebase(rule.inner, change))
@@ -319,9 +330,7 @@ def keep_edges(edges: Edges, keep: np.ndarray) -> Edges:
 
 def normalised_points(population: Population) -> np.ndarray:
     """Rows ``[vec(X_i)/(√2 D_X), W_i/(√2 D_W)]``: their Euclidean distance is δ."""
-    n, k, m = population.X.shape
-    return np.concatenate([population.X.reshape(n, -1) / (np.sqrt(2.0) * diameter_x(k, m)),
-                           population.W / (np.sqrt(2.0) * D_W)], axis=1)
+    return scaled_points(population.X.reshape(population.n, -1), population.W)
 
 
 def parts(population: Population) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -20,6 +20,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from pluralguard.core.bounds import (
     BoundPolicy,
+    BoundRule,
     BoundSession,
     PairwiseQuantile,
     bound_session,
@@ -37,12 +38,11 @@ from pluralguard.core.params import Constraint, Integer, OrNone, Real
 from .base import (
     Defense,
     Reach,
-    bound_rule,
     parts,
     plain_policy,
     rebase,
     uses_declared_bounds,
-    wraps_bounds,
+    with_bound_rule,
 )
 
 
@@ -238,7 +238,7 @@ class LocalCap:
     """Bound rule: the inner rule's bounds, each capped at ``factor`` × the agent's
     local scale (:func:`local_scale`), separately for X and W."""
 
-    inner: Any
+    inner: BoundPolicy | BoundRule
     k: int
     factor: float
 
@@ -314,10 +314,8 @@ class BoundCap(Defense):
         "k": Integer(1, sample=10), "factor": Real(0, closed="neither", sample=2.0)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if not wraps_bounds(mechanism):
-            return mechanism
-        return mechanism.with_params(bounds=LocalCap(bound_rule(mechanism), int(self.k),
-                                                     float(self.factor)))
+        return with_bound_rule(mechanism,
+                               lambda rule: LocalCap(rule, int(self.k), float(self.factor)))
 
     def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
         """Unchanged: the cap is the outermost rule, min(γ, c·d_k) ≤ γ, so every bound
@@ -360,10 +358,10 @@ class ProtocolBounds(Defense):
     PARAMS: ClassVar[dict[str, Constraint]] = {"q": Real(0, 1, sample=0.5)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if not (wraps_bounds(mechanism) and uses_declared_bounds(mechanism)):
+        if not uses_declared_bounds(mechanism):
             return mechanism
         policy = BoundPolicy("quantile", q=float(self.q))
-        return mechanism.with_params(bounds=rebase(bound_rule(mechanism), lambda _: policy))
+        return with_bound_rule(mechanism, lambda rule: rebase(rule, lambda _: policy))
 
     def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
         """Everyone's bound becomes the q-quantile threshold: at most its order-statistic

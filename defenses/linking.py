@@ -22,6 +22,7 @@ from scipy import sparse
 
 from pluralguard.core import kernels
 from pluralguard.core.kernels import jit
+from pluralguard.core.linking import EdgeFilter
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
 from pluralguard.core.network import Edges
@@ -183,7 +184,31 @@ def _retriangle(link: np.ndarray, support: np.ndarray, ends_i: np.ndarray,
 
 
 @dataclass(frozen=True)
-class MutualKNN(Defense):
+class NetworkRule(Defense):
+    """Base class of the network defenses: an edge filter (:meth:`rule`) on the candidate
+    links, for mechanisms with capability ``edge_filter`` (composing with other network
+    rules); no-op for the others, e.g. the consensus, which has no network."""
+
+    layer = "network"
+
+    def rule(self) -> EdgeFilter:
+        """The edge filter ``(population, Edges) -> Edges`` this defense adds."""
+        raise NotImplementedError
+
+    def apply(self, mechanism: Mechanism) -> Mechanism:
+        if "edge_filter" not in mechanism.capabilities:
+            return mechanism
+        return with_edge_filter(mechanism, self.rule())
+
+    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
+        """Unchanged: a network rule only removes candidate links, and the link rule
+        still forms groups with a common acceptable point, whose agreement lies in every
+        member's set; weights and bounds are untouched."""
+        return reach
+
+
+@dataclass(frozen=True)
+class MutualKNN(NetworkRule):
     """A link also needs both endpoints among each other's k nearest acceptable
     neighbours (mutual k-nearest-neighbour linking).
 
@@ -216,7 +241,6 @@ class MutualKNN(Defense):
 
     name = "mutual_knn"
     summary = "links need both endpoints among each other's k nearest (against bridges)"
-    layer = "network"
     targets = ("bridge", "threshold_shift")
     assumes = "each honest agent's k nearest acceptable neighbours are honest group mates"
 
@@ -224,16 +248,8 @@ class MutualKNN(Defense):
 
     PARAMS: ClassVar[dict[str, Constraint]] = {"k": Integer(1, sample=10)}
 
-    def apply(self, mechanism: Mechanism) -> Mechanism:
-        if "edge_filter" not in mechanism.capabilities:
-            return mechanism
-        return with_edge_filter(mechanism, MutualKNNRule(int(self.k)))
-
-    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
-        """Unchanged: a network rule only removes candidate links, and the link rule
-        still forms groups with a common acceptable point, whose agreement lies in every
-        member's set; weights and bounds are untouched."""
-        return reach
+    def rule(self) -> EdgeFilter:
+        return MutualKNNRule(int(self.k))
 
 
 @dataclass(frozen=True)
@@ -310,7 +326,7 @@ class _TrussSession:
 
 
 @dataclass(frozen=True)
-class KCore(Defense):
+class KCore(NetworkRule):
     """A link also needs k shared neighbours: only links of the (k+2)-truss survive.
 
     Idea: the edge analogue of the k-core (Seidman 1983; the k-truss, Cohen 2008).
@@ -338,7 +354,6 @@ class KCore(Defense):
 
     name = "kcore"
     summary = "links need k shared neighbours, repeatedly (k-truss; against bridges)"
-    layer = "network"
     targets = ("bridge",)
     assumes = "honest links lie in at least k triangles of the homophily network"
 
@@ -346,13 +361,5 @@ class KCore(Defense):
 
     PARAMS: ClassVar[dict[str, Constraint]] = {"k": Integer(1, sample=2)}
 
-    def apply(self, mechanism: Mechanism) -> Mechanism:
-        if "edge_filter" not in mechanism.capabilities:
-            return mechanism
-        return with_edge_filter(mechanism, SharedNeighboursRule(int(self.k)))
-
-    def certify(self, mechanism: Mechanism, reach: Reach) -> Reach:
-        """Unchanged: a network rule only removes candidate links, and the link rule
-        still forms groups with a common acceptable point, whose agreement lies in every
-        member's set; weights and bounds are untouched."""
-        return reach
+    def rule(self) -> EdgeFilter:
+        return SharedNeighboursRule(int(self.k))

@@ -18,7 +18,13 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
-from pluralguard.core.bounds import BoundSession, bound_session, resolve_bounds
+from pluralguard.core.bounds import (
+    BoundPolicy,
+    BoundRule,
+    BoundSession,
+    bound_session,
+    resolve_bounds,
+)
 from pluralguard.core.incremental import MAX_CHANGED
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.core.model import Population
@@ -254,7 +260,7 @@ class Silenced:
     """Bound rule: outliers get bound 0; everyone else gets the inner rule's bounds
     computed on the inliers only (so outliers do not move a quantile either)."""
 
-    inner: Any
+    inner: BoundPolicy | BoundRule
     detector: OutlierFilter
 
     def resolve(self, population: Population, random_state: int = 0

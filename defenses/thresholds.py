@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from scipy.spatial.distance import cdist
 
 from pluralguard.core.bounds import (
     BoundPolicy,
+    BoundRule,
     BoundSession,
     PairwiseQuantile,
     bound_session,
@@ -38,6 +39,7 @@ from .base import (
     parts,
     plain_policy,
     rebase,
+    with_bound_rule,
     wraps_bounds,
 )
 
@@ -253,7 +255,7 @@ class Jittered:
     """Bound rule: the inner rule's bounds, agent i's multiplied by 1 + a(2Uᵢ − 1) with
     Uᵢ ~ U(0, 1) drawn from ``seed`` in agent order."""
 
-    inner: Any
+    inner: BoundPolicy | BoundRule
     amplitude: float
     seed: int
 
@@ -331,10 +333,8 @@ class RandomizedThreshold(Defense):
         "amplitude": Real(0, 1, closed="left", sample=0.2), "seed": Integer(0)}
 
     def apply(self, mechanism: Mechanism) -> Mechanism:
-        if not wraps_bounds(mechanism):
-            return mechanism
-        return mechanism.with_params(bounds=Jittered(bound_rule(mechanism),
-                                                     float(self.amplitude), int(self.seed)))
+        return with_bound_rule(mechanism, lambda rule: Jittered(rule, float(self.amplitude),
+                                                                int(self.seed)))
 
     def certify(self, mechanism: Mechanism, reach: Reach) -> Reach | None:
         """Bounds in force ≤ (1 + a) Γ: the jitter is the outermost rule and its factor

@@ -19,6 +19,10 @@ This module holds part 1, the inputs and the document that puts both together.
 
 Everything is deterministic: the same population gives byte-identical markdown and
 figures (no timings are written).
+
+It is one piece (a little over 500 lines) because part 1's computation, its three
+figures and the document that joins both parts share one :class:`CaseStudy` record and
+one output folder layout; part 2 is already its own module.
 """
 
 from __future__ import annotations

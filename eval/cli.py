@@ -7,6 +7,12 @@ gate failed (a regression, a limit violated, lost coverage); 2 bad input, printe
 line on stderr naming the problem, no traceback; 3 a run failed (a mechanism or attack
 raised), naming the grid point; 130 interrupted. A closed pipe (``… | head -1``) never
 changes the exit code: output to it is dropped and the command finishes.
+
+It is one piece (a little over 500 lines) because it is one ``cmd_*`` function per
+command plus the shared output helpers (pipe guard, exit codes); the parser is
+:mod:`~pluralguard.eval.cli_parser` and the values' syntax
+:mod:`~pluralguard.eval.cli_values`, so what remains is the dispatch a reader expects in
+one place.
 """
 
 from __future__ import annotations

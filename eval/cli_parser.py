@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from pluralguard.core import datasets
 from pluralguard.core.geometry import UTILITIES
 from pluralguard.core.linking import LINK_RULES
-from pluralguard.core.message_passing import METHODS
+from pluralguard.core.solver import METHODS
 
 from .cli_values import integer_at_least, real_above
 from .estimate import LARGE_GRID

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pluralguard.core.geometry import ACCEPT_TOL, D_W, diameter_x
+from pluralguard.core.geometry import ACCEPT_TOL, distance_from_squares
 from pluralguard.core.model import Population
 
 #: Rounding padding of every distance reported.
@@ -70,9 +70,8 @@ def farthest(truth: Population, agents: np.ndarray,
     W = truth.W[agents]
     rx = np.sqrt(((1.0 + np.abs(X)) ** 2).sum(axis=1))
     rw = np.sqrt(np.maximum((W ** 2).sum(axis=1) + 1.0 - 2.0 * W.min(axis=1), 0.0))
-    d2 = 0.5 * (np.minimum(gx, rx) ** 2 / diameter_x(k, m) ** 2
-                + np.minimum(gw, rw) ** 2 / D_W ** 2)
-    return np.sqrt(d2) + slack + PAD
+    return distance_from_squares(np.minimum(gx, rx) ** 2, np.minimum(gw, rw) ** 2, k, m) \
+        + slack + PAD
 
 
 def nearest(truth: Population, agents: np.ndarray,
@@ -86,5 +85,5 @@ def nearest(truth: Population, agents: np.ndarray,
     dw = np.linalg.norm(truth.W[agents] - tW, axis=1)
     ex = np.maximum(dx - gx, 0.0)
     ew = np.maximum(dw - gw, 0.0)
-    d = np.sqrt(0.5 * (ex ** 2 / diameter_x(k, m) ** 2 + ew ** 2 / D_W ** 2))
+    d = distance_from_squares(ex ** 2, ew ** 2, k, m)
     return np.maximum(d - slack - PAD, 0.0)

@@ -56,7 +56,7 @@ from typing import Protocol
 import numpy as np
 from scipy.special import logsumexp
 
-from pluralguard.core.geometry import D_W, diameter_x, project_simplex
+from pluralguard.core.geometry import project_simplex, scale_factors
 from pluralguard.core.model import RANGE_TOL
 
 from .reach import Reach
@@ -70,16 +70,11 @@ ROOT_PAD = 1e-8
 BISECTIONS = 100
 
 
-def scales(k: int, m: int) -> tuple[float, float]:
-    """(c_X, c_W): the half-width of the box and the scale of the simplex in y."""
-    return 1.0 / (math.sqrt(2.0) * diameter_x(k, m)), 1.0 / (math.sqrt(2.0) * D_W)
-
-
 def scaled(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     """y coordinates (rows) of value systems: δ is their Euclidean distance."""
     X, W = np.asarray(X, float), np.asarray(W, float)
     k, m = X.shape[-2:]
-    cx, cw = scales(k, m)
+    cx, cw = scale_factors(k, m)
     lead = X.shape[:-2]
     return np.concatenate([X.reshape(*lead, k * m) * cx, W * cw], axis=-1)
 
@@ -127,7 +122,7 @@ class BallRegion:
     m: int
 
     def farthest(self, points: np.ndarray) -> np.ndarray:
-        cx, cw = scales(self.k, self.m)
+        cx, cw = scale_factors(self.k, self.m)
         km = self.k * self.m
         spread = _farthest_valid(self.centre - points, self.beta, km, cx, cw)
         # the ℓ2 consensus is a mean of valid points, so it is valid too
@@ -135,7 +130,7 @@ class BallRegion:
         return np.minimum(self.radius + spread, valid) + PAD
 
     def nearest(self, points: np.ndarray) -> np.ndarray:
-        cx, cw = scales(self.k, self.m)
+        cx, cw = scale_factors(self.k, self.m)
         y = points - self.centre
         if self.beta > 0:
             d = self.beta * _distance_to_valid(y / self.beta, self.k * self.m, cx, cw)
@@ -170,7 +165,7 @@ def _least_distance(c: np.ndarray, v: np.ndarray, eps: float, k: int, m: int) ->
     both ends of the final bracket is evaluated: any μ gives a valid bound, the right
     one an exact one.
     """
-    cx, cw = scales(k, m)
+    cx, cw = scale_factors(k, m)
     km = k * m
     direct = _project_valid(c, km, cx, cw)
     if math.isinf(eps):
@@ -248,7 +243,7 @@ def mean_regions(reach: Reach) -> list[list[Region]]:
 def valid_range(k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Per y coordinate, the range of valid declarations (padded by the model's range
     tolerance)."""
-    cx, cw = scales(k, m)
+    cx, cw = scale_factors(k, m)
     lo = np.concatenate([np.full(k * m, -cx), np.zeros(m)]) - RANGE_TOL
     hi = np.concatenate([np.full(k * m, cx), np.full(m, cw)]) + RANGE_TOL
     return lo, hi

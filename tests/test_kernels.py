@@ -42,7 +42,7 @@ def test_ball_simplex_projection_matches_geometry(seed, d, radius, scale):
     assert np.abs(out - project_ball_simplex(y[None], c[None], radius)[0]).max() < 1e-10
     assert abs(out.sum() - 1) < 1e-12 and (out >= 0).all()
     plain = np.empty(d)
-    passing_kernel._simplex(y, plain, work)
+    passing_kernel.simplex_into(y, plain, work)
     assert np.abs(plain - project_simplex(y)).max() < 1e-12
 
 
