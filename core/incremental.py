@@ -279,6 +279,67 @@ def _flips_numpy(d2x: np.ndarray, d2w: np.ndarray, link: np.ndarray, gx: np.ndar
     return link[lost], i[gained], j[gained]
 
 
+class _Bands:
+    """Pair positions sorted by squared distance, per part (X, W), for bounds shared by
+    every point: a pair's link can change with the bounds only when one of its two
+    distances lies between the old and the new threshold (:func:`band_flips`)."""
+
+    def __init__(self, d2x: np.ndarray, d2w: np.ndarray, gamma: tuple[float, float]
+                 ) -> None:
+        self.gamma = gamma
+        self.order = tuple(np.argsort(d, kind="stable") for d in (d2x, d2w))
+        self.sorted = tuple(d[o] for d, o in zip((d2x, d2w), self.order, strict=True))
+
+    def between(self, old: tuple[float, float], new: tuple[float, float]) -> np.ndarray:
+        """Positions of the pairs with a squared distance between the two thresholds
+        (a superset: the band is widened by 1e-9 relative)."""
+        found = []
+        for part in (0, 1):
+            lo, hi = sorted((old[part] + ACCEPT_TOL, new[part] + ACCEPT_TOL))
+            a = np.searchsorted(self.sorted[part], lo * lo * (1 - 1e-9), side="left")
+            b = np.searchsorted(self.sorted[part], hi * hi * (1 + 1e-9), side="right")
+            found.append(self.order[part][a:b])
+        return np.unique(np.concatenate(found))
+
+
+def pair_ends(p: np.ndarray, u: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points (i, j), i < j, of row-major pair positions p among u points.
+
+    Row i starts at s(i) = i·u − i(i + 1)/2; i is the largest with s(i) ≤ p, read off
+    the quadratic and corrected by one where rounding puts it off.
+    """
+    b = 2 * u - 1
+    i = np.floor((b - np.sqrt(np.maximum(b * b - 8.0 * p, 0.0))) / 2).astype(np.int64)
+
+    def start(r: np.ndarray) -> np.ndarray:
+        return r * u - r * (r + 1) // 2
+
+    i = np.where(start(i) > p, i - 1, i)
+    i = np.where(start(i + 1) <= p, i + 1, i)
+    return i, p - start(i) + i + 1
+
+
+def band_flips(bands: _Bands, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+               gx: np.ndarray, gw: np.ndarray, alive: np.ndarray, tol: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_flips` when every live point's bounds moved from the base's shared
+    ``bands.gamma`` to shared new ones: only the pairs in the band between the two
+    thresholds are examined (same answer, same order)."""
+    d2x, d2w, link = pairs
+    live_points = np.flatnonzero(alive)
+    new = (float(gx[live_points[0]]), float(gw[live_points[0]]))
+    p = bands.between(bands.gamma, new)
+    i, j = pair_ends(p, alive.size)
+    keep = alive[i] & alive[j]
+    p, i, j = p[keep], i[keep], j[keep]
+    rx = np.minimum(gx[i], gx[j]) + tol
+    rw = np.minimum(gw[i], gw[j]) + tol
+    now = (d2x[p] <= rx * rx) & (d2w[p] <= rw * rw)
+    was = link[p] >= 0
+    lost, gained = was & ~now, now & ~was
+    return link[p[lost]], i[gained], j[gained]
+
+
 # ---------------------------------------------------------------- the base
 class _Base:
     """The base population's solve and what queries reuse from it."""
@@ -353,6 +414,7 @@ class _Base:
                 self.conflicts.setdefault((int(groups[0]), int(groups[1])), []).append(c)
                 self.holds[id(c)] = _conflict_holds(c, self.points[c.part], radii[c.part])
         self.pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.bands: _Bands | None = None
 
     def pair_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Every pair of points i < j (row-major): squared distances per part and the
@@ -367,6 +429,22 @@ class _Base:
             link[bi * u - bi * (bi + 1) // 2 + (bj - bi - 1)] = np.arange(bi.size)
             self.pairs = (d2[0], d2[1], link)
         return self.pairs
+
+    def pair_bands(self) -> _Bands | None:
+        """The pairs sorted by each part's squared distance, when one bound per part
+        holds for every base point and decides the base links (quantile and fixed
+        bounds); None otherwise (or beyond :data:`MAX_EXACT_PAIRS` pairs)."""
+        if self.bands is None:
+            pairs = self.pair_index()
+            gx, gw = self.point_gamma
+            if pairs is None or self.u < 2 or np.any(gx != gx[0]) or np.any(gw != gw[0]):
+                return None
+            d2x, d2w, link = pairs
+            rx, rw = gx[0] + ACCEPT_TOL, gw[0] + ACCEPT_TOL
+            if not np.array_equal((d2x <= rx * rx) & (d2w <= rw * rw), link >= 0):
+                return None  # the base links are not the threshold's alone
+            self.bands = _Bands(d2x, d2w, (float(gx[0]), float(gw[0])))
+        return self.bands
 
     # ------------------------------------------------------------ queries
     def answer(self, query: Population) -> Outcome | None:
@@ -589,9 +667,15 @@ class _Query:
             pairs = base.pair_index()
             if pairs is None:
                 return None
-            flips = _flips if kernels.COMPILED else _flips_numpy
-            lost, gain_i, gain_j = flips(*pairs, self.slot_gamma[0][:u], self.slot_gamma[1][:u],
-                                         self.alive[:u], self.moved[:u], ACCEPT_TOL)
+            gx, gw = self.slot_gamma[0][:u], self.slot_gamma[1][:u]
+            alive, moved = self.alive[:u], self.moved[:u]
+            bands = base.pair_bands()
+            if bands is not None and alive.any() and np.array_equal(moved, alive) \
+                    and np.all(gx[alive] == gx[alive][0]) and np.all(gw[alive] == gw[alive][0]):
+                lost, gain_i, gain_j = band_flips(bands, pairs, gx, gw, alive, ACCEPT_TOL)
+            else:
+                flips = _flips if kernels.COMPILED else _flips_numpy
+                lost, gain_i, gain_j = flips(*pairs, gx, gw, alive, moved, ACCEPT_TOL)
             removed.append(lost)
             add_i.append(gain_i)
             add_j.append(gain_j)

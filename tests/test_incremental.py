@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pluralguard.core import Population, datasets, kernels, solve_agreements
+from pluralguard.core import Population, datasets, incremental, kernels, solve_agreements
 from pluralguard.core.bounds import PairwiseQuantile, pairwise_distance_quantile
 from pluralguard.core.incremental import MAX_CHANGED
 from pluralguard.core.mechanism import Mechanism
@@ -200,3 +200,26 @@ def test_every_defended_session_answers_like_a_fresh_call(name, bounds, compiled
         query = moved(base, rng, agents, sybils, copy)
         assert_same(ask(query), mech(query))
     assert_same(ask(base), mech(base))
+
+
+@pytest.mark.parametrize("u", [2, 3, 17, 876])
+def test_pair_positions_map_back_to_their_points(u):
+    i, j = np.triu_indices(u, k=1)
+    found = incremental.pair_ends(np.arange(i.size), u)
+    assert np.array_equal(found[0], i) and np.array_equal(found[1], j)
+
+
+def test_a_moved_quantile_examines_only_the_band_between_thresholds(monkeypatch):
+    """When the quantile threshold moves for everyone, only the pairs between the old
+    and the new threshold can change their link (:func:`band_flips`); the answers stay
+    those of full solves."""
+    used = []
+    band = incremental.band_flips
+    monkeypatch.setattr(incremental, "band_flips", lambda *a: used.append(1) or band(*a))
+    base = bounded(n=60, seed=3)
+    ask = Mechanism("agreements", {"bounds": "quantile:0.5"}).session(base)
+    rng = np.random.default_rng(4)
+    for agents, sybils in ((1, 0), (2, 1), (0, 2)):
+        query = moved(base, rng, agents, sybils, False)
+        assert_same(ask(query), solve_agreements(query, "quantile:0.5"))
+    assert len(used) == 3
