@@ -28,6 +28,7 @@ and returns a new one; nothing here reads files or draws.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -93,14 +94,20 @@ def clean_cost(results: pd.DataFrame) -> pd.DataFrame:
 
 @validate_params({"results": _RESULTS, "loss": Options(LOSSES),
                   "targets": OrNone(Instance((Mapping,), "a mapping of defense label → "
-                                             "recipe names", "{'sybil_cap': ['sybil']}"))})
+                                             "recipe names", "{'sybil_cap': ['sybil']}")),
+                  "failed": Instance((list, tuple), "a list of failed grid points",
+                                     "summary.json's 'failed'")})
 def rank_defenses(results: pd.DataFrame, loss: str = LOSS,
-                  targets: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+                  targets: Mapping[str, Sequence[str]] | None = None,
+                  failed: Sequence[Mapping[str, Any]] = ()) -> pd.DataFrame:
     """Rank defenses by their worst case over attacks, per dataset × mechanism.
 
     For defense d: worst(d) = max over attacks a of :func:`worst_case` (a, d). Ranked
     ascending (rank ties share the lower rank); ties are listed by clean cost, then
-    ``none`` first, then name. ``attacks_helped`` counts the attacks where
+    ``none`` first, then name. A defense with failed runs (``failed``: the runner's
+    failed grid points) was not attacked in full, so its worst case may be too low: it
+    is ranked after every defense without (``runs_failed``), never first on a worst case
+    it was not held to. ``attacks_helped`` counts the attacks where
     worst(a, d) < worst(a, none) − TOL among the ``attacks_compared`` run with both.
     ``never_helps`` judges a defense only by the attacks it is designed against
     (``targets``: the recipes it targets, ``Defense.targets``) that ran both with it
@@ -117,13 +124,18 @@ def rank_defenses(results: pd.DataFrame, loss: str = LOSS,
         One of :data:`LOSSES`.
     targets : mapping, optional
         Defense label → recipe names it targets (``summary.json``'s ``grid_labels``).
+    failed : sequence of mappings
+        Failed grid points (``summary.json``'s ``failed``: dataset, mechanism, defense).
 
     Returns
     -------
     DataFrame
         Columns ``dataset, mechanism, rank, defense, worst_case_loss, worst_attack,
-        clean_cost, attacks_helped, attacks_compared, never_helps, targeted_compared``.
+        clean_cost, attacks_helped, attacks_compared, never_helps, targeted_compared,
+        runs_failed``.
     """
+    failures = Counter((str(f["dataset"]), str(f["mechanism"]), str(f["defense"]))
+                       for f in failed)
     worst = worst_case(results, loss)
     attacked = results[results["attack"] != NONE]
     recipes = dict(zip(attacked["attack"].astype(str), recipe_of(attacked), strict=True))
@@ -155,14 +167,20 @@ def rank_defenses(results: pd.DataFrame, loss: str = LOSS,
                          "clean_cost": float(costs.get((dataset, mechanism, defense),
                                                        np.nan)),
                          "attacks_helped": helped, "attacks_compared": compared,
-                         "never_helps": never, "targeted_compared": targeted})
+                         "never_helps": never, "targeted_compared": targeted,
+                         "runs_failed": failures[(str(dataset), str(mechanism),
+                                                  str(defense))]})
         part = pd.DataFrame(rows)
-        part.insert(2, "rank", part["worst_case_loss"].rank(method="min").astype(int))
+        # complete defenses first, ranked among themselves; then those with failed runs
+        incomplete = (part["runs_failed"] > 0).astype(int)
+        key = incomplete * (part["worst_case_loss"].max() + 1.0) + part["worst_case_loss"]
+        part.insert(2, "rank", key.rank(method="min").astype(int))
         part["_base"] = part["defense"] != NONE
         parts.append(part.sort_values(["rank", "clean_cost", "_base", "defense"],
                                       na_position="last"))
     columns = [*_SCOPE, "rank", "defense", "worst_case_loss", "worst_attack", "clean_cost",
-               "attacks_helped", "attacks_compared", "never_helps", "targeted_compared"]
+               "attacks_helped", "attacks_compared", "never_helps", "targeted_compared",
+               "runs_failed"]
     if not parts:
         return pd.DataFrame(columns=columns)
     ranking = pd.concat(parts, ignore_index=True)[columns]

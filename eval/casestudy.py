@@ -344,8 +344,8 @@ def _power(studies: list[CaseStudy], robs: dict[str, Robustness]) -> list[str]:
             if len(shifts):
                 text += (" A 5% minority shifting the quantile (threshold_shift) changes "
                          "the number of honest groups by " + ", ".join(
-                             f"{int(d):+d} (goal {g}, seed {e})" for g, d, e in
-                             zip(shifts["goal"], shifts["delta_groups"], shifts["seed"],
+                             f"{int(d):+d} (goal {g}, budget {b:g})" for g, d, b in
+                             zip(shifts["goal"], shifts["delta_groups"], shifts["budget"],
                                  strict=True)) + ".")
         out.append(text)
     fenced = [name for name, rob in robs.items()

@@ -1,8 +1,11 @@
 """Case studies, part 2: the robustness of a case at Q2 (:mod:`~pluralguard.eval.casestudy`).
 
-The default attack suite (every registered attack and defense) runs on the population
-with bounds at Q2, for the agreement mechanism and the p = 2 single consensus side by
-side (:func:`run_robustness`); its headline per mechanism reuses the report's
+The default attack suite (every registered attack at three budgets against every
+registered defense) runs on the population with bounds at Q2, for the agreement
+mechanism and the p = 2 single consensus side by side (:func:`run_robustness`; the
+suite's other mechanisms — declared bounds, the message-passing protocol — are left
+to `pluralguard run`); the grid points that did not apply or failed are counted and
+named with their reasons; its headline per mechanism reuses the report's
 aggregates (:func:`~pluralguard.eval.aggregates.worst_case`,
 :func:`~pluralguard.eval.aggregates.rank_defenses`), so a case study and a report of
 the same results name the same worst attack and best defense. A sweep of the attacker
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -60,16 +64,21 @@ class Robustness:
         breakdown fraction, and the defense with the lowest worst case, its clean cost.
     threshold : pandas.DataFrame
         ``threshold_shift`` rows (fragment/consolidate) for the agreement mechanism.
+    missing : pandas.DataFrame
+        Grid points without a row: mechanism, attack, defense, ``outcome`` ("not
+        applicable" or "failed") and the reason, one row per distinct reason.
     """
 
     results: pd.DataFrame
     sweep: pd.DataFrame
     headline: pd.DataFrame
     threshold: pd.DataFrame
+    missing: pd.DataFrame
 
 
-def _case_suite(dataset: DatasetEntry, jobs: int | None, out: Path) -> pd.DataFrame:
-    """The default suite on one population, with its exclusions applied to it."""
+def _case_suite(dataset: DatasetEntry, jobs: int | None, out: Path) -> Any:
+    """The default suite on one population, for the mechanisms of :data:`MECHANISMS`,
+    with its exclusions applied to it (the :class:`~.runner.RunResult`)."""
     from .runner import run_suite
     from .suite import DEFAULT_SUITE, parse_suite
 
@@ -77,9 +86,23 @@ def _case_suite(dataset: DatasetEntry, jobs: int | None, out: Path) -> pd.DataFr
     data = tomllib.loads(text)
     label = dataset if isinstance(dataset, str) else dataset["label"]
     data["datasets"] = [dataset]
-    data["exclude"] = [dict(e, dataset=label) for e in data.get("exclude", [])]
+    data["mechanisms"] = [m for m in data["mechanisms"] if m["name"] in MECHANISMS]
+    data["exclude"] = [dict(e, dataset=label) for e in data.get("exclude", [])
+                       if e.get("mechanism", next(iter(MECHANISMS))) in MECHANISMS]
     suite = parse_suite(data, name=f"casestudy-{label}", source="<casestudy>")
-    return run_suite(suite, out, jobs=jobs, progress=False, report=False).results
+    return run_suite(suite, out, jobs=jobs, progress=False, report=False)
+
+
+def _missing(run: Any) -> pd.DataFrame:
+    """Grid points without a row, by mechanism, attack, defense and reason."""
+    rows = [{"mechanism": p["mechanism"], "attack": p["attack"], "defense": p["defense"],
+             "outcome": outcome, "reason": p.get("reason") or p.get("error", "")}
+            for outcome, points in (("not applicable", run.not_applicable),
+                                    ("failed", run.failed)) for p in points]
+    cols = ["mechanism", "attack", "defense", "outcome", "reason"]
+    if not rows:
+        return pd.DataFrame(columns=[*cols, "runs"])
+    return pd.DataFrame(rows).groupby(cols, sort=False).size().rename("runs").reset_index()
 
 
 def _target_point(pop: Population) -> tuple[np.ndarray, np.ndarray]:
@@ -112,13 +135,14 @@ def breakdown_sweep(pop: Population, fractions: tuple[float, ...] = FRACTIONS
     return pd.DataFrame(rows)
 
 
-def _headline(results: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
+def _headline(results: pd.DataFrame, sweep: pd.DataFrame,
+              failed: Sequence[Mapping[str, Any]] = ()) -> pd.DataFrame:
     """Per mechanism: the attack that hurts honest agents most undefended
     (:func:`~.aggregates.worst_case`), the defense ranked first by its worst case over
     attacks (:func:`~.aggregates.rank_defenses`) with its clean cost and reshape, and
     the breakdown fraction of the sweep."""
     worst = worst_case(results)
-    ranking = rank_defenses(results)
+    ranking = rank_defenses(results, failed=list(failed))
     rows = []
     for mech, res in results.groupby("mechanism", sort=False):
         undefended = worst[(worst["mechanism"] == mech) & (worst["defense"] == NONE)]
@@ -152,13 +176,15 @@ def _headline(results: pd.DataFrame, sweep: pd.DataFrame) -> pd.DataFrame:
 def run_robustness(population: Population, dataset: DatasetEntry, out: Path,
                    jobs: int | None = None) -> Robustness:
     """Part 2 for one population (``dataset``: its suite entry — a name or a file table)."""
-    results = _case_suite(dataset, jobs, out)
+    run = _case_suite(dataset, jobs, out)
+    results = run.results
     sweep = breakdown_sweep(population)
     threshold = results[(results["attack"] == "threshold_shift")
                         & (results["mechanism"] == "agreements")
                         & (results["defense"] == "none")]
-    return Robustness(results=results, sweep=sweep, headline=_headline(results, sweep),
-                      threshold=threshold)
+    return Robustness(results=results, sweep=sweep,
+                      headline=_headline(results, sweep, run.failed),
+                      threshold=threshold, missing=_missing(run))
 
 
 def plot_sweep(name: str, sweep: pd.DataFrame, path: Path) -> None:
@@ -229,6 +255,25 @@ def _tight_under(attack: str, tight: pd.DataFrame, runs: pd.DataFrame) -> str:
     return f"`{attack}` on {tight['metric'].iloc[0]}, {where}"
 
 
+def missing_lines(missing: pd.DataFrame) -> list[str]:
+    """What did not run and why: grid points that do not apply (counted per attack and
+    reason) and failed runs (per mechanism, attack, defense and error)."""
+    if missing.empty:
+        return ["Every grid point ran.", ""]
+    lines = ["Grid points without a result:", ""]
+    skipped = missing[missing["outcome"] == "not applicable"]
+    for (mech, attack), g in skipped.groupby(["mechanism", "attack"], sort=False):
+        lines.append(f"* not applicable — `{attack}` against {mech} "
+                     f"({int(g['runs'].sum())} runs): {g['reason'].iloc[0].split(': ', 1)[-1]}")
+    failed = missing[missing["outcome"] == "failed"]
+    for (mech, reason), g in failed.groupby(["mechanism", "reason"], sort=False):
+        where = ", ".join(sorted({f"`{a}` × `{d}`" for a, d in zip(g["attack"], g["defense"],
+                                                                   strict=True)}))
+        lines.append(f"* **failed** — {mech}, {int(g['runs'].sum())} runs ({where}): "
+                     f"{reason}")
+    return [*lines, ""]
+
+
 def write_robustness(name: str, rob: Robustness, out_dir: Path,
                      figures: str = "figures") -> str:
     """Figure and markdown section of one case's robustness study."""
@@ -239,24 +284,24 @@ def write_robustness(name: str, rob: Robustness, out_dir: Path,
             "best_defense_worst_case", "best_defense_clean_cost", "best_defense_reshape",
             "breakdown_fraction", "max_capture"]
     lines = [f"### {name}: robustness at Q2", "",
-             "Default attack suite (every registered attack and defense, one budget each, "
-             "seeds 0 and 1; `robust_mixing` is left out for the agreement mechanism, "
-             "as the default suite does on pve_like: it forces message passing, ~25 s per "
-             "solve on 876 agents); losses are the 90th percentile over honest agents of "
-             "u(clean) − u(attacked), worst over seeds. *Best defense*: lowest worst case "
-             "over attacks; its clean cost is the honest utility it takes with no attack "
-             "(negative when it splits groups, since an agent left alone scores 1) and "
-             "*reshape* the partition change it causes with no attack (1 − ARI). "
-             "*Breakdown fraction*: smallest attacker share (of "
+             "Default attack suite (every registered attack at three budgets against every "
+             "registered defense, one seed; `best_response` with its 300 queries), for the "
+             "agreement mechanism and the ℓ2 consensus; losses are the 90th percentile "
+             "over honest agents of u(clean) − u(attacked), worst over budgets. *Best "
+             "defense*: lowest worst case over attacks; its clean cost is the honest "
+             "utility it takes with no attack (negative when it splits groups, since an "
+             "agent left alone scores 1) and *reshape* the partition change it causes with "
+             "no attack (1 − ARI). *Breakdown fraction*: smallest attacker share (of "
              + ", ".join(f"{f:g}" for f in FRACTIONS) + ") whose capture of the largest "
              "group toward the most extreme declaration reaches 0.5 (nan: none does).",
              "",
              frame_table(h[cols], cell=fixed), ""]
+    lines += missing_lines(rob.missing)
     if len(rob.threshold):
         t = rob.threshold
         lines += ["Threshold shift (5% of agents move the Q2 quantile), agreement mechanism, "
                   "undefended: " + "; ".join(
-                      f"goal {r['goal']}, seed {r['seed']}: Δ groups "
+                      f"goal {r['goal']}, budget {r['budget']:g}: Δ groups "
                       f"{int(r['delta_groups']):+d}, partition change "
                       f"{r['partition_change']:.3f}" for _, r in t.iterrows()) + ".", ""]
     lines += certification_lines(rob.results)

@@ -177,7 +177,7 @@ def write_report(results_dir: str | Path, *, title: str | None = None,
     styles = plots.defense_styles(defense_order(results["defense"]))
     loss_label = f"worst-case honest utility loss (max over budgets and seeds of {loss})"
     targets = defense_targets(summary)
-    ranking = rank_defenses(results, loss, targets)
+    ranking = rank_defenses(results, loss, targets, list((summary or {}).get("failed") or []))
     worst = worst_case(results, loss)
 
     flags = sanity.with_recorded(results, summary)
@@ -442,6 +442,8 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
                 "clean cost": g["clean_cost"],
                 "helps against": [f"{h}/{c}" if d != NONE and c else "—" for d, h, c in zip(
                     g["defense"], g["attacks_helped"], g["attacks_compared"], strict=True)]})
+            if g["runs_failed"].any():  # not attacked in full: ranked after the others
+                table["failed runs"] = g["runs_failed"].to_numpy()
             noop = (no_effect(results, dataset, mechanism) if results is not None
                     else [])
             inert[(dataset, mechanism)] = noop
@@ -457,6 +459,11 @@ def _defense_section(ranking: pd.DataFrame, loss_label: str, figures: _Figures,
                        "one attack it targets." if judged.any() else "")
             lines += ["", f"**{mechanism}**", "", _table(table)]
             lines += ["", verdict] if verdict else []
+            partial = sorted(g.loc[g["runs_failed"] > 0, "defense"])
+            if partial:
+                lines += ["", "Ranked after the others, since some of their runs failed "
+                          "(they were not attacked in full, so their worst case may be too "
+                          "low): " + _names(partial) + "."]
             if noop:
                 lines += ["", "No effect on this mechanism (every run equals the undefended "
                           "one): " + _names(noop) + "."]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from pluralguard.core import datasets
@@ -47,3 +48,20 @@ def test_cli_needs_the_ess8_table(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--population" in err
     assert main(["casestudy", "nope", "--out", str(tmp_path)]) == 2
+
+
+def test_grid_points_without_a_result_are_named_with_their_reason():
+    from pluralguard.eval.casestudy_robustness import missing_lines
+
+    missing = pd.DataFrame([
+        {"mechanism": "consensus-p2", "attack": "bridge", "defense": "none",
+         "outcome": "not applicable", "reason": "mechanism: it forms no groups", "runs": 3},
+        {"mechanism": "agreements", "attack": "sybil", "defense": "randomized_threshold",
+         "outcome": "failed", "reason": "InputError: max_links: too many links", "runs": 3},
+        {"mechanism": "agreements", "attack": "exclude", "defense": "randomized_threshold",
+         "outcome": "failed", "reason": "InputError: max_links: too many links", "runs": 3}])
+    lines = missing_lines(missing)
+    assert "`bridge` against consensus-p2 (3 runs): it forms no groups" in lines[2]
+    assert lines[3].startswith("* **failed** — agreements, 6 runs (`exclude` × "
+                               "`randomized_threshold`, `sybil` × `randomized_threshold`)")
+    assert missing_lines(missing.iloc[:0]) == ["Every grid point ran.", ""]

@@ -363,6 +363,15 @@ def test_ranking_by_worst_case_over_attacks() -> None:
     ranking = rank_defenses(pd.DataFrame(rows), loss="utility_loss_max")
     assert ranking["defense"].tolist() == ["none", "random", "cap", "floor", "knn"]
     assert set(ranking["rank"]) == {1}
+    # a defense with failed runs was not attacked in full: ranked after the others,
+    # however low the worst case of the runs that did finish
+    failed = [{"dataset": "toy", "mechanism": AGREE, "attack": "b", "budget": INF,
+               "defense": "floor", "seed": 0, "error": "MemoryError: "}]
+    ranking = rank_defenses(pd.DataFrame(rows), failed=failed)
+    assert ranking["defense"].tolist() == ["none", "random", "cap", "knn", "floor"]
+    assert ranking["rank"].tolist() == [1, 1, 1, 4, 5]
+    assert ranking.set_index("defense")["runs_failed"].to_dict() == {
+        "none": 0, "random": 0, "cap": 0, "knn": 0, "floor": 1}
 
 
 def test_ranking_section_names_defenses_that_never_help(report_dir: Path) -> None:
