@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
-from pluralguard.core.bounds import MAX_EXACT_PAIRS
+from pluralguard.core.bounds import MAX_EXACT_PAIRS, sorted_distances
 from pluralguard.core.geometry import D_W, diameter_x
 from pluralguard.core.model import Population
 
@@ -102,18 +102,17 @@ def _pairs(points: np.ndarray, honest: np.ndarray, attackers: np.ndarray, radius
     """M⁺ for one part (rows of ``points``): honest pairs exact, attacker pairs widened
     by ``radius`` per attacker, all capped at ``diameter``."""
     uniq, counts = np.unique(points[honest], axis=0, return_counts=True)
-    iu, ju = np.triu_indices(uniq.shape[0], k=1)
-    values = [np.zeros(1), pdist(uniq)]
-    weights = [np.array([float((counts * (counts - 1) // 2).sum())]),
-               counts[iu].astype(float) * counts[ju]]
+    v, w = sorted_distances(uniq, counts)  # the honest pairs, sorted once per population
     if attackers.size:
-        values.append(np.minimum(cdist(points[attackers], uniq) + radius, diameter).ravel())
-        weights.append(np.tile(counts.astype(float), attackers.size))
-        values.append(np.minimum(pdist(points[attackers]) + 2 * radius, diameter))
-        weights.append(np.ones(attackers.size * (attackers.size - 1) // 2))
-    v, w = np.concatenate(values), np.concatenate(weights)
-    order = np.argsort(v, kind="stable")
-    return _Pairs(v[order], np.cumsum(w[order]), diameter)
+        extra_v = np.concatenate([
+            np.minimum(cdist(points[attackers], uniq) + radius, diameter).ravel(),
+            np.minimum(pdist(points[attackers]) + 2 * radius, diameter)])
+        extra_w = np.concatenate([np.tile(counts.astype(float), attackers.size),
+                                  np.ones(attackers.size * (attackers.size - 1) // 2)])
+        order = np.argsort(extra_v, kind="stable")
+        at = np.searchsorted(v, extra_v[order], side="right")  # merged after equal values
+        v, w = np.insert(v, at, extra_v[order]), np.insert(w, at, extra_w[order])
+    return _Pairs(v, np.cumsum(w), diameter)
 
 
 @dataclass(frozen=True, eq=False)
