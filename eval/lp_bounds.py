@@ -164,12 +164,22 @@ def _least_distance(c: np.ndarray, v: np.ndarray, eps: float, k: int, m: int) ->
     bisection on s finds it (‖Π_S(v + s(c − v)) − v‖ is non-decreasing in s), and g at
     both ends of the final bracket is evaluated: any μ gives a valid bound, the right
     one an exact one.
+
+    A truth v the model accepted may lie off S by rounding (a weight vector summing to
+    1 − 1e-16); declaring it stays possible, so the bound is taken around Π_S(v), the
+    radius widened by 2o (o: v's distance to S) and the result lowered by o — a
+    declaration accepted within ε of v lies within o of a point of S within ε + 2o of
+    Π_S(v).
     """
     cx, cw = scale_factors(k, m)
     km = k * m
     direct = _project_valid(c, km, cx, cw)
     if math.isinf(eps):
         return np.linalg.norm(direct - c, axis=-1)
+    off = float(np.linalg.norm(_project_valid(v[None], km, cx, cw)[0] - v))
+    if off > 0:
+        return np.maximum(_least_distance(c, _project_valid(v[None], km, cx, cw)[0],
+                                          eps + 2 * off, k, m) - off, 0.0)
     lo, hi = np.zeros(c.shape[0]), np.ones(c.shape[0])
     inside = np.linalg.norm(direct - v, axis=-1) <= eps
     for _ in range(BISECTIONS):
