@@ -176,10 +176,9 @@ def _least_distance(c: np.ndarray, v: np.ndarray, eps: float, k: int, m: int) ->
     direct = _project_valid(c, km, cx, cw)
     if math.isinf(eps):
         return np.linalg.norm(direct - c, axis=-1)
-    off = float(np.linalg.norm(_project_valid(v[None], km, cx, cw)[0] - v))
-    if off > 0:
-        return np.maximum(_least_distance(c, _project_valid(v[None], km, cx, cw)[0],
-                                          eps + 2 * off, k, m) - off, 0.0)
+    on_s = _project_valid(v[None], km, cx, cw)[0]
+    off = float(np.linalg.norm(on_s - v))
+    v, eps = on_s, eps + 2 * off
     lo, hi = np.zeros(c.shape[0]), np.ones(c.shape[0])
     inside = np.linalg.norm(direct - v, axis=-1) <= eps
     for _ in range(BISECTIONS):
@@ -195,7 +194,7 @@ def _least_distance(c: np.ndarray, v: np.ndarray, eps: float, k: int, m: int) ->
         g = ((b - c) ** 2).sum(-1) + mu * (((b - v) ** 2).sum(-1) - eps ** 2)
         best = np.maximum(best, np.where(s > 0, g, 0.0))
     exact = np.linalg.norm(direct - c, axis=-1) ** 2  # μ = 0: the minimum when feasible
-    return np.sqrt(np.where(inside, exact, best))
+    return np.maximum(np.sqrt(np.where(inside, exact, best)) - off, 0.0)
 
 
 @dataclass(frozen=True)
