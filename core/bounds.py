@@ -17,9 +17,7 @@ pairs are too many, the quantile is estimated from a seeded uniform sample of pa
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +26,7 @@ import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
 from .errors import InputError
+from .memo import BoundedMemo, content_key
 from .model import Population
 from .numbers import DECIMAL
 from .orderstats import changed_rows
@@ -216,8 +215,7 @@ def pairwise_distance_quantile(points: np.ndarray, q: float, *,
 
 #: Distance multisets already sorted, by content (a bounded memo): the suites and the
 #: certificates ask for the same population's quantile once per run.
-_MULTISETS: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-_MULTISETS_KEPT = 8
+_MULTISETS: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(8)
 
 
 def distance_multiset(uniq: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,24 +229,21 @@ def sorted_distances(uniq: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, 
     """The pairwise distances of points ``uniq`` repeated ``counts`` times, sorted (0
     first, for the pairs of equal points), with the number of pairs at each; kept by
     content for the next call (read-only arrays)."""
-    uniq = np.ascontiguousarray(uniq, dtype=float)
-    counts = np.ascontiguousarray(counts)
-    key = hashlib.sha256(repr(uniq.shape).encode() + uniq.tobytes()
-                         + counts.astype(np.int64).tobytes()).digest()
-    if key not in _MULTISETS:
-        iu, ju = np.triu_indices(uniq.shape[0], k=1)  # pdist's order
-        values = np.concatenate([[0.0], pdist(uniq)])
-        weights = np.concatenate([[float((counts * (counts - 1) // 2).sum())],
-                                  counts[iu].astype(float) * counts[ju]])
-        order = np.argsort(values, kind="stable")
-        values, weights = values[order], weights[order]
-        values.setflags(write=False)
-        weights.setflags(write=False)
-        _MULTISETS[key] = (values, weights)
-        if len(_MULTISETS) > _MULTISETS_KEPT:
-            _MULTISETS.popitem(last=False)
-    _MULTISETS.move_to_end(key)
-    return _MULTISETS[key]
+    uniq = np.asarray(uniq, dtype=float)
+    counts = np.asarray(counts, dtype=np.int64)
+    return _MULTISETS.get(content_key(uniq, counts), lambda: _sorted_distances(uniq, counts))
+
+
+def _sorted_distances(uniq: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    iu, ju = np.triu_indices(uniq.shape[0], k=1)  # pdist's order
+    values = np.concatenate([[0.0], pdist(uniq)])
+    weights = np.concatenate([[float((counts * (counts - 1) // 2).sum())],
+                              counts[iu].astype(float) * counts[ju]])
+    order = np.argsort(values, kind="stable")
+    values, weights = values[order], weights[order]
+    values.setflags(write=False)
+    weights.setflags(write=False)
+    return values, weights
 
 
 def interpolate_rank(order_statistics: Callable[[list[int]], list[float]], total: int,

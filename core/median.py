@@ -46,7 +46,6 @@ The sums over members run as a compiled kernel when numba is installed
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +53,7 @@ import numpy as np
 from . import kernels
 from .geometry import project_box, project_simplex, scale_factors
 from .kernels import jit
+from .memo import BoundedMemo, content_key
 from .projection import FEASIBLE, INFEASIBLE, project_intersection
 
 OPTIMAL, UNDECIDED = "optimal", "undecided"
@@ -65,8 +65,7 @@ FEASIBILITY_TOL = 1e-12
 #: Newton iterations per solve; active-set rounds.
 MAX_NEWTON, MAX_ROUNDS = 80, 16
 #: Medians without the balls kept by content (a bounded memo).
-_MEDIANS: dict[bytes, np.ndarray] = {}
-_MEDIANS_KEPT = 256
+_MEDIANS: BoundedMemo[np.ndarray | None] = BoundedMemo(256)
 
 
 @dataclass(frozen=True)
@@ -156,13 +155,7 @@ def unconstrained_median(P: np.ndarray, weights: np.ndarray, s: np.ndarray
     (step 1 of the module doc), kept by content; None when Newton's method cannot
     certify it (a gradient above :data:`STATIONARITY_TOL` that no step reduces)."""
     w = weights / weights.sum()
-    key = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes()
-                                  for a in (P, w, s))).digest()
-    if key not in _MEDIANS:
-        if len(_MEDIANS) >= _MEDIANS_KEPT:
-            _MEDIANS.pop(next(iter(_MEDIANS)))
-        _MEDIANS[key] = _median(P, w, s)
-    found = _MEDIANS[key]
+    found = _MEDIANS.get(content_key(P, w, s), lambda: _median(P, w, s))
     return None if found is None else found.copy()
 
 

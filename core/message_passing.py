@@ -61,7 +61,6 @@ shares none of that machinery, is :mod:`~pluralguard.core.dgd`.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +79,7 @@ from .geometry import (
     project_simplex,
     scale_factors,
 )
+from .memo import BoundedMemo, content_key
 
 
 @dataclass(frozen=True)
@@ -241,8 +241,16 @@ class _BlockMonitor:
 
 
 #: Largest eigenvalues of blocks already computed, by the block's content (bounded).
-_EIGENVALUES: dict[bytes, float] = {}
-_EIGENVALUES_KEPT = 512
+_EIGENVALUES: BoundedMemo[float] = BoundedMemo(512)
+
+
+def _largest_eigenvalue(block: sparse.csr_matrix) -> float:
+    """Largest eigenvalue of a symmetric block: dense when small, else Lanczos from a
+    fixed start vector (deterministic)."""
+    if block.shape[0] <= 150:
+        return float(np.linalg.eigvalsh(block.toarray())[-1])
+    return float(eigsh(block, k=1, which="LA", tol=1e-8,
+                       v0=np.linspace(1.0, 2.0, block.shape[0]))[0][0])
 
 
 def _largest_eigenvalues(S: sparse.csr_matrix, labels: np.ndarray, n_groups: int
@@ -262,18 +270,8 @@ def _largest_eigenvalues(S: sparse.csr_matrix, labels: np.ndarray, n_groups: int
         block = S[idx][:, idx]
         if block.nnz == 0:
             continue
-        key = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in (
-            block.indptr, block.indices, block.data))).digest()
-        top = _EIGENVALUES.get(key)
-        if top is None:
-            if idx.size <= 150:
-                top = float(np.linalg.eigvalsh(block.toarray())[-1])
-            else:
-                top = float(eigsh(block, k=1, which="LA", tol=1e-8,
-                                  v0=np.linspace(1.0, 2.0, idx.size))[0][0])
-            if len(_EIGENVALUES) >= _EIGENVALUES_KEPT:
-                _EIGENVALUES.pop(next(iter(_EIGENVALUES)))
-            _EIGENVALUES[key] = top
+        top = _EIGENVALUES.get(content_key(block.indptr, block.indices, block.data),
+                               lambda block=block: _largest_eigenvalue(block))
         out[g] = max(top, 1e-12)
     return out
 
