@@ -10,7 +10,7 @@ refine, and class attributes ``default_budget`` / ``default_budgets`` for suites
 
 from __future__ import annotations
 
-from .base import Attack
+from .base import Attack, strongest
 from .best_response import BestResponse
 from .bridge import Bridge
 from .camouflage import Camouflage
@@ -36,4 +36,4 @@ del _recipe
 __all__ = ["ATTACKS", "GOALS", "GOAL_SPECS", "SELECTIONS", "Attack", "AttackContext",
            "AttackPlan", "ExhaustiveResult", "Goal", "GoalSpec", "QueryBudgetExhausted",
            "Targets", "ThreatModel", "exhaustive_search", "is_small", "list_attacks", "make_attack",
-           "recipe_names", "register_attack"]
+           "recipe_names", "register_attack", "strongest"]

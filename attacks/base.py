@@ -18,7 +18,8 @@ the number of mechanism queries spent.
 
 The threat model is :mod:`~.threat`, the plan :mod:`~.plan`, the helper a recipe
 plans with :mod:`~.context`; this module holds the recipe base class :class:`Attack`
-and the helpers recipes share (applicability, path budgets, legal bounds).
+and the helpers recipes share (applicability, path budgets, legal bounds, the
+strongest plan of a security curve).
 """
 
 from __future__ import annotations
@@ -91,6 +92,27 @@ def path_budgets(budget: float, curve: Sequence[float]) -> list[float]:
     return sorted(shares | {float(b) for b in curve if b < budget})
 
 
+def strongest(plans: Sequence[AttackPlan]) -> int:
+    """Index of the plan that serves its goal best among plans of one attack at nested
+    budgets, listed by ascending budget.
+
+    An attacker allowed budget ε may spend any ε' ≤ ε (every budget of the threat
+    model bounds a distance, so the plans legal at ε' are legal at ε): the attack at ε
+    is the best of its own plan and those at the smaller budgets, which makes a
+    security curve monotone in the budget *by construction* rather than by an
+    envelope drawn afterwards. Plans are compared by their measured goal value
+    (:attr:`AttackPlan.goal_value`, on the mechanism they were planned against); a
+    smaller budget's plan replaces the last one only when it is strictly better (ties
+    go to the largest budget); an unmeasured plan (no query left to measure it) is
+    never chosen over the last one, nor replaced when it is the last.
+    """
+    last = len(plans) - 1
+    if plans[last].goal_value is None:  # nothing to compare it with
+        return last
+    measured = [i for i, plan in enumerate(plans) if plan.goal_value is not None]
+    return max(measured, key=lambda i: (plans[i].goal_value, i))
+
+
 def clip_bounds(threat: ThreatModel, gx: np.ndarray | float, gw: np.ndarray | float
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Declared bounds clipped into the threat model's legal range."""
@@ -159,8 +181,12 @@ class Attack(Validated):
 
     def curve(self, truth: Population, mechanism: Mechanism,
               budgets: Sequence[float] | None = None, seed: int = 0) -> list[AttackPlan]:
-        """One plan per budget (default :attr:`default_budgets`): a security curve."""
-        return [self.plan(truth, mechanism, b, seed) for b in budgets or self.default_budgets]
+        """One plan per budget (default :attr:`default_budgets`), in ascending budget: a
+        security curve, monotone because each budget keeps the :func:`strongest` of its
+        own plan and those of the smaller budgets."""
+        plans = [self.plan(truth, mechanism, b, seed)
+                 for b in sorted(budgets or self.default_budgets)]
+        return [plans[strongest(plans[:i + 1])] for i in range(len(plans))]
 
     def check(self, truth: Population, mechanism: Mechanism) -> None:
         """Raise :class:`~pluralguard.core.errors.NotApplicable` saying why the attack

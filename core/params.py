@@ -273,6 +273,35 @@ def _items(value: Any) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True)
+class Each(Constraint):
+    """Zero or more values, each accepted by ``inner`` (a single one is a one-element
+    tuple)."""
+
+    inner: Constraint
+
+    @property
+    def what(self) -> str:  # type: ignore[override]
+        return f"a list of values, each {self.inner.what}"
+
+    @property
+    def example(self) -> str:  # type: ignore[override]
+        return f"[{self.inner.example}]"
+
+    def convert(self, value: Any) -> tuple[Any, ...]:
+        out = []
+        for item in _items(value):
+            try:
+                out.append(self.inner.convert(item))
+            except Invalid as err:
+                raise Invalid(f"{item!r} is not {self.inner.what}" + (
+                    f" ({err})" if str(err) else "")) from None
+        return tuple(out)
+
+    def invalid(self) -> Any:
+        return (self.inner.invalid(),)
+
+
+@dataclass(frozen=True)
 class AgentIds(Constraint):
     """One or more agents: indices (integers >= 0, counted from 0) or names (text).
 

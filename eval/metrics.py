@@ -96,7 +96,11 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in [
                "known exactly, up to the search's lattice)", "none"),
     MetricInfo("truth_fallback", "1 if the recipe's own declarations served its goal worse "
                "than the truth, so the attackers declared the truth (goal_measure 0)", "none"),
-    MetricInfo("queries", "mechanism calls the attack made", "none"),
+    MetricInfo("queries", "mechanism calls the attack made (at every budget of its curve "
+               "up to this one, see plan_budget)", "none"),
+    MetricInfo("plan_budget", "the budget ≤ budget the attack's declarations were planned "
+               "at: an attacker may spend less than allowed, so each budget of a security "
+               "curve keeps the strongest plan of the curve's budgets up to it", "none"),
     MetricInfo("solver_iterations", "message-passing iterations of the attacked run",
                "none"),
     MetricInfo("converged", "1 if every run of the scenario converged", "lower"),

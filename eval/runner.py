@@ -29,8 +29,10 @@ with :func:`~pluralguard.eval.scenario.run_scenario` and writes, into ``out``:
 
 **Store and resume.** A run is content-addressed: its key hashes what it computes (the
 true population's fingerprint, the mechanism key, the attack's name and parameters, the
-budget, the defense chain, the seed) together with the package version, a digest of the
-package's source code and the code version of every user callable the run uses
+budget and the curve's smaller budgets — the attack at a budget keeps the strongest plan
+of its curve up to it —, the defense chain, the seed) together with the package version,
+a digest of the package's source code and the code version of every user callable the
+run uses
 (:mod:`~pluralguard.eval.provenance`: a plugin's source or declared version), so a store
 never serves results computed by other code, and editing a plugin invalidates exactly
 its runs. A finished run is appended to ``runs.jsonl`` (:mod:`~pluralguard.eval.store`:
@@ -56,8 +58,9 @@ naming the grid points. Failed runs are not "finished": a rerun computes them ag
 **Executors.** ``local`` runs batches in joblib worker processes (``jobs`` of them);
 ``dask`` submits the same batches to a ``distributed`` scheduler (``scheduler`` address)
 or to a ``LocalCluster`` of ``jobs`` single-threaded worker processes. Batches group
-runs of one (dataset, mechanism, defense), at most ``batch_size`` each, so a worker
-reuses the clean runs (a per-worker :class:`RunCache`, renewed for every
+runs of one (dataset, mechanism, defense), at most ``batch_size`` each, every security
+curve whole and in ascending budget, so a worker reuses the clean runs and the plans of
+a curve's smaller budgets (a per-worker :class:`RunCache`, renewed for every
 :func:`run_suite` call so that long-lived workers never serve stale runs). Every task
 carries the suite's plugins (:attr:`Suite.plugins
 <pluralguard.eval.suite.Suite.plugins>`: its ``plugins`` key and ``--plugin``), which
@@ -194,7 +197,8 @@ def run_point(point: GridPoint, cache: RunCache) -> dict[str, Any]:
     try:
         res = run_scenario(point.dataset.population, point.mechanism.mechanism,
                            point.attack.build(), point.defense.build(), budget=point.budget,
-                           seed=point.seed, cache=cache, labels=point.identity)
+                           seed=point.seed, cache=cache, labels=point.identity,
+                           budget_path=point.budget_path)
     except NotApplicable as err:
         return {"skipped": str(err)}
     except Exception as err:
@@ -281,12 +285,25 @@ def _execute(tasks: list[_Task], jobs: int, client: Any) -> Iterator[tuple[bool,
 
 def _batches(pending: dict[str, GridPoint], size: int, session: str,
              refs: tuple[plugins.PluginRef, ...]) -> list[_Task]:
-    groups: dict[tuple[str, str, str], list[tuple[str, GridPoint]]] = {}
+    """Tasks of at most ``size`` runs of one (dataset, mechanism, defense), each security
+    curve whole and in ascending budget (a curve longer than ``size`` is a task of its
+    own), so a worker plans each budget of a curve once (``RunCache.plan``)."""
+    curves: dict[tuple, list[tuple[str, GridPoint]]] = {}
     for key, p in pending.items():
-        groups.setdefault((p.dataset.label, p.mechanism.label, p.defense.label), []).append(
-            (key, p))
-    return [_Task(session, tuple(g[i:i + size]), plugins=refs)
-            for g in groups.values() for i in range(0, len(g), size)]
+        curves.setdefault(p.curve, []).append((key, p))
+    groups: dict[tuple[str, str, str], list[list[tuple[str, GridPoint]]]] = {}
+    for curve, points in curves.items():
+        groups.setdefault(curve[:3], []).append(sorted(points, key=lambda kp: kp[1].budget))
+    tasks = []
+    for group in groups.values():
+        batch: list[tuple[str, GridPoint]] = []
+        for points in group:
+            if batch and len(batch) + len(points) > size:
+                tasks.append(_Task(session, tuple(batch), plugins=refs))
+                batch = []
+            batch.extend(points)
+        tasks.append(_Task(session, tuple(batch), plugins=refs))
+    return tasks
 
 
 def _sanity_tasks(grid: list[GridPoint], keys: list[str], session: str,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from pluralguard.attacks import (
     exhaustive_search,
     is_small,
     make_attack,
+    strongest,
 )
 from pluralguard.core.draws import Draws
 from pluralguard.core.errors import InputError
@@ -41,6 +42,7 @@ from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.params import (
     Boolean,
+    Each,
     Instance,
     Integer,
     Options,
@@ -64,8 +66,9 @@ SPREAD = ("utility_loss_mean", "utility_loss_p90", "attacker_gain", "capture",
 
 
 class RunCache:
-    """Content-addressed cache of mechanism runs (hook-free runs only), LRU-bounded,
-    and of the attack-query sessions opened on a population (:meth:`session`)."""
+    """Content-addressed cache of mechanism runs (hook-free runs only), LRU-bounded, of
+    the attack-query sessions opened on a population (:meth:`session`) and of the
+    plans of the budgets of a security curve (:meth:`plan`)."""
 
     #: Sessions kept: the runs of one dataset × mechanism × defense (every attack and
     #: budget of a suite) query the same clean population. One session on
@@ -73,10 +76,14 @@ class RunCache:
     #: by 300 MB, and a randomized defense's planning draws are not kept).
     SESSIONS_KEPT = 2
 
+    #: Plans kept: the budgets of the curves a worker runs one after the other.
+    PLANS_KEPT = 8
+
     def __init__(self, size: int = 64) -> None:
         self.size = size
         self._store: OrderedDict[str, Outcome] = OrderedDict()
         self._sessions: OrderedDict[str, Callable[[Population], Outcome]] = OrderedDict()
+        self._plans: OrderedDict[str, AttackPlan] = OrderedDict()
         self.hits = 0
 
     def run(self, mechanism: Mechanism, declared: Population,
@@ -110,6 +117,18 @@ class RunCache:
                 self._sessions.popitem(last=False)
         self._sessions.move_to_end(key)
         return self._sessions[key]
+
+    def plan(self, key: str, make: Callable[[], AttackPlan]) -> AttackPlan:
+        """The plan stored under ``key`` (what it is computed from, in full), else
+        ``make()``, stored. Plans are deterministic functions of their key, so a hit
+        changes no result: it saves planning a curve's smaller budgets again at each
+        larger one (:func:`run_scenario`'s ``budget_path``)."""
+        if key not in self._plans:
+            self._plans[key] = make()
+            if len(self._plans) > self.PLANS_KEPT:
+                self._plans.popitem(last=False)
+        self._plans.move_to_end(key)
+        return self._plans[key]
 
     def get(self, mechanism: Mechanism, declared: Population) -> Outcome | None:
         """The cached outcome of a hook-free run, or None (never runs anything)."""
@@ -247,6 +266,22 @@ def _draw_seed(seed: int, role: str, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), stream, index]).generate_state(1)[0])
 
 
+def _strongest_plan(recipe: Attack, truth: Population, facing: Mechanism, budget: float,
+                    budget_path: Sequence[float], seed: int, cache: RunCache, against: str
+                    ) -> tuple[AttackPlan, float, int]:
+    """The attack at ``budget``: the :func:`~pluralguard.attacks.strongest` of its plans
+    at ``budget`` and at the budgets of ``budget_path`` below it (an attacker may spend
+    less than allowed), the budget that plan was made at, and the queries all of them
+    made. ``against`` names what ``facing`` is, for the cache key (with the recipe, the
+    truth and the seed, everything a plan is computed from)."""
+    budgets = [*sorted({float(b) for b in budget_path if b < budget}), float(budget)]
+    key = f"{truth.fingerprint()}\x00{against}\x00{recipe!r}\x00{seed}"
+    plans = [cache.plan(f"{key}\x00{b!r}", lambda b=b: recipe.plan(truth, facing, b, seed))
+             for b in budgets]
+    best = strongest(plans)
+    return plans[best], budgets[best], sum(int(p.queries) for p in plans)
+
+
 def _metrics(truth: Population, clean_u: Outcome, clean_d: Outcome, attacked: Outcome,
              plan: AttackPlan | None, kind: str) -> dict[str, float]:
     """The metrics of one attacked outcome against the clean (defended) one."""
@@ -349,6 +384,7 @@ def _over_draws(rows: list[dict[str, float]]) -> dict[str, float]:
                               "{'dataset': 'mine'}")),
     "draws": OrNone(Integer(1, sample=8)),
     "exhaustive": OrNone(Boolean()),
+    "budget_path": Each(Real(0, inf=True, sample=0.05)),
 })
 def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapping,
                  attack: Attack | str | Mapping | None = None,
@@ -357,7 +393,8 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
                  detail: bool = False, utility: str | None = None,
                  cache: RunCache | None = None,
                  labels: Mapping[str, str] | None = None,
-                 draws: int | None = None, exhaustive: bool | None = None) -> ScenarioResult:
+                 draws: int | None = None, exhaustive: bool | None = None,
+                 budget_path: Sequence[float] = ()) -> ScenarioResult:
     """Run one scenario and measure it (module doc).
 
     Parameters
@@ -395,6 +432,14 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
         (:func:`~pluralguard.attacks.exhaustive_search`; column
         ``exhaustive_optimum``). Default: when the population is small enough
         (:func:`~pluralguard.attacks.is_small`).
+    budget_path : sequence of float
+        The other budgets of the attack's security curve (a suite passes the attack's
+        ``budgets``). An attacker allowed ``budget`` may spend any smaller one, so the
+        attack also plans at those below ``budget`` and keeps the strongest plan
+        (:func:`~pluralguard.attacks.strongest`): the curve is monotone by
+        construction. Columns ``plan_budget`` (the budget the kept plan was made at)
+        and ``queries`` (summed over the budgets planned at). The plans are cached in
+        ``cache``, so a curve run in ascending budgets plans each budget once.
 
     Returns
     -------
@@ -431,7 +476,9 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
             chain.redraw(_draw_seed(seed, "planning", p))(mech) for p in range(PLAN_DRAWS)])
     else:
         facing = _cached(defended[0], cache)
-    plan = recipe.plan(truth, facing, budget, seed) if recipe else None
+    plan, plan_budget, queries = (_strongest_plan(
+        recipe, truth, facing, budget, budget_path, seed, cache,
+        f"{defended[0].key}\x00{chain!r}\x00{randomized}") if recipe else (None, budget, 0))
     timing["plan"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if plan is None:
@@ -461,7 +508,8 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     per_draw = [_metrics(truth, clean_u, c, a, plan, kind)
                 for c, a in zip(clean_d, attacked, strict=True)]
     row |= _over_draws(per_draw)
-    row["queries"] = int(plan.queries) if plan else 0
+    row["queries"] = queries
+    row["plan_budget"] = float(plan_budget)
     if plan is not None and (exhaustive if exhaustive is not None else
                              is_small(truth, facing, recipe.threat, seed)):
         t0 = time.perf_counter()
@@ -479,7 +527,8 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
     extra: dict[str, Any] = {}
     if undefended and recipe is not None:
         t0 = time.perf_counter()
-        plan_u = recipe.plan(truth, mech, budget, seed)
+        plan_u = _strongest_plan(recipe, truth, mech, budget, budget_path, seed, cache,
+                                 f"{mech.key}\x00undefended")[0]
         att_u = (plan_u.outcome if plan_u.outcome is not None
                  else cache.run(mech, plan_u.declared, plan_u.hook))
         hon_u = np.setdiff1d(np.arange(n), plan_u.attackers)

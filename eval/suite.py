@@ -163,6 +163,19 @@ class GridPoint:
                 "defense": {self.defense.label}, "budget": {self.budget}}
 
     @property
+    def budget_path(self) -> tuple[float, ...]:
+        """The budgets of the attack's security curve below this one: the attack here
+        also plans at them and keeps the strongest plan (``run_scenario``'s
+        ``budget_path``), so the run computes from them too."""
+        return tuple(sorted(b for b in set(self.attack.budgets) if b < self.budget))
+
+    @property
+    def curve(self) -> tuple[str, str, str, str, int]:
+        """The security curve the point is on: its identity without the budget."""
+        return (self.dataset.label, self.mechanism.label, self.defense.label,
+                self.attack.label, self.seed)
+
+    @property
     def content(self) -> str:
         """Canonical text of what the run computes (labels excluded)."""
         return canonical_json({
@@ -170,6 +183,7 @@ class GridPoint:
             "mechanism": self.mechanism.mechanism.key,
             "attack": [self.attack.name, self.attack.params],
             "budget": self.budget,
+            "budget_path": list(self.budget_path),
             "defense": [[n, p] for n, p in self.defense.steps],
             "seed": self.seed})
 
