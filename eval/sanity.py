@@ -102,10 +102,13 @@ CHECKS: dict[str, Check] = {
     "non_monotone": Check(
         "non-monotone in budget",
         "for one dataset, mechanism, attack, defense and seed, a larger budget reached the "
-        "goal less well (goal_measure) than a smaller one",
-        "an attacker with a larger budget may use any smaller one, so the attack missed "
-        "its own better answer at the larger budget; the report's curves show the "
-        "envelope (the best over smaller budgets), the raw rows stay in results.csv"),
+        "goal less well (goal_measure) than a smaller one, beyond a randomized defense's "
+        "sampling margin",
+        "every attack keeps the strongest of its plans at the curve's budgets up to its "
+        "own (column plan_budget), so a dip means the plans were measured on other "
+        "draws than the evaluation's or a recipe's plans at a smaller budget are not "
+        "legal at a larger one; the report's curves show the envelope (the best over "
+        "smaller budgets), the raw rows stay in results.csv"),
     "adaptive_beaten": Check(
         "adaptive search beaten by a fixed recipe",
         f"the adaptive search ({ADAPTIVE}) reached its goal less well (goal_measure) than "
