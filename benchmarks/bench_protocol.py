@@ -56,7 +56,8 @@ def scenario_case(spec: dict) -> dict:
     import time
 
     from pluralguard.core import datasets
-    from pluralguard.eval.scenario import RunCache, run_scenario
+    from pluralguard.eval.run_cache import RunCache
+    from pluralguard.eval.scenario import run_scenario
 
     pop = datasets.load("pve_like")
     mech = {"kind": "agreements", "bounds": BOUNDS, **spec.get("mechanism", {})}

@@ -99,8 +99,9 @@ from . import plugins
 from .estimate import Plan, duration, plan_suite
 from .jsonio import plain, write_json
 from .provenance import run_key
+from .run_cache import RunCache
 from .run_files import write_files
-from .scenario import RunCache, run_scenario
+from .scenario import run_scenario
 from .store import RunStore, directory_lock
 from .suite import GridPoint, Suite
 

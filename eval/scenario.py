@@ -15,10 +15,8 @@ per-agent detail. Everything is seeded: the same arguments give the same row.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +36,6 @@ from pluralguard.core.draws import Draws
 from pluralguard.core.errors import InputError
 from pluralguard.core.geometry import UTILITIES
 from pluralguard.core.mechanism import Mechanism, Outcome
-from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 from pluralguard.core.params import (
     Boolean,
@@ -54,6 +51,7 @@ from pluralguard.defenses import Defense, DefenseChain, make_defense
 
 from . import metrics as M
 from .certify import certificate_columns
+from .run_cache import DEFAULT_CACHE, RunCache, cached
 from .sources import load_source
 
 #: Independent draws of a randomized defense the scenario is evaluated over.
@@ -63,109 +61,6 @@ PLAN_DRAWS = 4
 #: Metrics whose spread over draws a randomized scenario reports.
 SPREAD = ("utility_loss_mean", "utility_loss_p90", "attacker_gain", "capture",
           "goal_measure")
-
-
-class RunCache:
-    """Content-addressed cache of mechanism runs (hook-free runs only), LRU-bounded, of
-    the attack-query sessions opened on a population (:meth:`session`) and of the
-    plans of the budgets of a security curve (:meth:`plan`)."""
-
-    #: Sessions kept: the runs of one dataset × mechanism × defense (every attack and
-    #: budget of a suite) query the same clean population. One session on
-    #: ``pve_like`` holds ~30 MB, so few are kept (joblib restarts a worker that grew
-    #: by 300 MB, and a randomized defense's planning draws are not kept).
-    SESSIONS_KEPT = 2
-
-    #: Plans kept: the budgets of the curves a worker runs one after the other.
-    PLANS_KEPT = 8
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self._store: OrderedDict[str, Outcome] = OrderedDict()
-        self._sessions: OrderedDict[str, Callable[[Population], Outcome]] = OrderedDict()
-        self._plans: OrderedDict[str, AttackPlan] = OrderedDict()
-        self.hits = 0
-
-    def run(self, mechanism: Mechanism, declared: Population,
-            hook: MessageHook | None = None) -> Outcome:
-        if hook is not None:
-            return mechanism(declared, hook=hook)
-        key = self._key(mechanism, declared)
-        if key in self._store:
-            self.hits += 1
-            self._store.move_to_end(key)
-            return self._store[key]
-        out = mechanism(declared)
-        self._store[key] = out
-        if len(self._store) > self.size:
-            self._store.popitem(last=False)
-        return out
-
-    def session(self, mechanism: Mechanism, base: Population
-                ) -> Callable[[Population], Outcome]:
-        """``mechanism.session(base)``, kept for the next attack on the same population.
-
-        A session answers every query exactly like a fresh call of the mechanism,
-        whatever it answered before (:meth:`Mechanism.session`), so sharing it between
-        attacks changes no result; it saves rebuilding the session's state (links,
-        bound and defense state, certificates) once per attack and budget.
-        """
-        key = self._key(mechanism, base)
-        if key not in self._sessions:
-            self._sessions[key] = mechanism.session(base)
-            if len(self._sessions) > self.SESSIONS_KEPT:
-                self._sessions.popitem(last=False)
-        self._sessions.move_to_end(key)
-        return self._sessions[key]
-
-    def plan(self, key: str, make: Callable[[], AttackPlan]) -> AttackPlan:
-        """The plan stored under ``key`` (what it is computed from, in full), else
-        ``make()``, stored. Plans are deterministic functions of their key, so a hit
-        changes no result: it saves planning a curve's smaller budgets again at each
-        larger one (:func:`run_scenario`'s ``budget_path``)."""
-        if key not in self._plans:
-            self._plans[key] = make()
-            if len(self._plans) > self.PLANS_KEPT:
-                self._plans.popitem(last=False)
-        self._plans.move_to_end(key)
-        return self._plans[key]
-
-    def get(self, mechanism: Mechanism, declared: Population) -> Outcome | None:
-        """The cached outcome of a hook-free run, or None (never runs anything)."""
-        out = self._store.get(self._key(mechanism, declared))
-        if out is not None:
-            self.hits += 1
-        return out
-
-    @staticmethod
-    def _key(mechanism: Mechanism, declared: Population) -> str:
-        return hashlib.sha256(f"{mechanism.key}\x00{declared.fingerprint()}".encode()).hexdigest()
-
-
-_DEFAULT_CACHE = RunCache()
-
-
-@dataclass(frozen=True, repr=False)
-class CachedMechanism(Mechanism):
-    """A mechanism that answers hook-free calls already in a :class:`RunCache` from it.
-
-    Handed to the attack in place of the defended mechanism, so that the attack's
-    query of the clean outcome reuses the clean run instead of solving it again.
-    Other queries run and are not stored (an attack's exploratory queries would evict
-    the clean runs). Copies made by ``with_params`` / ``with_transform`` keep the cache.
-    """
-
-    cache: RunCache = field(default_factory=RunCache, compare=False)
-
-    def __call__(self, population: Population, *, hook: MessageHook | None = None
-                 ) -> Outcome:
-        plain = Mechanism(self.kind, self.params, self.transforms)
-        known = self.cache.get(plain, population) if hook is None else None
-        return known if known is not None else plain(population, hook=hook)
-
-    def session(self, base: Population) -> Callable[[Population], Outcome]:
-        """The cache's session of the mechanism on ``base`` (:meth:`RunCache.session`)."""
-        return self.cache.session(Mechanism(self.kind, self.params, self.transforms), base)
 
 
 @dataclass(frozen=True)
@@ -192,14 +87,6 @@ class ScenarioResult:
     plan: AttackPlan | None
     agents: pd.DataFrame | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _cached(mechanism: Mechanism, cache: RunCache) -> Mechanism:
-    """``mechanism`` answering from ``cache`` (:class:`CachedMechanism`); a subclass of
-    Mechanism (a user's own) is handed over as it is."""
-    if type(mechanism) is not Mechanism:
-        return mechanism
-    return CachedMechanism(mechanism.kind, mechanism.params, mechanism.transforms, cache)
 
 
 def make_mechanism(spec: Mechanism | str | Mapping[str, Any]) -> Mechanism:
@@ -451,7 +338,7 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
         A parameter outside its declared constraint (:mod:`pluralguard.core.params`),
         naming it, before anything runs.
     """
-    cache = cache or _DEFAULT_CACHE
+    cache = cache or DEFAULT_CACHE
     truth = _population(population)
     mech = make_mechanism(mechanism)
     chain = make_chain(defense)
@@ -475,7 +362,7 @@ def run_scenario(population: Population | str, mechanism: Mechanism | str | Mapp
         facing: Mechanism = Draws.of([
             chain.redraw(_draw_seed(seed, "planning", p))(mech) for p in range(PLAN_DRAWS)])
     else:
-        facing = _cached(defended[0], cache)
+        facing = cached(defended[0], cache)
     plan, plan_budget, queries = (_strongest_plan(
         recipe, truth, facing, budget, budget_path, seed, cache,
         f"{defended[0].key}\x00{chain!r}\x00{randomized}") if recipe else (None, budget, 0))

@@ -17,8 +17,9 @@ from pluralguard.attacks import AttackContext, AttackPlan, make_attack, stronges
 from pluralguard.attacks.overshoot import Overshoot
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.eval.provenance import run_key
+from pluralguard.eval.run_cache import RunCache
 from pluralguard.eval.runner import _batches
-from pluralguard.eval.scenario import RunCache, run_scenario
+from pluralguard.eval.scenario import run_scenario
 from pluralguard.eval.suite import parse_suite
 from populations import bounded
 

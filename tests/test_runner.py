@@ -330,7 +330,8 @@ def test_sessions_shared_between_runs_change_no_result():
     """A worker's cache hands the same attack-query session to every run on one
     population and mechanism; the rows are those of runs with a cache of their own."""
     from pluralguard.attacks import make_attack
-    from pluralguard.eval.scenario import RunCache, run_scenario
+    from pluralguard.eval.run_cache import RunCache
+    from pluralguard.eval.scenario import run_scenario
     from populations import bounded
 
     pop = bounded(n=40, seed=5)
