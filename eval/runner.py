@@ -96,7 +96,7 @@ from pluralguard.core.params import Boolean, Instance, Integer, Options, OrNone,
 from pluralguard.defenses import DEFENSES
 
 from . import plugins
-from .estimate import Plan, duration, plan_suite
+from .estimate import Plan, calls, duration, plan_suite
 from .jsonio import plain, write_json
 from .provenance import run_key
 from .run_cache import RunCache
@@ -288,7 +288,11 @@ def _batches(pending: dict[str, GridPoint], size: int, session: str,
              refs: tuple[plugins.PluginRef, ...]) -> list[_Task]:
     """Tasks of at most ``size`` runs of one (dataset, mechanism, defense), each security
     curve whole and in ascending budget (a curve longer than ``size`` is a task of its
-    own), so a worker plans each budget of a curve once (``RunCache.plan``)."""
+    own), so a worker plans each budget of a curve once (``RunCache.plan``).
+
+    The tasks come largest first by estimated work (mechanism calls × agents,
+    :func:`~.estimate.calls`): longest-processing-time order, so that no large task is
+    dispatched last while the other workers idle. Order changes no result."""
     curves: dict[tuple, list[tuple[str, GridPoint]]] = {}
     for key, p in pending.items():
         curves.setdefault(p.curve, []).append((key, p))
@@ -304,7 +308,12 @@ def _batches(pending: dict[str, GridPoint], size: int, session: str,
                 batch = []
             batch.extend(points)
         tasks.append(_Task(session, tuple(batch), plugins=refs))
-    return tasks
+    return sorted(tasks, key=_work, reverse=True)
+
+
+def _work(task: _Task) -> float:
+    """A task's estimated work: mechanism calls × agents over its runs."""
+    return sum(calls(p) * p.dataset.population.n for _, p in task.points)
 
 
 def _sanity_tasks(grid: list[GridPoint], keys: list[str], session: str,

@@ -18,7 +18,7 @@ from pluralguard.attacks.overshoot import Overshoot
 from pluralguard.core.mechanism import Mechanism
 from pluralguard.eval.provenance import run_key
 from pluralguard.eval.run_cache import RunCache
-from pluralguard.eval.runner import _batches
+from pluralguard.eval.runner import _batches, _work
 from pluralguard.eval.scenario import run_scenario
 from pluralguard.eval.suite import parse_suite
 from populations import bounded
@@ -95,6 +95,8 @@ def test_tasks_hold_whole_curves_in_ascending_budget(size: int) -> None:
     grid = suite.grid()
     tasks = _batches({run_key(p): p for p in grid}, size, "s", ())
     assert sorted(k for t in tasks for k, _ in t.points) == sorted(run_key(p) for p in grid)
+    work = [_work(t) for t in tasks]
+    assert work == sorted(work, reverse=True)  # largest first
     for task in tasks:
         assert len(task.points) <= max(size, 3)
         curves = [p.curve for _, p in task.points]
