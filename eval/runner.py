@@ -290,25 +290,28 @@ def _batches(pending: dict[str, GridPoint], size: int, session: str,
     curve whole and in ascending budget (a curve longer than ``size`` is a task of its
     own), so a worker plans each budget of a curve once (``RunCache.plan``).
 
-    The tasks come largest first by estimated work (mechanism calls × agents,
-    :func:`~.estimate.calls`): longest-processing-time order, so that no large task is
-    dispatched last while the other workers idle. Order changes no result."""
+    The groups come largest first by estimated work (mechanism calls × agents,
+    :func:`~.estimate.calls`), each group's tasks together (a worker keeps the group's
+    clean runs and session): so that no large group is dispatched last while the
+    other workers idle. Order changes no result."""
     curves: dict[tuple, list[tuple[str, GridPoint]]] = {}
     for key, p in pending.items():
         curves.setdefault(p.curve, []).append((key, p))
     groups: dict[tuple[str, str, str], list[list[tuple[str, GridPoint]]]] = {}
     for curve, points in curves.items():
         groups.setdefault(curve[:3], []).append(sorted(points, key=lambda kp: kp[1].budget))
-    tasks = []
+    batched = []
     for group in groups.values():
-        batch: list[tuple[str, GridPoint]] = []
+        tasks, batch = [], []
         for points in group:
             if batch and len(batch) + len(points) > size:
                 tasks.append(_Task(session, tuple(batch), plugins=refs))
                 batch = []
             batch.extend(points)
         tasks.append(_Task(session, tuple(batch), plugins=refs))
-    return sorted(tasks, key=_work, reverse=True)
+        batched.append(tasks)
+    batched.sort(key=lambda tasks: sum(map(_work, tasks)), reverse=True)
+    return [task for tasks in batched for task in tasks]
 
 
 def _work(task: _Task) -> float:

@@ -81,7 +81,7 @@ def test_every_curve_is_monotone_in_its_goal(seed: int, name: str) -> None:
 SUITE = """
 name = "curves"
 seeds = [0, 1]
-datasets = ["evs2017"]
+datasets = ["evs2017", "pve_like"]
 mechanisms = ["consensus"]
 defenses = ["none", "bound_floor"]
 attacks = [{name = "overshoot", budgets = [0.3, 0.05, 0.1]},
@@ -95,8 +95,13 @@ def test_tasks_hold_whole_curves_in_ascending_budget(size: int) -> None:
     grid = suite.grid()
     tasks = _batches({run_key(p): p for p in grid}, size, "s", ())
     assert sorted(k for t in tasks for k, _ in t.points) == sorted(run_key(p) for p in grid)
-    work = [_work(t) for t in tasks]
-    assert work == sorted(work, reverse=True)  # largest first
+    groups = [t.points[0][1].curve[:3] for t in tasks]
+    assert all(g == p.curve[:3] for t, g in zip(tasks, groups, strict=True) for _, p in t.points)
+    order = list(dict.fromkeys(groups))  # each group's tasks together, largest group first
+    assert groups == sorted(groups, key=order.index)
+    work = [sum(_work(t) for t, g in zip(tasks, groups, strict=True) if g == o) for o in order]
+    assert work == sorted(work, reverse=True)
+    assert order[0][0] == "pve_like"  # the larger population first, unlike grid order
     for task in tasks:
         assert len(task.points) <= max(size, 3)
         curves = [p.curve for _, p in task.points]
