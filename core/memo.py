@@ -2,11 +2,13 @@
 
 Attack queries re-solve populations that differ from each other in a few rows, so the
 same pieces — a group's geometric median, a block's largest eigenvalue, a population's
-sorted pairwise distances — come back again and again. :class:`BoundedMemo` keeps the
-most recently used results of one such computation, keyed by :func:`content_key`, and
-drops the least recently used beyond its size, so memory stays bounded whatever a
-session asks. Only pure functions of the key's content may be memoised: a hit returns
-what a fresh computation would.
+sorted pairwise distances — come back again and again, and a suite's worker meets the
+same clean runs, sessions and plans at every budget (``eval/run_cache.py``).
+:class:`BoundedMemo` keeps the most recently used results of one such computation,
+keyed by :func:`content_key` (or by what else names the inputs in full), and drops the
+least recently used beyond its size, so memory stays bounded whatever a session asks.
+Only pure functions of the key's content may be memoised: a hit returns what a fresh
+computation would.
 """
 
 from __future__ import annotations
@@ -48,3 +50,10 @@ class BoundedMemo(Generic[T]):
         if len(self._store) > self.size:
             self._store.popitem(last=False)
         return value
+
+    def peek(self, key: Hashable) -> T | None:
+        """The stored result for ``key``, or None (never computes; recency unchanged)."""
+        return self._store.get(key)
+
+    def __len__(self) -> int:
+        return len(self._store)

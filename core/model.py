@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .memo import BoundedMemo
 from .numbers import real_array
 
 #: Numerical slack when validating X ∈ [−1, 1] and W ∈ Δ^m (rounding in source data).
@@ -102,14 +102,13 @@ def _check_finite(name: str, arr: np.ndarray, allow_inf: bool = False) -> None:
 #: Name tuples already checked, by identity (each kept alive here, so its id is not
 #: reused): a population copied with new declarations — an attacker's every query —
 #: hands its names on unchanged, and checking 40,000 names costs ~7 ms each time.
-_CHECKED_NAMES: OrderedDict[int, tuple[str, ...]] = OrderedDict()
-_CHECKED_KEPT = 64
+_CHECKED_NAMES: BoundedMemo[tuple[str, ...]] = BoundedMemo(64)
 
 
 def _names(name: str, value: Sequence[str] | None, length: int, prefix: str) -> tuple[str, ...]:
     if value is None:
         return tuple(f"{prefix}{i}" for i in range(length))
-    if _CHECKED_NAMES.get(id(value)) is value and len(value) == length:
+    if _CHECKED_NAMES.peek(id(value)) is value and len(value) == length:
         return value  # type: ignore[return-value]
     fix = f"give a sequence of {length} unique, non-empty names (text)"
     if isinstance(value, str | bytes | Set | Mapping) or not isinstance(value, Iterable):
@@ -127,10 +126,7 @@ def _names(name: str, value: Sequence[str] | None, length: int, prefix: str) -> 
     if len(set(names)) != len(names):
         dup = next(v for v in names if names.count(v) > 1)
         raise InputError(name, f"name {dup!r} appears more than once", "make the names unique")
-    _CHECKED_NAMES[id(names)] = names
-    if len(_CHECKED_NAMES) > _CHECKED_KEPT:
-        _CHECKED_NAMES.popitem(last=False)
-    return names
+    return _CHECKED_NAMES.get(id(names), lambda: names)
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:

@@ -11,21 +11,24 @@ a curve's plans by its larger budgets (:func:`~pluralguard.eval.scenario.run_sce
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections import OrderedDict
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pluralguard.attacks import AttackPlan
+from pluralguard.attacks import Attack, AttackPlan
 from pluralguard.core.mechanism import Mechanism, Outcome
+from pluralguard.core.memo import BoundedMemo
 from pluralguard.core.message_passing import MessageHook
 from pluralguard.core.model import Population
 
 
 class RunCache:
-    """Content-addressed cache of mechanism runs (hook-free runs only), LRU-bounded, of
-    the attack-query sessions opened on a population (:meth:`session`) and of the
-    plans of the budgets of a security curve (:meth:`plan`)."""
+    """Content-addressed cache of mechanism runs (hook-free runs only), of the
+    attack-query sessions opened on a population (:meth:`session`) and of the plans of
+    the budgets of a security curve (:meth:`plan`), each a
+    :class:`~pluralguard.core.memo.BoundedMemo` (least recently used dropped)."""
 
     #: Sessions kept: the runs of one dataset × mechanism × defense (every attack and
     #: budget of a suite) query the same clean population. One session on
@@ -37,26 +40,17 @@ class RunCache:
     PLANS_KEPT = 8
 
     def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self._store: OrderedDict[str, Outcome] = OrderedDict()
-        self._sessions: OrderedDict[str, Callable[[Population], Outcome]] = OrderedDict()
-        self._plans: OrderedDict[str, AttackPlan] = OrderedDict()
-        self.hits = 0
+        self._runs: BoundedMemo[Outcome] = BoundedMemo(size)
+        self._sessions: BoundedMemo[Callable[[Population], Outcome]] = BoundedMemo(
+            self.SESSIONS_KEPT)
+        self._plans: BoundedMemo[AttackPlan] = BoundedMemo(self.PLANS_KEPT)
 
     def run(self, mechanism: Mechanism, declared: Population,
             hook: MessageHook | None = None) -> Outcome:
+        """``mechanism(declared, hook=hook)``, from the cache when hook-free."""
         if hook is not None:
             return mechanism(declared, hook=hook)
-        key = self._key(mechanism, declared)
-        if key in self._store:
-            self.hits += 1
-            self._store.move_to_end(key)
-            return self._store[key]
-        out = mechanism(declared)
-        self._store[key] = out
-        if len(self._store) > self.size:
-            self._store.popitem(last=False)
-        return out
+        return self._runs.get(self._key(mechanism, declared), lambda: mechanism(declared))
 
     def session(self, mechanism: Mechanism, base: Population
                 ) -> Callable[[Population], Outcome]:
@@ -67,32 +61,31 @@ class RunCache:
         attacks changes no result; it saves rebuilding the session's state (links,
         bound and defense state, certificates) once per attack and budget.
         """
-        key = self._key(mechanism, base)
-        if key not in self._sessions:
-            self._sessions[key] = mechanism.session(base)
-            if len(self._sessions) > self.SESSIONS_KEPT:
-                self._sessions.popitem(last=False)
-        self._sessions.move_to_end(key)
-        return self._sessions[key]
+        return self._sessions.get(self._key(mechanism, base),
+                                  lambda: mechanism.session(base))
 
-    def plan(self, key: str, make: Callable[[], AttackPlan]) -> AttackPlan:
-        """The plan stored under ``key`` (what it is computed from, in full), else
-        ``make()``, stored. Plans are deterministic functions of their key, so a hit
-        changes no result: it saves planning a curve's smaller budgets again at each
-        larger one (:func:`run_scenario`'s ``budget_path``)."""
-        if key not in self._plans:
-            self._plans[key] = make()
-            if len(self._plans) > self.PLANS_KEPT:
-                self._plans.popitem(last=False)
-        self._plans.move_to_end(key)
-        return self._plans[key]
+    def plan(self, recipe: Attack, truth: Population, against: str, seed: int,
+             budget: float, make: Callable[[], AttackPlan]) -> AttackPlan:
+        """The plan of ``recipe`` on ``truth`` against the mechanism ``against`` names,
+        at ``seed`` and ``budget``: stored, else ``make()``, stored. A plan is a
+        deterministic function of these, so a hit changes no result: it saves planning
+        a curve's smaller budgets again at each larger one (:func:`run_scenario`'s
+        ``budget_path``).
+
+        The recipe enters the key as its class (so a class redefined in a notebook
+        misses) and the pickled values of all its fields (a field left out of its
+        ``repr`` still counts); a recipe whose fields cannot be pickled is not cached.
+        """
+        try:
+            fields = hashlib.sha256(pickle.dumps(dataclasses.astuple(recipe))).digest()
+        except (TypeError, AttributeError, pickle.PicklingError):
+            return make()
+        key = (type(recipe), fields, truth.fingerprint(), against, seed, float(budget))
+        return self._plans.get(key, make)
 
     def get(self, mechanism: Mechanism, declared: Population) -> Outcome | None:
         """The cached outcome of a hook-free run, or None (never runs anything)."""
-        out = self._store.get(self._key(mechanism, declared))
-        if out is not None:
-            self.hits += 1
-        return out
+        return self._runs.peek(self._key(mechanism, declared))
 
     @staticmethod
     def _key(mechanism: Mechanism, declared: Population) -> str:

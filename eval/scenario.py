@@ -159,12 +159,10 @@ def _strongest_plan(recipe: Attack, truth: Population, facing: Mechanism, budget
     """The attack at ``budget``: the :func:`~pluralguard.attacks.strongest` of its plans
     at ``budget`` and at the budgets of ``budget_path`` below it (an attacker may spend
     less than allowed), the budget that plan was made at, and the queries all of them
-    made. ``against`` names what ``facing`` is, for the cache key (with the recipe, the
-    truth and the seed, everything a plan is computed from)."""
+    made. ``against`` names what ``facing`` is, for the cache key (:meth:`RunCache.plan`)."""
     budgets = [*sorted({float(b) for b in budget_path if b < budget}), float(budget)]
-    key = f"{truth.fingerprint()}\x00{against}\x00{recipe!r}\x00{seed}"
-    plans = [cache.plan(f"{key}\x00{b!r}", lambda b=b: recipe.plan(truth, facing, b, seed))
-             for b in budgets]
+    plans = [cache.plan(recipe, truth, against, seed, b,
+                        lambda b=b: recipe.plan(truth, facing, b, seed)) for b in budgets]
     best = strongest(plans)
     return plans[best], budgets[best], sum(int(p.queries) for p in plans)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pytest
 from hypothesis import given, settings
@@ -40,6 +40,29 @@ def test_a_falling_recipe_keeps_its_smaller_budgets_plan():
     assert raw[0].goal_value > 1e-3 and raw[1].goal_value == 0.0  # the raw curve falls
     curve = Timid().curve(pop, MECHANISM, budgets=[0.3, 0.1])
     assert [p.goal_value for p in curve] == [raw[0].goal_value, raw[0].goal_value]
+
+
+@dataclass(frozen=True)
+class Hidden(Timid):
+    """A recipe with a field its ``repr`` leaves out."""
+
+    secret: float = field(default=0.0, repr=False)
+
+
+def test_a_plan_is_cached_by_every_field_and_the_class_of_its_recipe():
+    pop = bounded(n=30, seed=1)
+    plan = Timid().plan(pop, MECHANISM, 0.1)
+    cache, made = RunCache(), []
+
+    def plan_of(recipe, tag):
+        return cache.plan(recipe, pop, "m", 0, 0.1, lambda: made.append(tag) or plan)
+
+    assert repr(Hidden(secret=1.0)) == repr(Hidden(secret=2.0))
+    plan_of(Hidden(secret=1.0), 1)
+    plan_of(Hidden(secret=2.0), 2)
+    plan_of(Hidden(secret=1.0), 3)
+    plan_of(type("Hidden", (Hidden,), {"__module__": __name__})(secret=1.0), 4)
+    assert made == [1, 2, 4]
 
 
 def test_strongest_breaks_ties_toward_the_larger_budget_and_never_prefers_the_unmeasured():
